@@ -1,0 +1,29 @@
+//! The ingest Lambda: `POST /api/events` from API Gateway.
+
+use lambda_http::{Body, Error, Request, service_fn};
+use std::sync::Arc;
+use webhooks::api::{ApiRequest, IngestHandler};
+use webhooks::aws::Deployment;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    webhooks::telemetry::init();
+    let deployment = Deployment::from_env().await?;
+    let handler = Arc::new(IngestHandler::new(
+        deployment.store,
+        deployment.queue,
+        deployment.tokens,
+        deployment.settings.retention,
+    ));
+    lambda_http::run(service_fn(move |req: Request| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let response = handler
+                .handle(ApiRequest::from_parts(parts, body.to_vec().into()))
+                .await;
+            Ok::<_, Error>(response.into_http().map(|b| Body::Binary(b.to_vec())))
+        }
+    }))
+    .await
+}

@@ -1,0 +1,43 @@
+//! The sender Lambda: SQS batches of delivery jobs, with partial batch failures reported.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use webhooks::aws::Deployment;
+use webhooks::net::client::DeliveryClient;
+use webhooks::ports::QueueMessage;
+use webhooks::sender::Sender;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    webhooks::telemetry::init();
+    let deployment = Deployment::from_env().await?;
+    let settings = deployment.settings;
+    let sender = Sender::new(
+        deployment.store,
+        deployment.queue,
+        DeliveryClient::new(settings.address_policy, settings.timeouts),
+        settings.retry_schedule,
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let sender = sender.clone();
+        async move {
+            let messages: Vec<QueueMessage> = event
+                .payload
+                .records
+                .into_iter()
+                .filter_map(|r| {
+                    Some(QueueMessage {
+                        id: r.message_id?,
+                        body: r.body.unwrap_or_default(),
+                    })
+                })
+                .collect();
+            let mut response = SqsBatchResponse::default();
+            for id in sender.process_batch(&messages).await {
+                response.add_failure(id);
+            }
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,398 @@
+//! The DynamoDB store. Hooks table: the hook item (`sk = HOOK`) plus one subscription item
+//! per event (`sk = SUB#<event>`, indexed by `subEvent` in `by-event`), written in one
+//! transaction. Deliveries table: one item per delivery keyed by hook and time-sortable id.
+
+use crate::catalog::EventName;
+use crate::delivery::{Delivery, DeliveryId};
+use crate::hook::{Hook, HookId};
+use crate::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, WriteRequest,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const SUBSCRIPTION_INDEX: &str = "by-event";
+const HOOK_SK: &str = "HOOK";
+const SUB_PREFIX: &str = "SUB#";
+const MAX_LISTED_DELIVERIES: usize = 10_000;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    hooks_table: String,
+    deliveries_table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, hooks_table: String, deliveries_table: String) -> Self {
+        Self {
+            client,
+            hooks_table,
+            deliveries_table,
+        }
+    }
+
+    fn hook_put(&self, hook: &Hook) -> Result<Put, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(hook).map_err(corrupt)?;
+        item.insert("pk".into(), s(hook.id.as_str()));
+        item.insert("sk".into(), s(HOOK_SK));
+        Put::builder()
+            .table_name(&self.hooks_table)
+            .set_item(Some(item))
+            .build()
+            .map_err(unavailable)
+    }
+
+    fn sub_put(&self, hook: &Hook, event: EventName) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.hooks_table)
+            .item("pk", s(hook.id.as_str()))
+            .item("sk", s(&format!("{SUB_PREFIX}{event}")))
+            .item("subEvent", s(event.as_str()))
+            .item("enabled", AttributeValue::Bool(hook.enabled))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn sub_delete(&self, hook: &HookId, event: EventName) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.hooks_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&format!("{SUB_PREFIX}{event}")))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let service = e.as_service_error();
+                if service.is_some_and(|se| se.is_transaction_canceled_exception()) {
+                    let message = service.and_then(|se| se.message()).unwrap_or_default();
+                    if message.contains("ConditionalCheckFailed") {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                Err(unavailable(e))
+            }
+        }
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn is_conditional_failure<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
+        let put = self.hook_put(hook)?;
+        let put = Put::builder()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for e in &hook.events {
+            items.push(self.sub_put(hook, *e)?);
+        }
+        self.transact(items).await.map_err(|e| match e {
+            StoreError::Conflict => StoreError::AlreadyExists,
+            other => other,
+        })
+    }
+
+    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.hooks_table)
+            .key("pk", s(id.as_str()))
+            .key("sk", s(HOOK_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
+        let mut hooks = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.hooks_table)
+                .filter_expression("sk = :hook")
+                .expression_attribute_values(":hook", s(HOOK_SK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                hooks.push(serde_dynamo::from_item::<_, Hook>(item).map_err(corrupt)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(hooks)
+    }
+
+    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
+        let put = self.hook_put(next)?;
+        let put = Put::builder()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .condition_expression("updatedAt = :prev")
+            .expression_attribute_values(":prev", n(previous.updated_at))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for e in previous.events.iter().filter(|e| !next.events.contains(e)) {
+            items.push(self.sub_delete(&previous.id, *e)?);
+        }
+        for e in &next.events {
+            items.push(self.sub_put(next, *e)?);
+        }
+        self.transact(items).await
+    }
+
+    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.hooks_table)
+            .key("pk", s(hook.id.as_str()))
+            .key("sk", s(HOOK_SK))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        for e in &hook.events {
+            items.push(self.sub_delete(&hook.id, *e)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.hooks_table)
+                .index_name(SUBSCRIPTION_INDEX)
+                .key_condition_expression("subEvent = :e")
+                .filter_expression("enabled = :t")
+                .expression_attribute_values(":e", s(event.as_str()))
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                    ids.push(HookId::parse(pk).map_err(corrupt)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for chunk in deliveries.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
+                item.insert("pk".into(), s(d.hook_id.as_str()));
+                item.insert("sk".into(), s(&d.id.to_string()));
+                item.insert("attemptCount".into(), n(d.attempt_count().into()));
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(unavailable)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = requests;
+            for round in 0..5u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.deliveries_table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.deliveries_table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{} delivery records were not written",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
+        let mut set = vec!["#status = :status"];
+        let mut remove = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(record.hook_id.as_str()))
+            .key("sk", s(&record.delivery_id.to_string()))
+            .condition_expression("#status = :pending AND attemptCount = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":pending", s("Pending"))
+            .expression_attribute_values(":expected", n(record.expected_attempts.into()));
+        if let Some(attempt) = &record.attempt {
+            let value = serde_dynamo::to_attribute_value(attempt).map_err(corrupt)?;
+            set.push("attempts = list_append(attempts, :attempt)");
+            set.push("attemptCount = :count");
+            update = update
+                .expression_attribute_values(":attempt", AttributeValue::L(vec![value]))
+                .expression_attribute_values(":count", n(i64::from(record.expected_attempts) + 1));
+        }
+        match record.next_attempt_at {
+            Some(at) => {
+                set.push("nextAttemptAt = :next");
+                update = update.expression_attribute_values(":next", n(at));
+            }
+            None => remove.push("nextAttemptAt"),
+        }
+        match &record.reason {
+            Some(reason) => {
+                set.push("reason = :reason");
+                update = update.expression_attribute_values(":reason", s(reason));
+            }
+            None => remove.push("reason"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        match update.update_expression(expression).send().await {
+            Ok(_) => Ok(RecordOutcome::Recorded),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                Ok(RecordOutcome::AlreadyRecorded)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn list_deliveries(
+        &self,
+        hook: &HookId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut out_items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.deliveries_table)
+                .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":h", s(hook.as_str()))
+                .expression_attribute_values(
+                    ":from",
+                    s(&DeliveryId::lowest_at(from_ms).to_string()),
+                )
+                .expression_attribute_values(":to", s(&DeliveryId::highest_at(to_ms).to_string()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                out_items.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && out_items.len() < MAX_LISTED_DELIVERIES => {
+                    start = Some(k)
+                }
+                _ => break,
+            }
+        }
+        Ok(out_items)
+    }
+}

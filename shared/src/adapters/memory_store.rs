@@ -1,0 +1,244 @@
+//! The embedded store: everything in memory, optionally snapshotted to a directory so the
+//! local dev server keeps hooks and deliveries across restarts. Same contract as DynamoDB.
+
+use crate::catalog::EventName;
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::hook::{Hook, HookId};
+use crate::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const SNAPSHOT: &str = "store.json";
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    hooks: BTreeMap<HookId, Hook>,
+    /// Per hook, deliveries by id (ids sort by creation time).
+    deliveries: BTreeMap<HookId, BTreeMap<DeliveryId, Delivery>>,
+}
+
+pub struct MemoryStore {
+    state: Mutex<State>,
+    snapshot: Option<Snapshot>,
+}
+
+struct Snapshot {
+    path: PathBuf,
+    changed: Arc<Notify>,
+}
+
+impl MemoryStore {
+    /// A store that lives and dies with the process.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            snapshot: None,
+        })
+    }
+
+    /// A store persisted under `dir`: loaded now, written shortly after every change.
+    pub async fn open(dir: &Path) -> std::io::Result<Arc<Self>> {
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(SNAPSHOT);
+        let state = match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a valid snapshot: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        let changed = Arc::new(Notify::new());
+        let store = Arc::new(Self {
+            state: Mutex::new(state),
+            snapshot: Some(Snapshot {
+                path,
+                changed: changed.clone(),
+            }),
+        });
+        let weak = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(Duration::from_secs(5), changed.notified()).await;
+                tokio::time::sleep(FLUSH_EVERY).await;
+                let Some(store) = weak.upgrade() else { break };
+                if let Err(e) = store.flush().await {
+                    tracing::error!(error = %e, "could not write the store snapshot");
+                }
+            }
+        });
+        Ok(store)
+    }
+
+    /// Writes the snapshot now (atomically, by rename).
+    pub async fn flush(&self) -> std::io::Result<()> {
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(());
+        };
+        let bytes = {
+            let mut state = self.lock();
+            let now_s = crate::clock::now_ms() / 1000;
+            for deliveries in state.deliveries.values_mut() {
+                deliveries.retain(|_, d| d.expires_at > now_s);
+            }
+            serde_json::to_vec(&*state).map_err(std::io::Error::other)?
+        };
+        let tmp = snapshot.path.with_extension("json.tmp");
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::rename(&tmp, &snapshot.path).await
+    }
+
+    /// Jobs for every pending delivery: re-queues work after a restart.
+    pub fn pending_jobs(&self, now_ms: i64) -> Vec<Job> {
+        self.lock()
+            .deliveries
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .map(|d| Job {
+                hook_id: d.hook_id.clone(),
+                delivery_id: d.id.clone(),
+                attempt: d.attempt_count() + 1,
+                due_at: d.next_attempt_at.unwrap_or(now_ms),
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        if let Some(s) = &self.snapshot {
+            s.changed.notify_one();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            if state.hooks.contains_key(&hook.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            state.hooks.insert(hook.id.clone(), hook.clone());
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        Ok(self.lock().hooks.get(id).cloned())
+    }
+
+    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
+        Ok(self.lock().hooks.values().cloned().collect())
+    }
+
+    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            match state.hooks.get_mut(&previous.id) {
+                Some(current) if current == previous => *current = next.clone(),
+                _ => return Err(StoreError::Conflict),
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
+        let existed = self.lock().hooks.remove(&hook.id).is_some();
+        self.changed();
+        Ok(existed)
+    }
+
+    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+        Ok(self
+            .lock()
+            .hooks
+            .values()
+            .filter(|h| h.enabled && h.events.contains(&event))
+            .map(|h| h.id.clone())
+            .collect())
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            for d in deliveries {
+                state
+                    .deliveries
+                    .entry(d.hook_id.clone())
+                    .or_default()
+                    .insert(d.id.clone(), d.clone());
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn get_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        Ok(self
+            .lock()
+            .deliveries
+            .get(hook)
+            .and_then(|m| m.get(id))
+            .cloned())
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
+        {
+            let mut state = self.lock();
+            let Some(d) = state
+                .deliveries
+                .get_mut(&record.hook_id)
+                .and_then(|m| m.get_mut(&record.delivery_id))
+            else {
+                return Ok(RecordOutcome::AlreadyRecorded);
+            };
+            if d.status != DeliveryStatus::Pending || d.attempt_count() != record.expected_attempts
+            {
+                return Ok(RecordOutcome::AlreadyRecorded);
+            }
+            d.attempts.extend(record.attempt.clone());
+            d.status = record.status;
+            d.next_attempt_at = record.next_attempt_at;
+            d.reason = record.reason.clone();
+        }
+        self.changed();
+        Ok(RecordOutcome::Recorded)
+    }
+
+    async fn list_deliveries(
+        &self,
+        hook: &HookId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let state = self.lock();
+        let Some(m) = state.deliveries.get(hook) else {
+            return Ok(Vec::new());
+        };
+        Ok(
+            m.range(DeliveryId::lowest_at(from_ms)..=DeliveryId::highest_at(to_ms))
+                .rev()
+                .map(|(_, d)| d.clone())
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,189 @@
+//! The SQS job queue: SendMessageBatch in tens, failed entries retried, delays capped at
+//! SQS's 900 s (the sender re-enqueues jobs that arrive before their due time).
+
+use crate::clock::now_ms;
+use crate::delivery::Job;
+use crate::ports::{JobQueue, QueueError, QueueMessage};
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use std::time::Duration;
+
+/// SQS's longest `DelaySeconds`.
+pub const MAX_DELAY_SECS: i64 = 900;
+const SEND_ROUNDS: u32 = 4;
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+/// A message received by [`SqsQueue::receive`], with what it takes to delete it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub message: QueueMessage,
+    pub receipt_handle: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Long-polls for up to `max` messages (what Lambda's event source mapping does).
+    pub async fn receive(
+        &self,
+        max: i32,
+        wait_secs: i32,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_secs)
+            .send()
+            .await
+            .map_err(|e| not_accepted(0, 0, e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                Some(ReceivedMessage {
+                    message: QueueMessage {
+                        id: m.message_id?,
+                        body: m.body.unwrap_or_default(),
+                    },
+                    receipt_handle: m.receipt_handle?,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes (acknowledges) messages by receipt handle.
+    pub async fn delete(&self, receipt_handles: &[String]) -> Result<(), QueueError> {
+        for chunk in receipt_handles.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| not_accepted(chunk.len(), receipt_handles.len(), e))?;
+            if !out.failed.is_empty() {
+                return Err(QueueError::NotAccepted {
+                    failed: out.failed.len(),
+                    total: receipt_handles.len(),
+                    reason: "delete failed".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_accepted(failed: usize, total: usize, e: impl std::error::Error) -> QueueError {
+    QueueError::NotAccepted {
+        failed,
+        total,
+        reason: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Seconds to hide a job for so it arrives at (or, past the cap, before) its due time.
+pub fn delay_secs(due_at_ms: i64, now_ms: i64) -> i32 {
+    let ms = (due_at_ms - now_ms).max(0);
+    ((ms + 999) / 1000).min(MAX_DELAY_SECS) as i32
+}
+
+#[async_trait]
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        for chunk in jobs.chunks(10) {
+            let now = now_ms();
+            let mut pending: Vec<SendMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(job).expect("jobs serialize"))
+                        .delay_seconds(delay_secs(job.due_at, now))
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let mut last_error = String::new();
+            for round in 0..SEND_ROUNDS {
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << (2 * round))).await;
+                }
+                match self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(pending.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(out) => {
+                        if out.failed.is_empty() {
+                            pending.clear();
+                            break;
+                        }
+                        last_error = out
+                            .failed
+                            .first()
+                            .map(|f| {
+                                format!("{}: {}", f.code, f.message.clone().unwrap_or_default())
+                            })
+                            .unwrap_or_default();
+                        let failed: Vec<&str> = out.failed.iter().map(|f| f.id.as_str()).collect();
+                        pending.retain(|e| failed.contains(&e.id()));
+                    }
+                    Err(e) => last_error = DisplayErrorContext(e).to_string(),
+                }
+            }
+            if !pending.is_empty() {
+                return Err(QueueError::NotAccepted {
+                    failed: pending.len(),
+                    total: jobs.len(),
+                    reason: last_error,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_round_up_and_cap_at_fifteen_minutes() {
+        assert_eq!(delay_secs(1_000, 1_000), 0);
+        assert_eq!(delay_secs(500, 1_000), 0);
+        assert_eq!(delay_secs(1_001, 0), 2);
+        assert_eq!(delay_secs(3_600_000, 0), 900);
+    }
+}

@@ -1,0 +1,86 @@
+//! Wiring for the Lambda functions: SDK clients, adapters and tokens, built once per
+//! execution environment from the environment the SAM template sets.
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::sqs::SqsQueue;
+use crate::api::Tokens;
+use crate::config::{ConfigError, Defaults, Settings, var};
+use std::sync::Arc;
+
+/// Everything a function needs, built before the handler loop.
+pub struct Deployment {
+    pub settings: Settings,
+    pub store: Arc<DynamoStore>,
+    pub queue: Arc<SqsQueue>,
+    pub tokens: Tokens,
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    var(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError {
+            name,
+            message: "must be set".into(),
+        })
+}
+
+impl Deployment {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = Settings::from_env(Defaults::aws())?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            required("WEBHOOKS_HOOKS_TABLE")?,
+            required("WEBHOOKS_DELIVERIES_TABLE")?,
+        );
+        let queue = SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            required("WEBHOOKS_QUEUE_URL")?,
+        );
+        let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let admin = token_list(
+            &ssm,
+            "WEBHOOKS_ADMIN_TOKEN",
+            "WEBHOOKS_ADMIN_TOKEN_PARAMETER",
+        )
+        .await?;
+        let ingest = token_list(
+            &ssm,
+            "WEBHOOKS_INGEST_TOKEN",
+            "WEBHOOKS_INGEST_TOKEN_PARAMETER",
+        )
+        .await?;
+        Ok(Self {
+            settings,
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+            tokens: Tokens::from_lists(&admin, &ingest),
+        })
+    }
+}
+
+/// A token list from an SSM SecureString parameter when its name is configured, else from
+/// the plain variable (local runs and tests).
+async fn token_list(
+    ssm: &aws_sdk_ssm::Client,
+    plain: &'static str,
+    parameter: &'static str,
+) -> Result<String, ConfigError> {
+    let Some(name) = var(parameter).filter(|n| !n.trim().is_empty()) else {
+        return Ok(var(plain).unwrap_or_default());
+    };
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ConfigError {
+            name: parameter,
+            message: format!(
+                "could not read the parameter: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(e)
+            ),
+        })?;
+    Ok(out.parameter.and_then(|p| p.value).unwrap_or_default())
+}

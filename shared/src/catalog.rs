@@ -1,0 +1,148 @@
+//! The event catalog: Logto's hook event names, exactly, in one place.
+//! Everything else (validation, subscriptions, `GET /api/hook-events`) derives from this list.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+macro_rules! catalog {
+    ($( $variant:ident => $name:literal, $group:literal; )*) => {
+        /// One event name of the catalog.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventName { $($variant),* }
+
+        impl EventName {
+            /// Every event, in catalog order.
+            pub const ALL: &'static [EventName] = &[$(EventName::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventName::$variant => $name),* }
+            }
+
+            /// The catalog group the event belongs to (`Interaction`, `User`, …).
+            pub fn group(self) -> &'static str {
+                match self { $(EventName::$variant => $group),* }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(EventName::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+catalog! {
+    PostRegister => "PostRegister", "Interaction";
+    PostSignIn => "PostSignIn", "Interaction";
+    PostResetPassword => "PostResetPassword", "Interaction";
+    PostSignInAdaptiveMfaTriggered => "PostSignInAdaptiveMfaTriggered", "Interaction";
+    UserCreated => "User.Created", "User";
+    UserDeleted => "User.Deleted", "User";
+    UserDataUpdated => "User.Data.Updated", "User";
+    UserSuspensionStatusUpdated => "User.SuspensionStatus.Updated", "User";
+    RoleCreated => "Role.Created", "Role";
+    RoleDeleted => "Role.Deleted", "Role";
+    RoleDataUpdated => "Role.Data.Updated", "Role";
+    RoleScopesUpdated => "Role.Scopes.Updated", "Role";
+    ScopeCreated => "Scope.Created", "Permission";
+    ScopeDeleted => "Scope.Deleted", "Permission";
+    ScopeDataUpdated => "Scope.Data.Updated", "Permission";
+    OrganizationCreated => "Organization.Created", "Organization";
+    OrganizationDeleted => "Organization.Deleted", "Organization";
+    OrganizationDataUpdated => "Organization.Data.Updated", "Organization";
+    OrganizationMembershipUpdated => "Organization.Membership.Updated", "Organization";
+    OrganizationRoleCreated => "OrganizationRole.Created", "OrganizationRole";
+    OrganizationRoleDeleted => "OrganizationRole.Deleted", "OrganizationRole";
+    OrganizationRoleDataUpdated => "OrganizationRole.Data.Updated", "OrganizationRole";
+    OrganizationRoleScopesUpdated => "OrganizationRole.Scopes.Updated", "OrganizationRole";
+    OrganizationScopeCreated => "OrganizationScope.Created", "OrganizationPermission";
+    OrganizationScopeDeleted => "OrganizationScope.Deleted", "OrganizationPermission";
+    OrganizationScopeDataUpdated => "OrganizationScope.Data.Updated", "OrganizationPermission";
+    IdentifierLockout => "Identifier.Lockout", "Exception";
+    MessageRateLimited => "Message.RateLimited", "Exception";
+    GrantLimitExceeded => "Grant.LimitExceeded", "Exception";
+}
+
+/// The `interactionEvent` values interaction events carry.
+pub const INTERACTION_KINDS: &[&str] = &["Register", "SignIn", "ForgotPassword"];
+
+impl EventName {
+    /// For interaction events, the `interactionEvent` implied by the name.
+    pub fn implied_interaction(self) -> Option<&'static str> {
+        match self {
+            EventName::PostRegister => Some("Register"),
+            EventName::PostSignIn | EventName::PostSignInAdaptiveMfaTriggered => Some("SignIn"),
+            EventName::PostResetPassword => Some("ForgotPassword"),
+            _ => None,
+        }
+    }
+
+    pub fn is_interaction(self) -> bool {
+        self.implied_interaction().is_some()
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EventName::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown event `{s}`")))
+    }
+}
+
+/// The catalog as served by `GET /api/hook-events`.
+pub fn catalog_json() -> serde_json::Value {
+    serde_json::Value::Array(
+        EventName::ALL
+            .iter()
+            .map(|e| serde_json::json!({ "event": e.as_str(), "group": e.group() }))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_has_every_logto_event_once() {
+        assert_eq!(EventName::ALL.len(), 29);
+        let mut names: Vec<_> = EventName::ALL.iter().map(|e| e.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 29);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for e in EventName::ALL {
+            assert_eq!(EventName::parse(e.as_str()), Some(*e));
+            let json = serde_json::to_string(e).unwrap();
+            assert_eq!(serde_json::from_str::<EventName>(&json).unwrap(), *e);
+        }
+        assert_eq!(EventName::parse("User.created"), None);
+        assert_eq!(EventName::parse(""), None);
+    }
+
+    #[test]
+    fn interaction_events_imply_their_kind() {
+        assert_eq!(
+            EventName::PostResetPassword.implied_interaction(),
+            Some("ForgotPassword")
+        );
+        assert!(EventName::PostSignInAdaptiveMfaTriggered.is_interaction());
+        assert!(!EventName::UserCreated.is_interaction());
+        let interaction = EventName::ALL.iter().filter(|e| e.is_interaction()).count();
+        assert_eq!(interaction, 4);
+    }
+}

@@ -1,0 +1,153 @@
+//! Configuration from the environment: the same variable names for the local dev server and
+//! the Lambda functions, parsed once at start so a bad value stops the process with a clear line.
+
+use crate::hook::UrlPolicy;
+use crate::net::address_policy::AddressPolicy;
+use crate::net::client::Timeouts;
+use crate::retry::RetrySchedule;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// Settings shared by every entry point.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub retry_schedule: RetrySchedule,
+    pub address_policy: AddressPolicy,
+    pub url_policy: UrlPolicy,
+    pub retention: Duration,
+    pub timeouts: Timeouts,
+}
+
+/// What differs between deployments when a variable is unset.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub address_policy: AddressPolicy,
+    pub allow_http: bool,
+}
+
+impl Defaults {
+    /// AWS: https only, public addresses only.
+    pub fn aws() -> Self {
+        Self {
+            address_policy: AddressPolicy::default(),
+            allow_http: false,
+        }
+    }
+
+    /// Local dev server: http allowed, loopback allowed.
+    pub fn local() -> Self {
+        Self {
+            address_policy: AddressPolicy::loopback(),
+            allow_http: true,
+        }
+    }
+}
+
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Settings {
+    pub fn from_env(defaults: Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, var)
+    }
+
+    pub fn from_lookup(
+        defaults: Defaults,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let err = |name: &'static str, message: String| ConfigError { name, message };
+        let retry_schedule = match get("WEBHOOKS_RETRY_SCHEDULE") {
+            Some(s) if !s.trim().is_empty() => RetrySchedule::parse(&s)
+                .map_err(|e| err("WEBHOOKS_RETRY_SCHEDULE", e.to_string()))?,
+            _ => RetrySchedule::default(),
+        };
+        let address_policy = match get("WEBHOOKS_ALLOWED_CIDRS") {
+            Some(s) => AddressPolicy::parse_allowlist(&s)
+                .map_err(|e| err("WEBHOOKS_ALLOWED_CIDRS", e.to_string()))?,
+            None => defaults.address_policy,
+        };
+        let allow_http = match get("WEBHOOKS_ALLOW_HTTP").as_deref().map(str::trim) {
+            None | Some("") => defaults.allow_http,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => {
+                return Err(err("WEBHOOKS_ALLOW_HTTP", "must be true or false".into()));
+            }
+        };
+        let retention_days = match get("WEBHOOKS_RETENTION_DAYS") {
+            Some(s) if !s.trim().is_empty() => s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    err(
+                        "WEBHOOKS_RETENTION_DAYS",
+                        "must be a number of days from 1 to 3650".into(),
+                    )
+                })?,
+            _ => 14,
+        };
+        Ok(Self {
+            retry_schedule,
+            address_policy,
+            url_policy: UrlPolicy { allow_http },
+            retention: Duration::from_secs(retention_days * 86_400),
+            timeouts: Timeouts::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)], defaults: Defaults) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(defaults, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_differ_between_local_and_aws() {
+        let local = settings(&[], Defaults::local()).unwrap();
+        assert!(local.url_policy.allow_http);
+        assert!(local.address_policy.permits("127.0.0.1".parse().unwrap()));
+        let aws = settings(&[], Defaults::aws()).unwrap();
+        assert!(!aws.url_policy.allow_http);
+        assert!(!aws.address_policy.permits("127.0.0.1".parse().unwrap()));
+        assert_eq!(aws.retry_schedule.max_attempts(), 8);
+        assert_eq!(aws.retention, Duration::from_secs(14 * 86_400));
+    }
+
+    #[test]
+    fn empty_allowlist_allows_nothing_extra() {
+        let s = settings(&[("WEBHOOKS_ALLOWED_CIDRS", "")], Defaults::local()).unwrap();
+        assert!(!s.address_policy.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("WEBHOOKS_RETRY_SCHEDULE", "soon"),
+            ("WEBHOOKS_ALLOWED_CIDRS", "10.0.0.0/99"),
+            ("WEBHOOKS_ALLOW_HTTP", "maybe"),
+            ("WEBHOOKS_RETENTION_DAYS", "0"),
+        ] {
+            let e = settings(&[(name, value)], Defaults::aws()).unwrap_err();
+            assert_eq!(e.name, name);
+        }
+        let s = settings(&[("WEBHOOKS_RETRY_SCHEDULE", "1s,2s")], Defaults::aws()).unwrap();
+        assert_eq!(s.retry_schedule.max_attempts(), 3);
+    }
+}

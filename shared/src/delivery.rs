@@ -1,0 +1,235 @@
+//! Deliveries (one per hook per event), their attempts, and the queue job that drives them.
+//! A delivery's id is the `webhook-id` receivers de-duplicate on; it never changes across attempts.
+
+use crate::catalog::EventName;
+use crate::event::EventId;
+use crate::hook::HookId;
+use crate::validation::ValidationError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Most bytes of a response body kept with an attempt.
+pub const MAX_CAPTURE_BYTES: usize = 8 * 1024;
+
+/// A ULID prefixed with `msg_`: time-sortable, and the `webhook-id` of every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeliveryId(ulid::Ulid);
+
+impl DeliveryId {
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        s.strip_prefix("msg_")
+            .and_then(|u| ulid::Ulid::from_string(u).ok())
+            .map(Self)
+            .ok_or_else(|| ValidationError::new("deliveryId", "is not a delivery id"))
+    }
+
+    /// Smallest id that can be generated at `ms` (unix milliseconds).
+    pub fn lowest_at(ms: i64) -> Self {
+        Self(ulid::Ulid::from_parts(ms.max(0) as u64, 0))
+    }
+
+    /// Largest id that can be generated at `ms`.
+    pub fn highest_at(ms: i64) -> Self {
+        Self(ulid::Ulid::from_parts(ms.max(0) as u64, u128::MAX))
+    }
+
+    pub fn created_at_ms(&self) -> i64 {
+        self.0.timestamp_ms() as i64
+    }
+}
+
+impl TryFrom<String> for DeliveryId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DeliveryId> for String {
+    fn from(id: DeliveryId) -> String {
+        id.to_string()
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "msg_{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryStatus {
+    /// Not finished: an attempt is queued.
+    Pending,
+    Success,
+    /// Failed for good: attempts exhausted, 410, or a blocked destination.
+    Error,
+    /// Never sent because the hook was deleted or disabled.
+    Dropped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "Pending",
+            DeliveryStatus::Success => "Success",
+            DeliveryStatus::Error => "Error",
+            DeliveryStatus::Dropped => "Dropped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Success, Self::Error, Self::Dropped]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Why an attempt did not get an answer, or `Http` when the answer was not 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Tls,
+    Blocked,
+    Http,
+}
+
+/// One HTTP attempt as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub number: u32,
+    /// Unix milliseconds when the request started.
+    pub started_at: i64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<u16>,
+    /// Up to [`MAX_CAPTURE_BYTES`] of the response body, lossily decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.error_kind.is_none()
+            && self
+                .response_status
+                .is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// A delivery as stored: the body is fixed at ingest and sent byte-identical every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub hook_id: HookId,
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub event: EventName,
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<Attempt>,
+    /// Unix milliseconds of the next queued attempt while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// Why the delivery ended without success, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix milliseconds of the event's `createdAt`.
+    pub event_created_at: i64,
+    pub created_at: i64,
+    /// Unix seconds after which the record may be deleted (DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+impl Delivery {
+    pub fn attempt_count(&self) -> u32 {
+        self.attempts.len() as u32
+    }
+
+    /// The entry `GET /api/hooks/{id}/recent-logs` shows.
+    pub fn to_log_json(&self) -> serde_json::Value {
+        let result = match self.status {
+            DeliveryStatus::Pending => "Pending",
+            DeliveryStatus::Success => "Success",
+            DeliveryStatus::Error | DeliveryStatus::Dropped => "Error",
+        };
+        let last = self.attempts.last();
+        serde_json::json!({
+            "id": self.id,
+            "key": format!("TriggerHook.{}", self.event),
+            "hookId": self.hook_id,
+            "eventId": self.event_id,
+            "event": self.event,
+            "result": result,
+            "status": self.status.as_str(),
+            "reason": self.reason,
+            "attemptCount": self.attempts.len(),
+            "nextAttemptAt": self.next_attempt_at,
+            "createdAt": self.created_at,
+            "response": last.map(|a| serde_json::json!({
+                "status": a.response_status, "body": a.response_body,
+            })),
+            "attempts": self.attempts,
+            "payload": serde_json::from_str::<serde_json::Value>(&self.body).unwrap_or(serde_json::Value::Null),
+        })
+    }
+}
+
+/// The queue message for one attempt of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub hook_id: HookId,
+    pub delivery_id: DeliveryId,
+    /// 1-based number of the attempt this job performs.
+    pub attempt: u32,
+    /// Unix milliseconds before which the attempt must not run.
+    pub due_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_round_trip_and_sort_by_time() {
+        let id = DeliveryId::generate();
+        let text = id.to_string();
+        assert!(text.starts_with("msg_") && text.len() == 30);
+        assert_eq!(DeliveryId::parse(&text).unwrap(), id);
+        assert!(DeliveryId::parse("msg_nope").is_err());
+        assert!(DeliveryId::parse(&text[4..]).is_err());
+        let at = id.created_at_ms();
+        assert!(DeliveryId::lowest_at(at) <= id && id <= DeliveryId::highest_at(at));
+        assert!(DeliveryId::highest_at(at - 1) < id);
+        assert!(DeliveryId::lowest_at(at).to_string() < DeliveryId::lowest_at(at + 1).to_string());
+    }
+
+    #[test]
+    fn job_serializes_as_compact_json() {
+        let job = Job {
+            hook_id: HookId::parse("hook_a").unwrap(),
+            delivery_id: DeliveryId::lowest_at(0),
+            attempt: 2,
+            due_at: 7,
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(
+            text,
+            r#"{"hookId":"hook_a","deliveryId":"msg_00000000000000000000000000","attempt":2,"dueAt":7}"#
+        );
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+    }
+}

@@ -1,0 +1,20 @@
+//! Signed webhook delivery for identity events: the domain, signing, delivery, the storage
+//! and queue ports with their adapters, and the handlers every entry point runs.
+
+pub mod adapters;
+pub mod api;
+pub mod aws;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod hook;
+pub mod local;
+pub mod net;
+pub mod ports;
+pub mod retry;
+pub mod sender;
+pub mod signing;
+pub mod telemetry;
+pub mod validation;

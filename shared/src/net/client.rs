@@ -1,0 +1,225 @@
+//! The HTTP client that performs delivery attempts: no redirects, no proxies, bounded time,
+//! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read.
+
+use crate::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
+use crate::hook::{CustomHeaders, HookUrl};
+use crate::net::address_policy::{AddressPolicy, FilteringResolver, is_blocked};
+use crate::signing::SignatureHeaders;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const USER_AGENT: &str = concat!("webhooks/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            total: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What an attempt got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub duration: Duration,
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    pub error_kind: Option<ErrorKind>,
+    pub error: Option<String>,
+    pub retry_after: Option<String>,
+}
+
+impl Answer {
+    pub fn succeeded(&self) -> bool {
+        self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn failed(started: Instant, kind: ErrorKind, error: impl Into<String>) -> Self {
+        Self {
+            duration: started.elapsed(),
+            status: None,
+            body: None,
+            error_kind: Some(kind),
+            error: Some(error.into()),
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    timeouts: Timeouts,
+}
+
+impl DeliveryClient {
+    pub fn new(policy: AddressPolicy, timeouts: Timeouts) -> Self {
+        let policy = Arc::new(policy);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.total)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .dns_resolver(Arc::new(FilteringResolver::new(policy.clone())))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Self {
+            http,
+            policy,
+            timeouts,
+        }
+    }
+
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
+    }
+
+    /// POSTs `body` with the product's, the hook's and the signature headers.
+    pub async fn post(
+        &self,
+        url: &HookUrl,
+        custom: &CustomHeaders,
+        signature: &SignatureHeaders,
+        body: &str,
+    ) -> Answer {
+        let started = Instant::now();
+        if self.policy.check_url(url.as_url()).is_err() {
+            return Answer::failed(
+                started,
+                ErrorKind::Blocked,
+                "destination address is not allowed",
+            );
+        }
+        let headers = request_headers(custom, signature);
+        let attempt = async {
+            let response = self
+                .http
+                .post(url.as_url().clone())
+                .headers(headers)
+                .body(body.to_string())
+                .send()
+                .await;
+            let mut response = match response {
+                Ok(r) => r,
+                Err(e) => return classify(started, &e),
+            };
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let mut captured = Vec::new();
+            while captured.len() < MAX_CAPTURE_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            captured.truncate(MAX_CAPTURE_BYTES);
+            drop(response);
+            let (error_kind, error) = if (200..300).contains(&status) {
+                (None, None)
+            } else {
+                (
+                    Some(ErrorKind::Http),
+                    Some(format!("endpoint answered {status}")),
+                )
+            };
+            Answer {
+                duration: started.elapsed(),
+                status: Some(status),
+                body: Some(String::from_utf8_lossy(&captured).into_owned()),
+                error_kind,
+                error,
+                retry_after,
+            }
+        };
+        match tokio::time::timeout(self.timeouts.total, attempt).await {
+            Ok(answer) => answer,
+            Err(_) => Answer::failed(
+                started,
+                ErrorKind::Timeout,
+                "no complete answer within the timeout",
+            ),
+        }
+    }
+}
+
+fn request_headers(custom: &CustomHeaders, signature: &SignatureHeaders) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    for (name, value) in custom.iter() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    let signed = [
+        ("webhook-id", &signature.webhook_id),
+        ("webhook-timestamp", &signature.webhook_timestamp),
+        ("webhook-signature", &signature.webhook_signature),
+        ("logto-signature-sha-256", &signature.logto_signature),
+    ];
+    for (name, value) in signed {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+    headers
+}
+
+fn classify(started: Instant, e: &reqwest::Error) -> Answer {
+    if is_blocked(e) {
+        return Answer::failed(
+            started,
+            ErrorKind::Blocked,
+            "destination address is not allowed",
+        );
+    }
+    if e.is_timeout() {
+        return Answer::failed(started, ErrorKind::Timeout, "no answer within the timeout");
+    }
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let kind =
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            ErrorKind::Tls
+        } else {
+            ErrorKind::Connect
+        };
+    Answer::failed(started, kind, chain)
+}
+
+/// The error and its sources, without the URL (it may carry query-string secrets).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push("request failed".into());
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,94 @@
+//! The two ports the handlers need: a store for hooks and deliveries, and a job queue.
+//! DynamoDB/SQS adapters serve AWS; embedded adapters serve the local dev server and tests.
+
+use crate::catalog::EventName;
+use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::hook::{Hook, HookId};
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the item changed since it was read.
+    #[error("the item was changed concurrently")]
+    Conflict,
+    #[error("the item already exists")]
+    AlreadyExists,
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue did not accept {failed} of {total} jobs: {reason}")]
+    NotAccepted {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
+}
+
+/// The outcome of one attempt (or of dropping the delivery) to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub hook_id: HookId,
+    pub delivery_id: DeliveryId,
+    /// Attempts already recorded; the write succeeds only if this still holds and the
+    /// delivery is pending, so the same attempt is never recorded twice.
+    pub expected_attempts: u32,
+    pub attempt: Option<Attempt>,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded,
+    /// Someone else recorded this attempt first, or the delivery is no longer pending.
+    AlreadyRecorded,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates the hook and its subscriptions.
+    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError>;
+    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError>;
+    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError>;
+    /// Replaces `previous` (as read) by `next`, subscriptions included; `Conflict` if it changed.
+    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError>;
+    /// Deletes the hook and its subscriptions; false when it did not exist.
+    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError>;
+    /// Enabled hooks subscribed to `event`, from the subscription index.
+    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError>;
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
+    async fn get_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError>;
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError>;
+    /// Deliveries of `hook` created in `[from_ms, to_ms]`, newest first.
+    async fn list_deliveries(
+        &self,
+        hook: &HookId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueues every job, each visible at its `due_at` (or within the queue's longest delay).
+    /// Succeeds only when every job was accepted.
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
+}
+
+/// A received queue message: its receipt id (SQS message id) and the job JSON.
+#[derive(Debug, Clone)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+}

@@ -1,0 +1,302 @@
+//! The sender: performs one delivery attempt per job, records it, and queues the next one.
+//! A job fails (is retried by the queue) only when our own infrastructure failed; an endpoint's
+//! failure is an outcome to record, never an error.
+
+use crate::clock::now_ms;
+use crate::delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, Job};
+use crate::hook::{Hook, HookId};
+use crate::net::client::{Answer, DeliveryClient};
+use crate::ports::{
+    AttemptRecord, JobQueue, QueueError, QueueMessage, RecordOutcome, Store, StoreError,
+};
+use crate::retry::{RetrySchedule, clamp_retry_after, jitter, parse_retry_after};
+use crate::signing::sign;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A job that arrives this much before its due time is re-queued instead of run.
+const EARLY_TOLERANCE_MS: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("the message is not a delivery job")]
+    Malformed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("processing the job panicked")]
+    Panicked,
+}
+
+pub struct Sender {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    client: DeliveryClient,
+    schedule: RetrySchedule,
+}
+
+/// What became of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    Delivered,
+    RetryScheduled,
+    Failed,
+    Dropped,
+    /// Already done by an earlier copy of the job, or not due yet (re-queued).
+    Skipped,
+}
+
+impl Sender {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            queue,
+            client,
+            schedule,
+        })
+    }
+
+    /// Processes a batch concurrently; returns the ids of messages to retry.
+    pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {
+        let tasks: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                let this = Arc::clone(self);
+                let body = m.body.clone();
+                tokio::spawn(async move { this.process_message(&body).await })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for (message, task) in messages.iter().zip(tasks) {
+            let result = task.await.unwrap_or(Err(SenderError::Panicked));
+            if let Err(e) = result {
+                tracing::error!(message_id = %message.id, error = %e, "job failed; the queue will retry it");
+                failed.push(message.id.clone());
+            }
+        }
+        failed
+    }
+
+    async fn process_message(&self, body: &str) -> Result<JobOutcome, SenderError> {
+        let job: Job = serde_json::from_str(body).map_err(|_| SenderError::Malformed)?;
+        self.process(&job).await
+    }
+
+    pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
+        let now = now_ms();
+        if job.due_at > now + EARLY_TOLERANCE_MS {
+            self.queue.enqueue(std::slice::from_ref(job)).await?;
+            return Ok(JobOutcome::Skipped);
+        }
+        let Some(delivery) = self
+            .store
+            .get_delivery(&job.hook_id, &job.delivery_id)
+            .await?
+        else {
+            tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an unknown delivery");
+            return Ok(JobOutcome::Skipped);
+        };
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(JobOutcome::Skipped);
+        }
+        let recorded = delivery.attempt_count();
+        if recorded >= job.attempt {
+            // This attempt is on record; its follow-up may not have been queued.
+            if recorded == job.attempt
+                && let Some(next) = delivery.next_attempt_at
+            {
+                self.enqueue_next(&delivery, recorded + 1, next).await?;
+            }
+            return Ok(JobOutcome::Skipped);
+        }
+        if recorded + 1 != job.attempt {
+            tracing::warn!(delivery_id = %delivery.id, job_attempt = job.attempt, recorded, "job is ahead of its delivery record");
+            return Ok(JobOutcome::Skipped);
+        }
+
+        let hook = match self.store.get_hook(&job.hook_id).await? {
+            Some(h) if h.enabled => h,
+            other => {
+                let reason = if other.is_some() {
+                    "hook disabled"
+                } else {
+                    "hook deleted"
+                };
+                self.finish_without_attempt(&delivery, DeliveryStatus::Dropped, reason)
+                    .await?;
+                tracing::info!(hook_id = %job.hook_id, delivery_id = %delivery.id, reason, "delivery dropped");
+                return Ok(JobOutcome::Dropped);
+            }
+        };
+        self.attempt(&hook, &delivery, job.attempt).await
+    }
+
+    async fn attempt(
+        &self,
+        hook: &Hook,
+        delivery: &Delivery,
+        number: u32,
+    ) -> Result<JobOutcome, SenderError> {
+        let started_at = now_ms();
+        let headers = sign(
+            &hook.signing_keys(started_at),
+            &delivery.id.to_string(),
+            started_at / 1000,
+            delivery.body.as_bytes(),
+        );
+        let answer = self
+            .client
+            .post(&hook.url, &hook.headers, &headers, &delivery.body)
+            .await;
+        let attempt = Attempt {
+            number,
+            started_at,
+            duration_ms: answer.duration.as_millis() as u64,
+            response_status: answer.status,
+            response_body: answer.body.clone(),
+            error_kind: answer.error_kind,
+            error: answer.error.clone(),
+        };
+        let (status, next_attempt_at, reason, outcome) = self.decide(&answer, number);
+        let record = AttemptRecord {
+            hook_id: hook.id.clone(),
+            delivery_id: delivery.id.clone(),
+            expected_attempts: number - 1,
+            attempt: Some(attempt),
+            status,
+            next_attempt_at,
+            reason: reason.clone(),
+        };
+        tracing::info!(
+            hook_id = %hook.id,
+            delivery_id = %delivery.id,
+            event_id = %delivery.event_id,
+            attempt = number,
+            status = answer.status,
+            error_kind = ?answer.error_kind,
+            duration_ms = answer.duration.as_millis() as u64,
+            outcome = ?outcome,
+            "delivery attempt"
+        );
+        if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
+            return Ok(JobOutcome::Skipped);
+        }
+        if let Some(next) = next_attempt_at {
+            self.enqueue_next(delivery, number + 1, next).await?;
+        }
+        if answer.status == Some(410) {
+            self.disable(&hook.id, "endpoint answered 410 Gone").await?;
+        }
+        Ok(outcome)
+    }
+
+    fn decide(
+        &self,
+        answer: &Answer,
+        number: u32,
+    ) -> (DeliveryStatus, Option<i64>, Option<String>, JobOutcome) {
+        if answer.succeeded() {
+            return (DeliveryStatus::Success, None, None, JobOutcome::Delivered);
+        }
+        let fail = |reason: &str| {
+            (
+                DeliveryStatus::Error,
+                None,
+                Some(reason.to_string()),
+                JobOutcome::Failed,
+            )
+        };
+        if answer.error_kind == Some(ErrorKind::Blocked) {
+            return fail("destination address is not allowed");
+        }
+        if answer.status == Some(410) {
+            return fail("endpoint answered 410 Gone");
+        }
+        let Some(base) = self.schedule.delay_before(number + 1) else {
+            return fail("all attempts failed");
+        };
+        let mut delay = jitter(base);
+        if matches!(answer.status, Some(429 | 503))
+            && let Some(requested) = answer
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        {
+            delay = clamp_retry_after(delay, requested);
+        }
+        let next = now_ms() + delay.as_millis() as i64;
+        (
+            DeliveryStatus::Pending,
+            Some(next),
+            None,
+            JobOutcome::RetryScheduled,
+        )
+    }
+
+    /// Queues attempt `attempt` of `delivery`, due at `due_at`.
+    async fn enqueue_next(
+        &self,
+        delivery: &Delivery,
+        attempt: u32,
+        due_at: i64,
+    ) -> Result<(), QueueError> {
+        let job = Job {
+            hook_id: delivery.hook_id.clone(),
+            delivery_id: delivery.id.clone(),
+            attempt,
+            due_at,
+        };
+        self.queue.enqueue(&[job]).await
+    }
+
+    async fn finish_without_attempt(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record_attempt(&AttemptRecord {
+                hook_id: delivery.hook_id.clone(),
+                delivery_id: delivery.id.clone(),
+                expected_attempts: delivery.attempt_count(),
+                attempt: None,
+                status,
+                next_attempt_at: None,
+                reason: Some(reason.to_string()),
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Disables the hook with a reason, retrying if it is being edited concurrently.
+    async fn disable(&self, id: &HookId, reason: &str) -> Result<(), StoreError> {
+        for _ in 0..5 {
+            let Some(hook) = self.store.get_hook(id).await? else {
+                return Ok(());
+            };
+            if !hook.enabled {
+                return Ok(());
+            }
+            let mut next = hook.clone();
+            next.enabled = false;
+            next.disabled_reason = Some(reason.to_string());
+            next.updated_at = now_ms().max(hook.updated_at + 1);
+            match self.store.update_hook(&hook, &next).await {
+                Ok(()) => {
+                    tracing::warn!(hook_id = %id, reason, "hook disabled");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
