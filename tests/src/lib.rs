@@ -1,0 +1,58 @@
+//! Support for the integration tests: moto provisioning from the template, a real receiver,
+//! independent signature verifiers, and the SQS → sender loop Lambda's event source runs.
+
+pub mod provision;
+pub mod receiver;
+pub mod verifiers;
+
+use std::sync::Arc;
+use std::time::Duration;
+use webhooks::adapters::sqs::SqsQueue;
+use webhooks::sender::Sender;
+
+/// Does what Lambda's SQS event source mapping does: receive a batch, invoke the sender,
+/// delete the messages it did not report as failed. Returns after `rounds` receives.
+pub async fn pump(queue: &SqsQueue, sender: &Arc<Sender>, rounds: usize) -> usize {
+    let mut processed = 0;
+    for _ in 0..rounds {
+        let received = queue.receive(10, 1).await.expect("receive from SQS");
+        if received.is_empty() {
+            continue;
+        }
+        let messages: Vec<_> = received.iter().map(|r| r.message.clone()).collect();
+        let failed = sender.process_batch(&messages).await;
+        let done: Vec<String> = received
+            .iter()
+            .filter(|r| !failed.contains(&r.message.id))
+            .map(|r| r.receipt_handle.clone())
+            .collect();
+        queue.delete(&done).await.expect("delete from SQS");
+        processed += received.len();
+    }
+    processed
+}
+
+/// Runs [`pump`] until `done` holds or `timeout` passes; panics on timeout.
+pub async fn pump_until(
+    queue: &SqsQueue,
+    sender: &Arc<Sender>,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {timeout:?}"
+        );
+        pump(queue, sender, 1).await;
+    }
+}
+
+/// A unique name prefix so tests sharing one moto server never collide.
+pub fn unique_prefix(name: &str) -> String {
+    format!(
+        "t{}-{name}",
+        &ulid::Ulid::new().to_string().to_lowercase()[16..]
+    )
+}

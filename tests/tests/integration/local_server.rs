@@ -1,0 +1,139 @@
+//! The local dev server over real HTTP: what the README's quickstart does, checked.
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+use webhooks::config::{Defaults, Settings};
+use webhooks::local::{LocalConfig, LocalServer};
+use webhooks_tests::receiver::Receiver;
+use webhooks_tests::verifiers::{logto_node_verifies, standard_webhooks_verifies};
+
+const ADMIN: &str = "local-admin";
+const INGEST: &str = "local-ingest";
+
+fn config(data_dir: Option<std::path::PathBuf>) -> LocalConfig {
+    LocalConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_tokens: ADMIN.into(),
+        ingest_tokens: INGEST.into(),
+        data_dir,
+        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
+        workers: 2,
+    }
+}
+
+#[tokio::test]
+async fn quickstart_delivers_a_signed_webhook_within_a_second() {
+    let server = LocalServer::start(config(None)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+
+    let hook: serde_json::Value = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "local", "events": ["PostRegister"], "config": {"url": receiver.url("/webhook")}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = hook["signingKey"]
+        .as_str()
+        .expect("the created hook carries its key")
+        .to_string();
+
+    let forbidden = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(INGEST)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403, "ingest tokens only post events");
+
+    let started = Instant::now();
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostRegister", "userId": "u_9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let got = receiver.wait_for(1, Duration::from_secs(1)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    standard_webhooks_verifies(&key, &got[0]).expect("standardwebhooks accepts the delivery");
+    logto_node_verifies(&key, &got[0]).expect("Logto's HMAC check accepts the delivery");
+
+    let id = hook["id"].as_str().unwrap();
+    let logs = async {
+        http.get(format!("{base}/api/hooks/{id}/recent-logs"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let mut logs = logs.await;
+    for _ in 0..50 {
+        if logs[0]["result"] == "Success" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        logs = http
+            .get(format!("{base}/api/hooks/{id}/recent-logs"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    assert_eq!(logs[0]["result"], "Success");
+    assert_eq!(logs[0]["id"], got[0].header("webhook-id"));
+
+    let too_big = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hooks_survive_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(webhooks_tests::unique_prefix("data"));
+    let server = LocalServer::start(config(Some(dir.clone()))).await.unwrap();
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("http://{}/api/hooks", server.addr))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "kept", "events": ["User.Deleted"], "config": {"url": "https://hooks.example.com/in"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    server.stop().await;
+
+    let again = LocalServer::start(config(Some(dir.clone()))).await.unwrap();
+    let hooks: serde_json::Value = http
+        .get(format!("http://{}/api/hooks", again.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hooks[0]["name"], "kept");
+    again.stop().await;
+    std::fs::remove_dir_all(dir).ok();
+}

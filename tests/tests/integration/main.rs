@@ -1,0 +1,8 @@
+//! Integration tests: one binary so the AWS SDK links once. Every moto-backed test fails
+//! (never skips) when the emulator is missing; run them with scripts/test.
+
+mod dynamo_store;
+mod local_server;
+mod pipeline;
+mod sqs_queue;
+mod support;
