@@ -154,7 +154,10 @@ fn parse_event(value: Value, now: OffsetDateTime) -> Result<Event, ValidationErr
     let (created_at, created_at_ms) = match obj.remove("createdAt") {
         None | Some(Value::Null) => {
             let text = now
-                .format(&Rfc3339)
+                .to_offset(time::UtcOffset::UTC)
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
                 .expect("the current time formats as RFC 3339");
             (text, unix_ms(now))
         }
@@ -254,7 +257,7 @@ mod tests {
     fn defaults_created_at_and_derives_interaction() {
         let e = single(r#"{"event":"PostSignIn","id":"evt_1","userIp":"203.0.113.7"}"#).unwrap();
         let body: Value = serde_json::from_str(&e.delivered_body(&hook())).unwrap();
-        assert_eq!(body["createdAt"], "2026-11-26T10:00:00Z");
+        assert_eq!(body["createdAt"], "2026-11-26T10:00:00.000Z");
         assert_eq!(body["interactionEvent"], "SignIn");
         assert_eq!(body["id"], "evt_1");
         assert!(e.caller_id);

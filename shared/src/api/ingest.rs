@@ -72,9 +72,8 @@ impl IngestHandler {
     async fn fan_out(&self, events: &[Event]) -> Result<Vec<usize>, ApiError> {
         let mut subscribers: HashMap<EventName, Vec<HookId>> = HashMap::new();
         for e in events {
-            if !subscribers.contains_key(&e.name) {
-                let hooks = self.store.subscribers(e.name).await?;
-                subscribers.insert(e.name, hooks);
+            if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {
+                slot.insert(self.store.subscribers(e.name).await?);
             }
         }
         let now = now_ms();
