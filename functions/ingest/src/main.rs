@@ -22,7 +22,14 @@ async fn main() -> Result<(), Error> {
             let response = handler
                 .handle(ApiRequest::from_parts(parts, body.to_vec().into()))
                 .await;
-            Ok::<_, Error>(response.into_http().map(|b| Body::Binary(b.to_vec())))
+            Ok::<_, Error>(
+                response
+                    .into_http()
+                    .map(|b| match String::from_utf8(b.to_vec()) {
+                        Ok(text) => Body::Text(text),
+                        Err(e) => Body::Binary(e.into_bytes()),
+                    }),
+            )
         }
     }))
     .await
