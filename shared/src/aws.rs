@@ -6,6 +6,7 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api::Tokens;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything a function needs, built before the handler loop.
 pub struct Deployment {
@@ -27,7 +28,17 @@ fn required(name: &'static str) -> Result<String, ConfigError> {
 impl Deployment {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = Settings::from_env(Defaults::aws())?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // Bounded calls: an unreachable AWS API fails the request (503, or a retried job)
+        // well within the function's timeout instead of hanging it.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_secs(8))
+            .build();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             required("WEBHOOKS_HOOKS_TABLE")?,

@@ -16,7 +16,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const MAX_ID_LEN: usize = 128;
 
 /// The event's identity: the caller's idempotency key, or one assigned at ingest.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct EventId(String);
 
@@ -214,6 +216,24 @@ fn parse_event(value: Value, now: OffsetDateTime) -> Result<Event, ValidationErr
         created_at_ms,
         fields_json,
     })
+}
+
+/// A representative event for `POST /api/hooks/{id}/test`.
+pub fn sample_event(name: EventName, now: OffsetDateTime) -> Event {
+    let mut fields = serde_json::json!({
+        "event": name.as_str(),
+        "sessionId": "sample_session",
+        "userAgent": "Mozilla/5.0 (sample)",
+        "userIp": "203.0.113.7",
+    });
+    if name.is_interaction() {
+        fields["userId"] = "sample_user".into();
+        fields["user"] = serde_json::json!({"id": "sample_user", "username": "sample", "primaryEmail": "sample@example.com"});
+        fields["application"] = serde_json::json!({"id": "sample_app", "name": "Sample app"});
+    } else {
+        fields["data"] = serde_json::json!({"id": "sample_id", "name": "Sample"});
+    }
+    parse_event(fields, now).expect("the sample event is valid")
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {

@@ -414,6 +414,64 @@ impl HookPatch {
     }
 }
 
+/// Body of `POST /api/hooks/{id}/test`: events to send a sample of, and an optional config
+/// to try instead of the stored one.
+#[derive(Debug)]
+pub struct TestRequest {
+    pub events: Vec<EventName>,
+    pub config: Option<(HookUrl, CustomHeaders)>,
+}
+
+impl TestRequest {
+    pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body, &["events", "config"])?;
+        Ok(Self {
+            events: parse_events(obj.get("events").ok_or_else(|| required("events"))?)?,
+            config: obj
+                .get("config")
+                .map(|c| parse_config(c, policy))
+                .transpose()?,
+        })
+    }
+}
+
+/// Body of `PATCH /api/hooks/{id}/signing-key`: how long the old key keeps signing.
+pub fn parse_rotation(body: &Value) -> Result<u64, ValidationError> {
+    let obj = as_object(body, &["expireAfterSeconds"])?;
+    match obj.get("expireAfterSeconds") {
+        None | Some(Value::Null) => Ok(DEFAULT_KEY_GRACE_SECS),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| *s <= MAX_KEY_GRACE_SECS)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "expireAfterSeconds",
+                    format!("must be an integer from 0 to {MAX_KEY_GRACE_SECS}"),
+                )
+            }),
+    }
+}
+
+pub const DEFAULT_KEY_GRACE_SECS: u64 = 86_400;
+pub const MAX_KEY_GRACE_SECS: u64 = 604_800;
+
+impl Hook {
+    /// The hook with a new signing key; the old one keeps signing for `grace_secs`.
+    pub fn rotated(&self, grace_secs: u64, now_ms: i64) -> Hook {
+        let mut next = self.clone();
+        next.retired_keys.retain(|k| k.expires_at > now_ms);
+        if grace_secs > 0 {
+            next.retired_keys.push(RetiredKey {
+                key: self.signing_key.clone(),
+                expires_at: now_ms + (grace_secs as i64) * 1000,
+            });
+        }
+        next.signing_key = SigningKey::generate();
+        next.updated_at = now_ms.max(self.updated_at + 1);
+        next
+    }
+}
+
 fn required(field: &str) -> ValidationError {
     ValidationError::new(field, "is required")
 }

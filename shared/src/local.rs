@@ -99,6 +99,7 @@ impl LocalServer {
         }
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
+        let client = DeliveryClient::new(settings.address_policy.clone(), settings.timeouts);
         let api = Arc::new(Api {
             ingest: IngestHandler::new(
                 store.clone(),
@@ -106,12 +107,18 @@ impl LocalServer {
                 tokens.clone(),
                 settings.retention,
             ),
-            management: ManagementHandler::new(store.clone(), tokens, settings.url_policy),
+            management: ManagementHandler::new(
+                store.clone(),
+                queue.clone(),
+                client.clone(),
+                tokens,
+                settings.url_policy,
+            ),
         });
         let sender = Sender::new(
             store.clone(),
             queue.clone(),
-            DeliveryClient::new(settings.address_policy.clone(), settings.timeouts),
+            client,
             settings.retry_schedule.clone(),
         );
 

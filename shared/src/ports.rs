@@ -3,6 +3,7 @@
 
 use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::event::EventId;
 use crate::hook::{Hook, HookId};
 use async_trait::async_trait;
 
@@ -50,6 +51,24 @@ pub enum RecordOutcome {
     AlreadyRecorded,
 }
 
+/// What an idempotent ingest finds for an event id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventClaim {
+    /// This caller owns the id now: fan out, then complete or release the claim.
+    Claimed,
+    /// The event was accepted before, within the window: repeat this answer.
+    Accepted(serde_json::Value),
+    /// Another request is fanning this event out right now.
+    InProgress,
+}
+
+/// Requests and successes of one hook over a time range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutionStats {
+    pub request_count: u64,
+    pub success_count: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates the hook and its subscriptions.
@@ -77,6 +96,46 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Delivery>, StoreError>;
+    /// Makes a finished delivery pending again for an operator's re-send; `None` when it does
+    /// not exist, `Conflict` when it is still pending.
+    async fn reopen_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+        now_ms: i64,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Claims an event id for fan-out; a claim lasts `window_ms`, an unfinished one `stale_ms`.
+    async fn claim_event(
+        &self,
+        id: &EventId,
+        now_ms: i64,
+        window_ms: i64,
+        stale_ms: i64,
+    ) -> Result<EventClaim, StoreError>;
+    /// Stores the answer of a claimed event, repeated to later posts of the same id.
+    async fn complete_event(
+        &self,
+        id: &EventId,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Drops a claim whose fan-out failed, so the caller can retry.
+    async fn release_event(&self, id: &EventId) -> Result<(), StoreError>;
+
+    /// Counts one attempt in the hook's hourly counters.
+    async fn count_attempt(
+        &self,
+        hook: &HookId,
+        at_ms: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError>;
+    /// Sums the hourly counters of the hours `[from_hour, to_hour]` (unix hours).
+    async fn execution_stats(
+        &self,
+        hook: &HookId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<ExecutionStats, StoreError>;
 }
 
 #[async_trait]

@@ -187,6 +187,13 @@ impl Sender {
         if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
+        if let Err(e) = self
+            .store
+            .count_attempt(&hook.id, started_at, answer.succeeded())
+            .await
+        {
+            tracing::warn!(hook_id = %hook.id, error = %e, "could not count the attempt in the hook's stats");
+        }
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }

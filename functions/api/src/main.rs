@@ -4,15 +4,19 @@ use lambda_http::{Body, Error, Request, service_fn};
 use std::sync::Arc;
 use webhooks::api::{ApiRequest, ManagementHandler};
 use webhooks::aws::Deployment;
+use webhooks::net::client::DeliveryClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
     let deployment = Deployment::from_env().await?;
+    let settings = deployment.settings;
     let handler = Arc::new(ManagementHandler::new(
         deployment.store,
+        deployment.queue,
+        DeliveryClient::new(settings.address_policy, settings.timeouts),
         deployment.tokens,
-        deployment.settings.url_policy,
+        settings.url_policy,
     ));
     lambda_http::run(service_fn(move |req: Request| {
         let handler = handler.clone();

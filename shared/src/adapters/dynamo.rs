@@ -4,13 +4,14 @@
 
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
+use crate::event::EventId;
 use crate::hook::{Hook, HookId};
-use crate::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use crate::ports::{AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, WriteRequest,
 };
 use std::collections::HashMap;
@@ -22,6 +23,17 @@ pub const SUBSCRIPTION_INDEX: &str = "by-event";
 const HOOK_SK: &str = "HOOK";
 const SUB_PREFIX: &str = "SUB#";
 const MAX_LISTED_DELIVERIES: usize = 10_000;
+const EVENT_SK: &str = "event";
+/// Hourly counters live beside a hook's deliveries, under `stats#<unix hour, 10 digits>`.
+const STATS_PREFIX: &str = "stats#";
+
+fn event_pk(id: &EventId) -> String {
+    format!("event#{id}")
+}
+
+fn stats_sk(hour: i64) -> String {
+    format!("{STATS_PREFIX}{hour:010}")
+}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -394,5 +406,172 @@ impl Store for DynamoStore {
             }
         }
         Ok(out_items)
+    }
+
+    async fn reopen_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+        now_ms: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&id.to_string()))
+            .condition_expression("attribute_exists(pk) AND #status <> :pending")
+            .update_expression("SET #status = :pending, nextAttemptAt = :now REMOVE reason")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("Pending"))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+                .transpose(),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                match self.get_delivery(hook, id).await? {
+                    Some(_) => Err(StoreError::Conflict),
+                    None => Ok(None),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn claim_event(
+        &self,
+        id: &EventId,
+        now_ms: i64,
+        window_ms: i64,
+        stale_ms: i64,
+    ) -> Result<EventClaim, StoreError> {
+        let window_ends_at = now_ms + window_ms;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.deliveries_table)
+            .item("pk", s(&event_pk(id)))
+            .item("sk", s(EVENT_SK))
+            .item("claimedAt", n(now_ms))
+            .item("windowEndsAt", n(window_ends_at))
+            .item("expiresAt", n(window_ends_at / 1000 + 1))
+            .condition_expression(
+                "attribute_not_exists(pk) OR windowEndsAt <= :now \
+                 OR (attribute_not_exists(answer) AND claimedAt <= :stale)",
+            )
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":stale", n(now_ms - stale_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EventClaim::Claimed),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.deliveries_table)
+                    .key("pk", s(&event_pk(id)))
+                    .key("sk", s(EVENT_SK))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                match out.item.as_ref().and_then(|i| i.get("answer")) {
+                    Some(AttributeValue::S(answer)) => Ok(EventClaim::Accepted(
+                        serde_json::from_str(answer).map_err(corrupt)?,
+                    )),
+                    _ => Ok(EventClaim::InProgress),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn complete_event(
+        &self,
+        id: &EventId,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(&event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .update_expression("SET answer = :a")
+            .expression_attribute_values(":a", s(&answer.to_string()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(&event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn count_attempt(
+        &self,
+        hook: &HookId,
+        at_ms: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        let hour = at_ms.div_euclid(3_600_000);
+        self.client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&stats_sk(hour)))
+            .update_expression("ADD requestCount :one, successCount :ok SET expiresAt = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ok", n(i64::from(succeeded)))
+            .expression_attribute_values(":exp", n((hour + 49) * 3600))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn execution_stats(
+        &self,
+        hook: &HookId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<ExecutionStats, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.deliveries_table)
+            .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":h", s(hook.as_str()))
+            .expression_attribute_values(":from", s(&stats_sk(from_hour)))
+            .expression_attribute_values(":to", s(&stats_sk(to_hour)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let number = |item: &Item, name: &str| match item.get(name) {
+            Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .fold(ExecutionStats::default(), |acc, item| ExecutionStats {
+                request_count: acc.request_count + number(item, "requestCount"),
+                success_count: acc.success_count + number(item, "successCount"),
+            }))
     }
 }

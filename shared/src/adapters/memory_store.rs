@@ -3,8 +3,9 @@
 
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::event::EventId;
 use crate::hook::{Hook, HookId};
-use crate::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use crate::ports::{AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +22,18 @@ struct State {
     hooks: BTreeMap<HookId, Hook>,
     /// Per hook, deliveries by id (ids sort by creation time).
     deliveries: BTreeMap<HookId, BTreeMap<DeliveryId, Delivery>>,
+    #[serde(default)]
+    events: BTreeMap<EventId, EventRecord>,
+    /// Per hook, (requests, successes) by unix hour.
+    #[serde(default)]
+    stats: BTreeMap<HookId, BTreeMap<i64, (u64, u64)>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventRecord {
+    claimed_at: i64,
+    window_ends_at: i64,
+    answer: Option<serde_json::Value>,
 }
 
 pub struct MemoryStore {
@@ -89,6 +102,7 @@ impl MemoryStore {
             for deliveries in state.deliveries.values_mut() {
                 deliveries.retain(|_, d| d.expires_at > now_s);
             }
+            state.events.retain(|_, e| e.window_ends_at > now_s * 1000);
             serde_json::to_vec(&*state).map_err(std::io::Error::other)?
         };
         let tmp = snapshot.path.with_extension("json.tmp");
@@ -240,5 +254,116 @@ impl Store for MemoryStore {
                 .map(|(_, d)| d.clone())
                 .collect(),
         )
+    }
+
+    async fn reopen_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+        now_ms: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let reopened = {
+            let mut state = self.lock();
+            let Some(d) = state.deliveries.get_mut(hook).and_then(|m| m.get_mut(id)) else {
+                return Ok(None);
+            };
+            if d.status == DeliveryStatus::Pending {
+                return Err(StoreError::Conflict);
+            }
+            d.status = DeliveryStatus::Pending;
+            d.next_attempt_at = Some(now_ms);
+            d.reason = None;
+            d.clone()
+        };
+        self.changed();
+        Ok(Some(reopened))
+    }
+
+    async fn claim_event(
+        &self,
+        id: &EventId,
+        now_ms: i64,
+        window_ms: i64,
+        stale_ms: i64,
+    ) -> Result<EventClaim, StoreError> {
+        let mut state = self.lock();
+        if let Some(existing) = state.events.get(id) {
+            let expired = existing.window_ends_at <= now_ms;
+            let abandoned = existing.answer.is_none() && existing.claimed_at + stale_ms <= now_ms;
+            if !expired && !abandoned {
+                return Ok(match &existing.answer {
+                    Some(answer) => EventClaim::Accepted(answer.clone()),
+                    None => EventClaim::InProgress,
+                });
+            }
+        }
+        state.events.insert(
+            id.clone(),
+            EventRecord {
+                claimed_at: now_ms,
+                window_ends_at: now_ms + window_ms,
+                answer: None,
+            },
+        );
+        drop(state);
+        self.changed();
+        Ok(EventClaim::Claimed)
+    }
+
+    async fn complete_event(
+        &self,
+        id: &EventId,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        if let Some(e) = self.lock().events.get_mut(id) {
+            e.answer = Some(answer.clone());
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
+        self.lock().events.remove(id);
+        self.changed();
+        Ok(())
+    }
+
+    async fn count_attempt(
+        &self,
+        hook: &HookId,
+        at_ms: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            let hour = at_ms.div_euclid(3_600_000);
+            let counters = state
+                .stats
+                .entry(hook.clone())
+                .or_default()
+                .entry(hour)
+                .or_default();
+            counters.0 += 1;
+            counters.1 += u64::from(succeeded);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn execution_stats(
+        &self,
+        hook: &HookId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<ExecutionStats, StoreError> {
+        let state = self.lock();
+        let mut stats = ExecutionStats::default();
+        if let Some(hours) = state.stats.get(hook) {
+            for (_, (requests, successes)) in hours.range(from_hour..=to_hour) {
+                stats.request_count += requests;
+                stats.success_count += successes;
+            }
+        }
+        Ok(stats)
     }
 }

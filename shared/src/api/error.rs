@@ -24,6 +24,15 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the hook was changed concurrently; read it again and retry")]
     Conflict,
+    #[error("an event with this id is being accepted right now; retry shortly")]
+    EventInProgress,
+    #[error("the delivery is still pending")]
+    DeliveryPending,
+    #[error("the endpoint did not accept the test request")]
+    TestFailed {
+        response_status: Option<u16>,
+        response_body: Option<String>,
+    },
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -40,7 +49,10 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
+                StatusCode::CONFLICT
+            }
+            ApiError::TestFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +70,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "request.too_large",
             ApiError::UnsupportedMediaType => "request.unsupported_media_type",
             ApiError::Conflict => "hook.conflict",
+            ApiError::EventInProgress => "event.in_progress",
+            ApiError::DeliveryPending => "delivery.pending",
+            ApiError::TestFailed { .. } => "hook.test_failed",
             ApiError::Unavailable => "service.unavailable",
             ApiError::Internal => "internal",
         }
@@ -65,8 +80,16 @@ impl ApiError {
 
     pub fn into_response(self) -> ApiResponse {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
-        if let ApiError::Validation(v) = &self {
-            body["details"] = json!({ "field": v.field });
+        match &self {
+            ApiError::Validation(v) => body["details"] = json!({ "field": v.field }),
+            ApiError::TestFailed {
+                response_status,
+                response_body,
+            } => {
+                body["responseStatus"] = json!(response_status);
+                body["responseBody"] = json!(response_body);
+            }
+            _ => {}
         }
         let response = ApiResponse::json(self.status(), &body);
         match self {

@@ -8,12 +8,28 @@ use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::{Event, IngestBody, MAX_BODY_BYTES, parse_ingest};
 use crate::hook::HookId;
-use crate::ports::{JobQueue, Store};
+use crate::ports::{EventClaim, JobQueue, Store};
 use http::{Method, StatusCode};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a caller's event id is remembered.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// A claim left unfinished this long (its request died) may be taken over.
+const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
+
+/// What to do with one event of a request.
+enum Plan {
+    FanOut {
+        claimed: bool,
+    },
+    /// Posted before: answer as the first time.
+    Repeat(serde_json::Value),
+    /// The same id earlier in this batch.
+    SameAs(usize),
+}
 
 pub struct IngestHandler {
     store: Arc<dyn Store>,
@@ -54,13 +70,37 @@ impl IngestHandler {
             return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
         }
         let body = parse_ingest(&req.body, time::OffsetDateTime::now_utc())?;
-        let counts = self.fan_out(body.events()).await?;
-        let answers: Vec<_> = body
-            .events()
+        let events = body.events();
+        let plan = self.claim(events).await?;
+        let fresh: Vec<&Event> = events
             .iter()
-            .zip(counts)
-            .map(|(e, n)| json!({ "id": e.id, "deliveries": n }))
+            .zip(&plan)
+            .filter(|(_, p)| matches!(p, Plan::FanOut { .. }))
+            .map(|(e, _)| e)
             .collect();
+        let counts = match self.fan_out(&fresh).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                self.release(events, &plan).await;
+                return Err(e);
+            }
+        };
+        let mut counts = counts.into_iter();
+        let mut answers: Vec<serde_json::Value> = Vec::with_capacity(events.len());
+        for (e, p) in events.iter().zip(&plan) {
+            let answer = match p {
+                Plan::FanOut { claimed } => {
+                    let answer = json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
+                    if *claimed && let Err(err) = self.store.complete_event(&e.id, &answer).await {
+                        tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
+                    }
+                    answer
+                }
+                Plan::Repeat(answer) => answer.clone(),
+                Plan::SameAs(i) => answers[*i].clone(),
+            };
+            answers.push(answer);
+        }
         let answer = match body {
             IngestBody::Single(_) => answers.into_iter().next().expect("one event"),
             IngestBody::Batch(_) => json!(answers),
@@ -68,8 +108,52 @@ impl IngestHandler {
         Ok(ApiResponse::json(StatusCode::ACCEPTED, &answer))
     }
 
+    /// Claims the callers' event ids, so an event posted again within the window is not
+    /// fanned out again.
+    async fn claim(&self, events: &[Event]) -> Result<Vec<Plan>, ApiError> {
+        let now = now_ms();
+        let mut plan = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            if !e.caller_id {
+                plan.push(Plan::FanOut { claimed: false });
+                continue;
+            }
+            if let Some(first) = events[..i].iter().position(|p| p.caller_id && p.id == e.id) {
+                plan.push(Plan::SameAs(first));
+                continue;
+            }
+            let claim = self
+                .store
+                .claim_event(&e.id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
+                .await;
+            match claim {
+                Ok(EventClaim::Claimed) => plan.push(Plan::FanOut { claimed: true }),
+                Ok(EventClaim::Accepted(answer)) => plan.push(Plan::Repeat(answer)),
+                Ok(EventClaim::InProgress) => {
+                    self.release(events, &plan).await;
+                    return Err(ApiError::EventInProgress);
+                }
+                Err(err) => {
+                    self.release(events, &plan).await;
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn release(&self, events: &[Event], plan: &[Plan]) {
+        for (e, p) in events.iter().zip(plan) {
+            if matches!(p, Plan::FanOut { claimed: true })
+                && let Err(err) = self.store.release_event(&e.id).await
+            {
+                tracing::warn!(event_id = %e.id, error = %err, "could not release the event's claim");
+            }
+        }
+    }
+
     /// Records and enqueues every delivery; returns the number per event.
-    async fn fan_out(&self, events: &[Event]) -> Result<Vec<usize>, ApiError> {
+    async fn fan_out(&self, events: &[&Event]) -> Result<Vec<usize>, ApiError> {
         let mut subscribers: HashMap<EventName, Vec<HookId>> = HashMap::new();
         for e in events {
             if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {

@@ -4,9 +4,12 @@ use super::auth::Access;
 use super::{ApiError, ApiRequest, ApiResponse, Tokens, json_body};
 use crate::catalog::{EventName, catalog_json};
 use crate::clock::now_ms;
-use crate::delivery::Delivery;
-use crate::hook::{HookId, HookPatch, NewHook, UrlPolicy};
-use crate::ports::Store;
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::event::sample_event;
+use crate::hook::{Hook, HookId, HookPatch, NewHook, TestRequest, UrlPolicy, parse_rotation};
+use crate::net::client::DeliveryClient;
+use crate::ports::{JobQueue, Store, StoreError};
+use crate::signing::sign;
 use crate::validation::ValidationError;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -18,14 +21,24 @@ const MAX_PAGE_SIZE: usize = 100;
 
 pub struct ManagementHandler {
     store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    client: DeliveryClient,
     tokens: Tokens,
     url_policy: UrlPolicy,
 }
 
 impl ManagementHandler {
-    pub fn new(store: Arc<dyn Store>, tokens: Tokens, url_policy: UrlPolicy) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        tokens: Tokens,
+        url_policy: UrlPolicy,
+    ) -> Self {
         Self {
             store,
+            queue,
+            client,
             tokens,
             url_policy,
         }
@@ -42,7 +55,13 @@ impl ManagementHandler {
             ["api", "hook-events"]
                 | ["api", "hooks"]
                 | ["api", "hooks", _]
-                | ["api", "hooks", _, "recent-logs"]
+                | [
+                    "api",
+                    "hooks",
+                    _,
+                    "recent-logs" | "signing-key" | "test" | "recover"
+                ]
+                | ["api", "hooks", _, "deliveries", _, "retry"]
         );
         if !known {
             return Err(ApiError::NotFound("route not found"));
@@ -54,10 +73,18 @@ impl ManagementHandler {
             }
             (&Method::GET, ["api", "hooks"]) => self.list(&req).await,
             (&Method::POST, ["api", "hooks"]) => self.create(&req).await,
-            (&Method::GET, ["api", "hooks", id]) => self.get(id).await,
+            (&Method::GET, ["api", "hooks", id]) => self.get(id, &req).await,
             (&Method::PATCH, ["api", "hooks", id]) => self.update(id, &req).await,
             (&Method::DELETE, ["api", "hooks", id]) => self.delete(id).await,
             (&Method::GET, ["api", "hooks", id, "recent-logs"]) => self.recent_logs(id, &req).await,
+            (&Method::PATCH, ["api", "hooks", id, "signing-key"]) => {
+                self.rotate_key(id, &req).await
+            }
+            (&Method::POST, ["api", "hooks", id, "test"]) => self.test(id, &req).await,
+            (&Method::POST, ["api", "hooks", id, "deliveries", delivery, "retry"]) => {
+                self.retry(id, delivery).await
+            }
+            (&Method::POST, ["api", "hooks", id, "recover"]) => self.recover(id, &req).await,
             _ => Err(ApiError::MethodNotAllowed),
         }
     }
@@ -66,7 +93,11 @@ impl ManagementHandler {
         let page = Page::from_query(req)?;
         let hooks = self.store.list_hooks().await?;
         let total = hooks.len();
-        let items: Vec<Value> = page.slice(&hooks).iter().map(|h| h.to_json()).collect();
+        let with_stats = wants_stats(req);
+        let mut items = Vec::new();
+        for hook in page.slice(&hooks) {
+            items.push(self.hook_json(hook, with_stats).await?);
+        }
         Ok(ApiResponse::json(StatusCode::OK, &Value::Array(items))
             .with_header("total-number", &total.to_string()))
     }
@@ -79,9 +110,135 @@ impl ManagementHandler {
         Ok(ApiResponse::json(StatusCode::CREATED, &hook.to_json()))
     }
 
-    async fn get(&self, id: &str) -> Result<ApiResponse, ApiError> {
+    async fn get(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let hook = self.load(id).await?;
-        Ok(ApiResponse::json(StatusCode::OK, &hook.to_json()))
+        let json = self.hook_json(&hook, wants_stats(req)).await?;
+        Ok(ApiResponse::json(StatusCode::OK, &json))
+    }
+
+    /// The hook's JSON, with the last 24 hours' `executionStats` when asked for.
+    async fn hook_json(&self, hook: &Hook, with_stats: bool) -> Result<Value, ApiError> {
+        let mut json = hook.to_json();
+        if with_stats {
+            let hour = now_ms().div_euclid(3_600_000);
+            let stats = self
+                .store
+                .execution_stats(&hook.id, hour - 23, hour)
+                .await?;
+            json["executionStats"] = serde_json::json!({
+                "requestCount": stats.request_count,
+                "successCount": stats.success_count,
+            });
+        }
+        Ok(json)
+    }
+
+    async fn rotate_key(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let grace = parse_rotation(&json_body(req)?)?;
+        let current = self.load(id).await?;
+        let next = current.rotated(grace, now_ms());
+        self.store.update_hook(&current, &next).await?;
+        tracing::info!(hook_id = %next.id, grace_secs = grace, "signing key rotated");
+        Ok(ApiResponse::json(StatusCode::OK, &next.to_json()))
+    }
+
+    /// Sends a signed sample of each event to the hook's (or the given) endpoint, now.
+    async fn test(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let test = TestRequest::parse(&json_body(req)?, self.url_policy)?;
+        let hook = self.load(id).await?;
+        let (url, headers) = test
+            .config
+            .unwrap_or_else(|| (hook.url.clone(), hook.headers.clone()));
+        for event in test.events {
+            let now = time::OffsetDateTime::now_utc();
+            let body = sample_event(event, now).delivered_body(&hook.id);
+            let at = now_ms();
+            let signature = sign(
+                &hook.signing_keys(at),
+                &DeliveryId::generate().to_string(),
+                at / 1000,
+                body.as_bytes(),
+            );
+            let answer = self.client.post(&url, &headers, &signature, &body).await;
+            if !answer.succeeded() {
+                return Err(ApiError::TestFailed {
+                    response_status: answer.status,
+                    response_body: answer.body.or(answer.error),
+                });
+            }
+        }
+        Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Re-sends a finished delivery now, with the same `webhook-id`.
+    async fn retry(&self, id: &str, delivery: &str) -> Result<ApiResponse, ApiError> {
+        let hook = self.load(id).await?;
+        let delivery_id =
+            DeliveryId::parse(delivery).map_err(|_| ApiError::NotFound("delivery not found"))?;
+        let reopened = match self
+            .store
+            .reopen_delivery(&hook.id, &delivery_id, now_ms())
+            .await
+        {
+            Ok(Some(d)) => d,
+            Ok(None) => return Err(ApiError::NotFound("delivery not found")),
+            Err(StoreError::Conflict) => return Err(ApiError::DeliveryPending),
+            Err(e) => return Err(e.into()),
+        };
+        self.enqueue_now(&[&reopened]).await?;
+        tracing::info!(hook_id = %hook.id, delivery_id = %delivery_id, "delivery re-sent by an operator");
+        Ok(ApiResponse::json(
+            StatusCode::ACCEPTED,
+            &reopened.to_log_json(),
+        ))
+    }
+
+    /// Re-sends every delivery of the hook that failed since `since` (unix ms).
+    async fn recover(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let body = json_body(req)?;
+        let since = body
+            .get("since")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ValidationError::new("since", "must be unix milliseconds"))?;
+        let hook = self.load(id).await?;
+        let now = now_ms();
+        let failed: Vec<Delivery> = self
+            .store
+            .list_deliveries(&hook.id, since, now)
+            .await?
+            .into_iter()
+            .filter(|d| d.status == DeliveryStatus::Error)
+            .collect();
+        let mut reopened = Vec::with_capacity(failed.len());
+        for d in &failed {
+            match self.store.reopen_delivery(&hook.id, &d.id, now).await {
+                Ok(Some(d)) => reopened.push(d),
+                Ok(None) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.enqueue_now(&reopened.iter().collect::<Vec<_>>())
+            .await?;
+        tracing::info!(hook_id = %hook.id, deliveries = reopened.len(), "failed deliveries recovered");
+        Ok(ApiResponse::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "recovered": reopened.len() }),
+        ))
+    }
+
+    async fn enqueue_now(&self, deliveries: &[&Delivery]) -> Result<(), ApiError> {
+        let now = now_ms();
+        let jobs: Vec<Job> = deliveries
+            .iter()
+            .map(|d| Job {
+                hook_id: d.hook_id.clone(),
+                delivery_id: d.id.clone(),
+                attempt: d.attempt_count() + 1,
+                due_at: now,
+            })
+            .collect();
+        self.queue.enqueue(&jobs).await?;
+        Ok(())
     }
 
     async fn update(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -144,13 +301,17 @@ impl ManagementHandler {
         )
     }
 
-    async fn load(&self, id: &str) -> Result<crate::hook::Hook, ApiError> {
+    async fn load(&self, id: &str) -> Result<Hook, ApiError> {
         let id = HookId::parse(id).map_err(|_| ApiError::NotFound("hook not found"))?;
         self.store
             .get_hook(&id)
             .await?
             .ok_or(ApiError::NotFound("hook not found"))
     }
+}
+
+fn wants_stats(req: &ApiRequest) -> bool {
+    req.query_param("includeExecutionStats").as_deref() == Some("true")
 }
 
 fn ms_param(req: &ApiRequest, name: &str) -> Result<Option<i64>, ApiError> {

@@ -4,6 +4,7 @@
 mod dynamo_store;
 mod lambda_e2e;
 mod local_server;
+mod operator;
 mod pipeline;
 mod sqs_queue;
 mod support;

@@ -71,7 +71,13 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
             tokens(),
             settings.retention,
         ),
-        management: ManagementHandler::new(moto.store.clone(), tokens(), settings.url_policy),
+        management: ManagementHandler::new(
+            moto.store.clone(),
+            moto.queue.clone(),
+            DeliveryClient::new(settings.address_policy.clone(), settings.timeouts),
+            tokens(),
+            settings.url_policy,
+        ),
         sender: Sender::new(
             moto.store.clone(),
             moto.queue.clone(),
