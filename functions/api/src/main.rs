@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let handler = Arc::new(ManagementHandler::new(
         deployment.store,
         deployment.queue,
-        DeliveryClient::new(settings.address_policy, settings.timeouts),
+        DeliveryClient::from_settings(&settings),
         deployment.tokens,
         settings.url_policy,
     ));

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let sender = Sender::new(
         deployment.store,
         deployment.queue,
-        DeliveryClient::new(settings.address_policy, settings.timeouts),
+        DeliveryClient::from_settings(&settings),
         settings.retry_schedule,
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -1,8 +1,9 @@
 //! The HTTP client that performs delivery attempts: no redirects, no proxies, bounded time,
 //! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read.
 
+use crate::config::Settings;
 use crate::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
-use crate::hook::{CustomHeaders, HookUrl};
+use crate::hook::{CustomHeaders, HookUrl, UrlPolicy};
 use crate::net::address_policy::{AddressPolicy, FilteringResolver, is_blocked};
 use crate::signing::SignatureHeaders;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -58,11 +59,20 @@ impl Answer {
 pub struct DeliveryClient {
     http: reqwest::Client,
     policy: Arc<AddressPolicy>,
+    url_policy: UrlPolicy,
     timeouts: Timeouts,
 }
 
 impl DeliveryClient {
-    pub fn new(policy: AddressPolicy, timeouts: Timeouts) -> Self {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self::new(
+            settings.address_policy.clone(),
+            settings.url_policy,
+            settings.timeouts,
+        )
+    }
+
+    pub fn new(policy: AddressPolicy, url_policy: UrlPolicy, timeouts: Timeouts) -> Self {
         let policy = Arc::new(policy);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -76,6 +86,7 @@ impl DeliveryClient {
         Self {
             http,
             policy,
+            url_policy,
             timeouts,
         }
     }
@@ -93,6 +104,9 @@ impl DeliveryClient {
         body: &str,
     ) -> Answer {
         let started = Instant::now();
+        if let Err(e) = HookUrl::check(url.as_url().clone(), self.url_policy) {
+            return Answer::failed(started, ErrorKind::Blocked, e.to_string());
+        }
         if self.policy.check_url(url.as_url()).is_err() {
             return Answer::failed(
                 started,

@@ -30,6 +30,7 @@ impl Watch {
                 "127.0.0.1",
             ])
             .args(["-P", &port.to_string(), "--manifest-path", &manifest])
+            .args(["--target-dir", "target/lambda-watch"])
             .current_dir(workspace)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -74,14 +74,14 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
         management: ManagementHandler::new(
             moto.store.clone(),
             moto.queue.clone(),
-            DeliveryClient::new(settings.address_policy.clone(), settings.timeouts),
+            DeliveryClient::from_settings(&settings),
             tokens(),
             settings.url_policy,
         ),
         sender: Sender::new(
             moto.store.clone(),
             moto.queue.clone(),
-            DeliveryClient::new(settings.address_policy.clone(), settings.timeouts),
+            DeliveryClient::from_settings(&settings),
             settings.retry_schedule.clone(),
         ),
         moto,
