@@ -1,8 +1,11 @@
 //! Support for the integration tests: moto provisioning from the template, a real receiver,
 //! independent signature verifiers, and the SQS → sender loop Lambda's event source runs.
 
+pub mod hostile;
+pub mod moto_server;
 pub mod provision;
 pub mod receiver;
+pub mod slow_receiver;
 pub mod verifiers;
 
 use std::sync::Arc;

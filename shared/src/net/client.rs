@@ -115,57 +115,56 @@ impl DeliveryClient {
             );
         }
         let headers = request_headers(custom, signature);
-        let attempt = async {
-            let response = self
-                .http
-                .post(url.as_url().clone())
-                .headers(headers)
-                .body(body.to_string())
-                .send()
-                .await;
-            let mut response = match response {
-                Ok(r) => r,
-                Err(e) => return classify(started, &e),
-            };
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let mut captured = Vec::new();
+        // One deadline for the whole attempt. The status decides the outcome once it arrived in
+        // time; the body is only captured until the deadline, so a slow body never turns a 2xx
+        // into a timeout (reqwest's own total timeout ends the capture the same way).
+        let deadline = tokio::time::Instant::now() + self.timeouts.total;
+        let sent = self
+            .http
+            .post(url.as_url().clone())
+            .headers(headers)
+            .body(body.to_string())
+            .send();
+        let mut response = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return classify(started, &e),
+            Err(_) => {
+                return Answer::failed(started, ErrorKind::Timeout, "no answer within the timeout");
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut captured = Vec::new();
+        let capture = async {
             while captured.len() < MAX_CAPTURE_BYTES {
                 match response.chunk().await {
                     Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
                     Ok(None) | Err(_) => break,
                 }
             }
-            captured.truncate(MAX_CAPTURE_BYTES);
-            drop(response);
-            let (error_kind, error) = if (200..300).contains(&status) {
-                (None, None)
-            } else {
-                (
-                    Some(ErrorKind::Http),
-                    Some(format!("endpoint answered {status}")),
-                )
-            };
-            Answer {
-                duration: started.elapsed(),
-                status: Some(status),
-                body: Some(String::from_utf8_lossy(&captured).into_owned()),
-                error_kind,
-                error,
-                retry_after,
-            }
         };
-        match tokio::time::timeout(self.timeouts.total, attempt).await {
-            Ok(answer) => answer,
-            Err(_) => Answer::failed(
-                started,
-                ErrorKind::Timeout,
-                "no complete answer within the timeout",
-            ),
+        let _ = tokio::time::timeout_at(deadline, capture).await;
+        drop(response);
+        captured.truncate(MAX_CAPTURE_BYTES);
+        let (error_kind, error) = if (200..300).contains(&status) {
+            (None, None)
+        } else {
+            (
+                Some(ErrorKind::Http),
+                Some(format!("endpoint answered {status}")),
+            )
+        };
+        Answer {
+            duration: started.elapsed(),
+            status: Some(status),
+            body: Some(String::from_utf8_lossy(&captured).into_owned()),
+            error_kind,
+            error,
+            retry_after,
         }
     }
 }

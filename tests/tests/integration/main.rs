@@ -2,6 +2,7 @@
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
 mod dynamo_store;
+mod faults;
 mod lambda_e2e;
 mod local_server;
 mod operator;

@@ -1,0 +1,102 @@
+//! A moto server of a test's own, on a free loopback port, for tests that must freeze or
+//! break the emulator without disturbing the shared one. Killed with its process group on drop.
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct MotoServer {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts `moto_server` (from PATH) and waits until it accepts connections; panics if it
+    /// is missing or does not come up within a minute.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}): run the tests with scripts/test")
+            });
+        let mut server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("moto_server exited on startup: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not listen on 127.0.0.1:{port} within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Freezes the server (SIGSTOP): connections are still accepted but never answered, and
+    /// its state survives until [`MotoServer::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), "--", &format!("-{}", self.child.id())])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} moto_server failed");
+    }
+
+    /// SDK configuration for this server with the given timeouts and static test credentials.
+    pub async fn sdk_config(&self, timeouts: TimeoutConfig) -> SdkConfig {
+        sdk_config(&self.endpoint, timeouts).await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration for a moto endpoint on 127.0.0.1, never reaching real AWS.
+pub async fn sdk_config(endpoint: &str, timeouts: TimeoutConfig) -> SdkConfig {
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "tests only talk to 127.0.0.1, not {endpoint}"
+    );
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
