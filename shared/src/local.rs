@@ -99,7 +99,7 @@ impl LocalServer {
         }
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
-        let client = DeliveryClient::from_settings(&settings);
+        let client = DeliveryClient::from_settings(settings);
         let api = Arc::new(Api {
             ingest: IngestHandler::new(
                 store.clone(),
