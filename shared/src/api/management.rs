@@ -6,7 +6,9 @@ use crate::catalog::{EventName, catalog_json};
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
-use crate::hook::{Hook, HookId, HookPatch, NewHook, TestRequest, UrlPolicy, parse_rotation};
+use crate::hook::{
+    Hook, HookId, HookPatch, HookUrl, NewHook, TestRequest, UrlPolicy, parse_rotation,
+};
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store, StoreError};
 use crate::signing::sign;
@@ -104,7 +106,9 @@ impl ManagementHandler {
 
     async fn create(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let body = json_body(req)?;
-        let hook = NewHook::parse(&body, self.url_policy)?.into_hook(now_ms());
+        let new = NewHook::parse(&body, self.url_policy)?;
+        self.check_destination(&new.url)?;
+        let hook = new.into_hook(now_ms());
         self.store.create_hook(&hook).await?;
         tracing::info!(hook_id = %hook.id, events = hook.events.len(), "hook created");
         Ok(ApiResponse::json(StatusCode::CREATED, &hook.to_json()))
@@ -244,6 +248,9 @@ impl ManagementHandler {
     async fn update(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let body = json_body(req)?;
         let patch = HookPatch::parse(&body, self.url_policy)?;
+        if let Some((url, _)) = &patch.config {
+            self.check_destination(url)?;
+        }
         let current = self.load(id).await?;
         let next = patch.apply(&current, now_ms());
         self.store.update_hook(&current, &next).await?;
@@ -299,6 +306,14 @@ impl ManagementHandler {
             ApiResponse::json(StatusCode::OK, &Value::Array(page.slice(&logs).to_vec()))
                 .with_header("total-number", &total.to_string()),
         )
+    }
+
+    /// Refuses URLs whose host is a literal address (or `localhost`) the sender may not reach;
+    /// the send-time check stays the guarantee for names.
+    fn check_destination(&self, url: &HookUrl) -> Result<(), ApiError> {
+        self.client.policy().check_url(url.as_url()).map_err(|_| {
+            ValidationError::new("config.url", "destination address is not allowed").into()
+        })
     }
 
     async fn load(&self, id: &str) -> Result<Hook, ApiError> {

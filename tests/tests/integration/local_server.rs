@@ -137,3 +137,108 @@ async fn hooks_survive_a_restart_with_a_data_dir() {
     again.stop().await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn with_an_empty_allowlist_no_loopback_spelling_reaches_the_receiver() {
+    let receiver = Receiver::start(&[]).await;
+    let port = receiver.addr.port();
+    let spellings = [
+        format!("http://127.0.0.1:{port}/a"),
+        format!("http://localhost:{port}/a"),
+        format!("http://LOCALHOST.:{port}/a"),
+        format!("http://2130706433:{port}/a"),
+        format!("http://0x7f.0.0.1:{port}/a"),
+        format!("http://127.1:{port}/a"),
+        format!("http://0177.0.0.1:{port}/a"),
+        format!("http://[::ffff:7f00:1]:{port}/a"),
+        format!("http://[::ffff:127.0.0.1]:{port}/a"),
+        format!("http://[::1]:{port}/a"),
+        format!("http://127.0.0.1.:{port}/a"),
+    ];
+    let http = reqwest::Client::new();
+    let create = |base: String, url: String| {
+        let http = http.clone();
+        async move {
+            http.post(format!("{base}/api/hooks"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"name": url, "events": ["User.Created"], "config": {"url": url}}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Hooks registered while loopback was allowed (the dev server's default)…
+    let dir = std::env::temp_dir().join(webhooks_tests::unique_prefix("ssrf"));
+    let permissive = LocalServer::start(config(Some(dir.clone()))).await.unwrap();
+    let mut hooks = Vec::new();
+    for url in &spellings {
+        let r = create(format!("http://{}", permissive.addr), url.clone()).await;
+        assert_eq!(r.status(), 201, "{url}");
+        hooks.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    permissive.stop().await;
+
+    // …are refused at send time once the allowlist is empty, and new ones are refused at once.
+    let mut cfg = config(Some(dir.clone()));
+    cfg.settings = Settings::from_lookup(Defaults::local(), |name| {
+        (name == "WEBHOOKS_ALLOWED_CIDRS").then(String::new)
+    })
+    .unwrap();
+    let server = LocalServer::start(cfg).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    for url in &spellings {
+        let r = create(base.clone(), url.clone()).await;
+        assert_eq!(r.status(), 400, "{url}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["details"]["field"], "config.url", "{url}");
+    }
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "User.Created", "data": {"id": "u"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["deliveries"],
+        spellings.len()
+    );
+    for (id, url) in hooks.iter().zip(&spellings) {
+        let mut log = serde_json::Value::Null;
+        for _ in 0..100 {
+            log = http
+                .get(format!("{base}/api/hooks/{id}/recent-logs"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()[0]
+                .clone();
+            if log["result"] == "Error" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(log["result"], "Error", "{url}: {log}");
+        assert_eq!(
+            log["attemptCount"], 1,
+            "{url}: a blocked destination is not retried"
+        );
+        assert_eq!(log["attempts"][0]["errorKind"], "blocked", "{url}: {log}");
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "no request reached the receiver"
+    );
+    server.stop().await;
+    std::fs::remove_dir_all(dir).ok();
+}
