@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -33,6 +34,7 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<u16>>,
+    retry_after: Mutex<Option<String>>,
     arrived: Notify,
 }
 
@@ -58,6 +60,11 @@ impl Receiver {
             axum::serve(listener, app).await.ok();
         });
         Self { addr, shared }
+    }
+
+    /// Adds `Retry-After: <value>` to every non-2xx answer.
+    pub fn set_retry_after(&self, value: &str) {
+        *self.shared.retry_after.lock().unwrap() = Some(value.to_string());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -87,13 +94,24 @@ impl Receiver {
     }
 }
 
-async fn record(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push(Received { headers, body });
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap) {
+    shared.received.lock().unwrap().push(Received {
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    });
     shared.arrived.notify_waiters();
     let status = shared.script.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut answer = HeaderMap::new();
+    if !status.is_success()
+        && let Some(v) = shared.retry_after.lock().unwrap().as_deref()
+    {
+        answer.insert("retry-after", v.parse().unwrap());
+    }
+    (status, answer)
 }

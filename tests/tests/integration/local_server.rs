@@ -242,3 +242,96 @@ async fn with_an_empty_allowlist_no_loopback_spelling_reaches_the_receiver() {
     server.stop().await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn the_dev_server_retries_disables_rotates_and_deduplicates_like_aws() {
+    let mut cfg = config(None);
+    cfg.settings.retry_schedule = webhooks::retry::RetrySchedule::parse("1s,1s").unwrap();
+    let server = LocalServer::start(cfg).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            http.request(method, url)
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let flaky = Receiver::start(&[500]).await;
+    let gone = Receiver::start(&[410]).await;
+    let flaky_hook = admin(
+        reqwest::Method::POST,
+        "/api/hooks".into(),
+        json!({"name": "flaky", "events": ["PostSignIn"], "config": {"url": flaky.url("/in")}}),
+    )
+    .await;
+    let gone_hook = admin(
+        reqwest::Method::POST,
+        "/api/hooks".into(),
+        json!({"name": "gone", "events": ["PostSignIn"], "config": {"url": gone.url("/in")}}),
+    )
+    .await;
+    let old_key = flaky_hook["signingKey"].as_str().unwrap().to_string();
+    let rotated = admin(
+        reqwest::Method::PATCH,
+        format!(
+            "/api/hooks/{}/signing-key",
+            flaky_hook["id"].as_str().unwrap()
+        ),
+        json!({}),
+    )
+    .await;
+    let new_key = rotated["signingKey"].as_str().unwrap().to_string();
+
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{base}/api/events"))
+            .bearer_auth(INGEST)
+            .json(&json!({"event": "PostSignIn", "id": "evt_local_once"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["deliveries"],
+            2
+        );
+    }
+    let got = flaky.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "retried with a stable webhook-id"
+    );
+    assert_eq!(
+        got[0].header("webhook-signature").split(' ').count(),
+        2,
+        "both keys sign during the grace period"
+    );
+    for key in [&old_key, &new_key] {
+        standard_webhooks_verifies(key, &got[1]).expect("each key verifies");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        flaky.received().len(),
+        2,
+        "the repeated event id fanned out once"
+    );
+    assert_eq!(gone.received().len(), 1);
+    let disabled = admin(
+        reqwest::Method::GET,
+        format!("/api/hooks/{}", gone_hook["id"].as_str().unwrap()),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(disabled["enabled"], false, "410 disables the hook");
+    server.stop().await;
+}

@@ -284,3 +284,24 @@ async fn a_job_received_before_its_due_time_is_requeued_not_run() {
     assert!(p.moto.queue.receive(10, 0).await.unwrap().is_empty());
     assert!(receiver.received().is_empty());
 }
+
+#[tokio::test]
+async fn retry_after_on_429_stretches_the_delay_within_twice_the_schedule() {
+    let p = pipeline("retry-after", "1s,1s").await;
+    let receiver = Receiver::start(&[429, 503]).await;
+    receiver.set_retry_after("30");
+    p.create_hook(&receiver.url("/in"), &["Message.RateLimited"])
+        .await;
+    p.post_event(json!({"event": "Message.RateLimited"})).await;
+    pump_until(&p.moto.queue, &p.sender, WAIT, || {
+        receiver.received().len() >= 3
+    })
+    .await;
+    let got = receiver.received();
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // Scheduled 1 s ± 20 %, asked for 30 s: clamped to twice the scheduled delay.
+        assert!(gap >= Duration::from_millis(1500), "{gap:?}");
+        assert!(gap < Duration::from_secs(5), "{gap:?}");
+    }
+}
