@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod event;
 pub mod hook;
 pub mod local;
+pub mod metrics;
 pub mod net;
 pub mod ports;
 pub mod retry;

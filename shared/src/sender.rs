@@ -5,6 +5,7 @@
 use crate::clock::now_ms;
 use crate::delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, Job};
 use crate::hook::{Hook, HookId};
+use crate::metrics::{self, Unit};
 use crate::net::client::{Answer, DeliveryClient};
 use crate::ports::{
     AttemptRecord, JobQueue, QueueError, QueueMessage, RecordOutcome, Store, StoreError,
@@ -197,9 +198,25 @@ impl Sender {
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }
+        let duration_ms = answer.duration.as_millis() as f64;
+        let mut measured = vec![
+            ("DeliveryAttempts", 1.0, Unit::Count),
+            ("AttemptDurationMs", duration_ms, Unit::Milliseconds),
+        ];
+        match outcome {
+            JobOutcome::Delivered => {
+                measured.push(("DeliverySucceeded", 1.0, Unit::Count));
+                let latency = (now_ms() - delivery.event_created_at).max(0) as f64;
+                measured.push(("EndToEndLatencyMs", latency, Unit::Milliseconds));
+            }
+            JobOutcome::RetryScheduled => measured.push(("DeliveryRetried", 1.0, Unit::Count)),
+            _ => measured.push(("DeliveryFailed", 1.0, Unit::Count)),
+        }
         if answer.status == Some(410) {
             self.disable(&hook.id, "endpoint answered 410 Gone").await?;
+            measured.push(("HooksDisabled", 1.0, Unit::Count));
         }
+        metrics::emit(&measured);
         Ok(outcome)
     }
 

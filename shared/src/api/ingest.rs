@@ -8,6 +8,7 @@ use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::{Event, IngestBody, MAX_BODY_BYTES, parse_ingest};
 use crate::hook::HookId;
+use crate::metrics::{self, Unit};
 use crate::ports::{EventClaim, JobQueue, Store};
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -185,6 +186,7 @@ impl IngestHandler {
             }
         }
         if deliveries.is_empty() {
+            metrics::emit(&[("EventsIngested", events.len() as f64, Unit::Count)]);
             return Ok(counts);
         }
         self.store.insert_deliveries(&deliveries).await?;
@@ -198,6 +200,10 @@ impl IngestHandler {
             })
             .collect();
         self.queue.enqueue(&jobs).await?;
+        metrics::emit(&[
+            ("EventsIngested", events.len() as f64, Unit::Count),
+            ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),
+        ]);
         for (e, n) in events.iter().zip(&counts) {
             tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
         }
