@@ -20,7 +20,16 @@ impl Watch {
         let port = free_port();
         let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let manifest = format!("functions/{function}/Cargo.toml");
-        let child = Command::new("cargo")
+        let mut command = Command::new("cargo");
+        // Cargo's per-test variables (CARGO_MANIFEST_DIR…) would make build scripts that track
+        // them rebuild everything; the functions are built as scripts/test prebuilt them.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_") && name != "CARGO_HOME" || name == "CARGO" {
+                command.env_remove(name.as_ref());
+            }
+        }
+        let child = command
             .args([
                 "lambda",
                 "watch",
@@ -30,7 +39,10 @@ impl Watch {
                 "127.0.0.1",
             ])
             .args(["-P", &port.to_string(), "--manifest-path", &manifest])
-            .args(["--target-dir", "target/lambda-watch"])
+            .env(
+                "CARGO_TARGET_DIR",
+                format!("{workspace}/target/lambda-watch"),
+            )
             .current_dir(workspace)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@ mod dynamo_store;
 mod faults;
 mod lambda_e2e;
 mod local_server;
+mod openapi;
 mod operator;
 mod pipeline;
 mod sqs_queue;
