@@ -62,10 +62,10 @@ impl IngestHandler {
         if req.path.trim_end_matches('/') != "/api/events" {
             return Err(ApiError::NotFound("route not found"));
         }
+        self.tokens.authorize(&req.headers, Access::Ingest)?;
         if req.method != Method::POST {
             return Err(ApiError::MethodNotAllowed);
         }
-        self.tokens.authorize(&req.headers, Access::Ingest)?;
         require_json(&req)?;
         if req.body.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));

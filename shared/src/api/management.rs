@@ -5,6 +5,7 @@ use super::{ApiError, ApiRequest, ApiResponse, Tokens, json_body};
 use crate::catalog::{EventName, catalog_json};
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::event::MAX_BODY_BYTES;
 use crate::event::sample_event;
 use crate::hook::{
     Hook, HookId, HookPatch, HookUrl, NewHook, TestRequest, UrlPolicy, parse_rotation,
@@ -69,6 +70,9 @@ impl ManagementHandler {
             return Err(ApiError::NotFound("route not found"));
         }
         self.tokens.authorize(&req.headers, Access::Admin)?;
+        if req.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
         match (&req.method, segments.as_slice()) {
             (&Method::GET, ["api", "hook-events"]) => {
                 Ok(ApiResponse::json(StatusCode::OK, &catalog_json()))
@@ -149,6 +153,9 @@ impl ManagementHandler {
     /// Sends a signed sample of each event to the hook's (or the given) endpoint, now.
     async fn test(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let test = TestRequest::parse(&json_body(req)?, self.url_policy)?;
+        if let Some((url, _)) = &test.config {
+            self.check_destination(url)?;
+        }
         let hook = self.load(id).await?;
         let (url, headers) = test
             .config
@@ -197,9 +204,15 @@ impl ManagementHandler {
         ))
     }
 
-    /// Re-sends every delivery of the hook that failed since `since` (unix ms).
+    /// Re-sends every delivery of the hook that failed (or was dropped) since `since` (unix ms).
     async fn recover(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let body = json_body(req)?;
+        if let Some(unknown) = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| k.as_str() != "since"))
+        {
+            return Err(ValidationError::new(unknown.as_str(), "is not a known field").into());
+        }
         let since = body
             .get("since")
             .and_then(Value::as_i64)
@@ -211,7 +224,7 @@ impl ManagementHandler {
             .list_deliveries(&hook.id, since, now)
             .await?
             .into_iter()
-            .filter(|d| d.status == DeliveryStatus::Error)
+            .filter(|d| matches!(d.status, DeliveryStatus::Error | DeliveryStatus::Dropped))
             .collect();
         let mut reopened = Vec::with_capacity(failed.len());
         for d in &failed {
