@@ -3,10 +3,13 @@
 
 mod dynamo_store;
 mod faults;
+mod hostile_input;
 mod lambda_e2e;
 mod local_server;
 mod openapi;
 mod operator;
+mod panics;
 mod pipeline;
+mod secrets;
 mod sqs_queue;
 mod support;
