@@ -52,6 +52,30 @@ pub async fn pump_until(
     }
 }
 
+/// A `cargo` command (or one that runs cargo) without the variables cargo sets for the test
+/// process: a nested build must not see them, or build scripts that track them (ring tracks
+/// `CARGO_MANIFEST_DIR`) would rerun and invalidate the outer build.
+pub fn nested_cargo(program: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_tests = name == "OUT_DIR"
+            || ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_", "CARGO_CFG_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&name.as_ref());
+        if set_for_tests {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
 /// A unique name prefix so tests sharing one moto server never collide.
 pub fn unique_prefix(name: &str) -> String {
     format!(

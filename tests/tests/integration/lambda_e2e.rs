@@ -20,16 +20,8 @@ impl Watch {
         let port = free_port();
         let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let manifest = format!("functions/{function}/Cargo.toml");
-        let mut command = Command::new("cargo");
-        // Cargo's per-test variables (CARGO_MANIFEST_DIR…) would make build scripts that track
-        // them rebuild everything; the functions are built as scripts/test prebuilt them.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_") && name != "CARGO_HOME" || name == "CARGO" {
-                command.env_remove(name.as_ref());
-            }
-        }
-        let child = command
+        // Built as scripts/test prebuilt them, not with this test process's cargo variables.
+        let child = webhooks_tests::nested_cargo("cargo")
             .args([
                 "lambda",
                 "watch",

@@ -15,35 +15,12 @@ const INGEST: &str = "ing-Secret-2b4d6f8a0c1e3g5h7j9k";
 const IMPORTED_KEY: &str = "ImportedSigningKeyQ7vX9zR2mW4pL8sT";
 const HEADER_VALUE: &str = "HeaderSecret-5Kq2Wz8Rt1Yv4Xn7";
 
-/// Variables cargo sets for the test process: a nested cargo must not see them, or build
-/// scripts that track them would rerun and invalidate the outer build.
-const TEST_ONLY_VARS: [&str; 7] = [
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_MANIFEST_LINKS",
-    "CARGO_CRATE_NAME",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "OUT_DIR",
-];
-
 /// `webhooks-local`, built the way the workspace test build (`scripts/test`) builds its
 /// dependencies, so it costs a link once the tests are built; the path comes from cargo.
 fn dev_server_binary() -> String {
     let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if TEST_ONLY_VARS.contains(&name.as_ref())
-            || ["CARGO_PKG_", "CARGO_BIN_", "CARGO_CFG_"]
-                .iter()
-                .any(|p| name.starts_with(p))
-        {
-            build.env_remove(name.as_ref());
-        }
-    }
-    let output = build
+    let output = webhooks_tests::nested_cargo(&cargo)
         // `--examples` (there are none) resolves features with dev-dependencies, as the test
         // build does, so the binary links against the library the tests already built.
         .args([
