@@ -77,21 +77,32 @@ async fn token_list(
     plain: &'static str,
     parameter: &'static str,
 ) -> Result<String, ConfigError> {
-    let Some(name) = var(parameter).filter(|n| !n.trim().is_empty()) else {
-        return Ok(var(plain).unwrap_or_default());
-    };
+    match var(parameter).filter(|n| !n.trim().is_empty()) {
+        Some(name) => secure_parameter(ssm, &name)
+            .await
+            .map_err(|message| ConfigError {
+                name: parameter,
+                message,
+            }),
+        None => Ok(var(plain).unwrap_or_default()),
+    }
+}
+
+/// The decrypted value of an SSM (SecureString) parameter; the error never carries the value.
+pub async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
     let out = ssm
         .get_parameter()
         .name(name)
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| ConfigError {
-            name: parameter,
-            message: format!(
+        .map_err(|e| {
+            format!(
                 "could not read the parameter: {}",
                 aws_sdk_ssm::error::DisplayErrorContext(e)
-            ),
+            )
         })?;
-    Ok(out.parameter.and_then(|p| p.value).unwrap_or_default())
+    out.parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| "the parameter has no value".to_string())
 }

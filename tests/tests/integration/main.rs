@@ -13,3 +13,4 @@ mod pipeline;
 mod secrets;
 mod sqs_queue;
 mod support;
+mod tokens;
