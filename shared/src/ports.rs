@@ -83,6 +83,8 @@ pub trait Store: Send + Sync {
     async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError>;
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
+    /// Removes delivery records whose jobs could not be queued (the event was refused).
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     async fn get_delivery(
         &self,
         hook: &HookId,

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -296,6 +296,38 @@ impl Store for DynamoStore {
                     "{} delivery records were not written",
                     pending.len()
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for chunk in deliveries.chunks(25) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(d.hook_id.as_str()))
+                    .key("sk", s(&d.id.to_string()))
+                    .build()
+                    .map_err(unavailable)?;
+                pending.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            for round in 0..5u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.deliveries_table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.deliveries_table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
             }
         }
         Ok(())

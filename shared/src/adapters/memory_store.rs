@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -44,6 +45,7 @@ pub struct MemoryStore {
 struct Snapshot {
     path: PathBuf,
     changed: Arc<Notify>,
+    dirty: AtomicBool,
 }
 
 impl MemoryStore {
@@ -75,6 +77,7 @@ impl MemoryStore {
             snapshot: Some(Snapshot {
                 path,
                 changed: changed.clone(),
+                dirty: AtomicBool::new(false),
             }),
         });
         let weak = Arc::downgrade(&store);
@@ -91,11 +94,14 @@ impl MemoryStore {
         Ok(store)
     }
 
-    /// Writes the snapshot now (atomically, by rename).
+    /// Writes the snapshot now (atomically, by rename) if anything changed since the last one.
     pub async fn flush(&self) -> std::io::Result<()> {
         let Some(snapshot) = &self.snapshot else {
             return Ok(());
         };
+        if !snapshot.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
         let bytes = {
             let mut state = self.lock();
             let now_s = crate::clock::now_ms() / 1000;
@@ -106,8 +112,15 @@ impl MemoryStore {
             serde_json::to_vec(&*state).map_err(std::io::Error::other)?
         };
         let tmp = snapshot.path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::rename(&tmp, &snapshot.path).await
+        let written = async {
+            tokio::fs::write(&tmp, bytes).await?;
+            tokio::fs::rename(&tmp, &snapshot.path).await
+        }
+        .await;
+        if written.is_err() {
+            snapshot.dirty.store(true, Ordering::Release);
+        }
+        written
     }
 
     /// Jobs for every pending delivery: re-queues work after a restart.
@@ -132,6 +145,7 @@ impl MemoryStore {
 
     fn changed(&self) {
         if let Some(s) = &self.snapshot {
+            s.dirty.store(true, Ordering::Release);
             s.changed.notify_one();
         }
     }
@@ -196,6 +210,19 @@ impl Store for MemoryStore {
                     .entry(d.hook_id.clone())
                     .or_default()
                     .insert(d.id.clone(), d.clone());
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            for d in deliveries {
+                if let Some(m) = state.deliveries.get_mut(&d.hook_id) {
+                    m.remove(&d.id);
+                }
             }
         }
         self.changed();

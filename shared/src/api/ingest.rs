@@ -199,7 +199,14 @@ impl IngestHandler {
                 due_at: now,
             })
             .collect();
-        self.queue.enqueue(&jobs).await?;
+        if let Err(e) = self.queue.enqueue(&jobs).await {
+            // The event is refused: its records go, so nothing is left pending without a job
+            // (a job the queue did accept then finds no record and is skipped).
+            if let Err(cleanup) = self.store.delete_deliveries(&deliveries).await {
+                tracing::warn!(error = %cleanup, "could not remove the records of a refused event");
+            }
+            return Err(e.into());
+        }
         metrics::emit(&[
             ("EventsIngested", events.len() as f64, Unit::Count),
             ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),

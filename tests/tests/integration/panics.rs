@@ -52,6 +52,9 @@ impl Store for PanickyStore {
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         self.inner.insert_deliveries(deliveries).await
     }
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        self.inner.delete_deliveries(deliveries).await
+    }
     async fn get_delivery(
         &self,
         hook: &HookId,

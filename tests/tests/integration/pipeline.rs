@@ -233,7 +233,7 @@ async fn a_batch_fans_out_all_or_nothing() {
 async fn ingest_answers_503_when_the_queue_does_not_accept_the_jobs() {
     let p = pipeline("unavailable", "1s").await;
     let receiver = Receiver::start(&[]).await;
-    p.create_hook(&receiver.url("/in"), &["PostSignIn"]).await;
+    let hook = p.create_hook(&receiver.url("/in"), &["PostSignIn"]).await;
     let missing_queue = format!("{}-missing", p.moto.provisioned.queue_url);
     let ingest = IngestHandler::new(
         p.moto.store.clone(),
@@ -251,6 +251,18 @@ async fn ingest_answers_503_when_the_queue_does_not_accept_the_jobs() {
         .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.body_json()["code"], "service.unavailable");
+    let logs = p
+        .admin(
+            Method::GET,
+            &format!("/api/hooks/{}/recent-logs", hook["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        logs.body_json(),
+        json!([]),
+        "a refused event leaves no pending record behind"
+    );
 }
 
 #[tokio::test]
