@@ -84,6 +84,37 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// BatchWriteItem in 25s on the deliveries table, retrying unprocessed items with backoff.
+    async fn write_deliveries(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for round in 0..5u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.deliveries_table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.deliveries_table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "{} delivery writes were not processed",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         match self
             .client
@@ -260,77 +291,32 @@ impl Store for DynamoStore {
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        for chunk in deliveries.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for d in chunk {
-                let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
-                item.insert("pk".into(), s(d.hook_id.as_str()));
-                item.insert("sk".into(), s(&d.id.to_string()));
-                item.insert("attemptCount".into(), n(d.attempt_count().into()));
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(unavailable)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = requests;
-            for round in 0..5u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.deliveries_table, pending)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.deliveries_table))
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25 << round)).await;
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "{} delivery records were not written",
-                    pending.len()
-                )));
-            }
+        let mut requests = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
+            item.insert("pk".into(), s(d.hook_id.as_str()));
+            item.insert("sk".into(), s(&d.id.to_string()));
+            item.insert("attemptCount".into(), n(d.attempt_count().into()));
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(unavailable)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
         }
-        Ok(())
+        self.write_deliveries(requests).await
     }
 
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        for chunk in deliveries.chunks(25) {
-            let mut pending = Vec::with_capacity(chunk.len());
-            for d in chunk {
-                let delete = DeleteRequest::builder()
-                    .key("pk", s(d.hook_id.as_str()))
-                    .key("sk", s(&d.id.to_string()))
-                    .build()
-                    .map_err(unavailable)?;
-                pending.push(WriteRequest::builder().delete_request(delete).build());
-            }
-            for round in 0..5u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.deliveries_table, pending)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.deliveries_table))
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25 << round)).await;
-            }
+        let mut requests = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let delete = DeleteRequest::builder()
+                .key("pk", s(d.hook_id.as_str()))
+                .key("sk", s(&d.id.to_string()))
+                .build()
+                .map_err(unavailable)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        Ok(())
+        self.write_deliveries(requests).await
     }
 
     async fn get_delivery(
