@@ -10,6 +10,33 @@ use webhooks_tests::verifiers::{logto_node_verifies, standard_webhooks_verifies}
 const ADMIN: &str = "local-admin";
 const INGEST: &str = "local-ingest";
 
+/// The hook's newest delivery log entry, once its result is `result` (or after ~2 s).
+async fn newest_log(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    result: &str,
+) -> serde_json::Value {
+    let mut log = serde_json::Value::Null;
+    for _ in 0..100 {
+        log = http
+            .get(format!("{base}/api/hooks/{id}/recent-logs"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()[0]
+            .clone();
+        if log["result"] == result {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log
+}
+
 fn config(data_dir: Option<std::path::PathBuf>) -> LocalConfig {
     LocalConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -67,34 +94,9 @@ async fn quickstart_delivers_a_signed_webhook_within_a_second() {
     logto_node_verifies(&key, &got[0]).expect("Logto's HMAC check accepts the delivery");
 
     let id = hook["id"].as_str().unwrap();
-    let logs = async {
-        http.get(format!("{base}/api/hooks/{id}/recent-logs"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
-    };
-    let mut logs = logs.await;
-    for _ in 0..50 {
-        if logs[0]["result"] == "Success" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        logs = http
-            .get(format!("{base}/api/hooks/{id}/recent-logs"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    }
-    assert_eq!(logs[0]["result"], "Success");
-    assert_eq!(logs[0]["id"], got[0].header("webhook-id"));
+    let log = newest_log(&http, &base, id, "Success").await;
+    assert_eq!(log["result"], "Success");
+    assert_eq!(log["id"], got[0].header("webhook-id"));
 
     let too_big = http
         .post(format!("{base}/api/events"))
@@ -211,23 +213,7 @@ async fn with_an_empty_allowlist_no_loopback_spelling_reaches_the_receiver() {
         spellings.len()
     );
     for (id, url) in hooks.iter().zip(&spellings) {
-        let mut log = serde_json::Value::Null;
-        for _ in 0..100 {
-            log = http
-                .get(format!("{base}/api/hooks/{id}/recent-logs"))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()[0]
-                .clone();
-            if log["result"] == "Error" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let log = newest_log(&http, &base, id, "Error").await;
         assert_eq!(log["result"], "Error", "{url}: {log}");
         assert_eq!(
             log["attemptCount"], 1,
