@@ -3,7 +3,6 @@
 
 use crate::hook::UrlPolicy;
 use crate::net::address_policy::AddressPolicy;
-use crate::net::client::Timeouts;
 use crate::retry::RetrySchedule;
 use std::time::Duration;
 
@@ -12,6 +11,22 @@ use std::time::Duration;
 pub struct ConfigError {
     pub name: &'static str,
     pub message: String,
+}
+
+/// Time limits of one delivery attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            total: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Settings shared by every entry point.

@@ -21,6 +21,23 @@ impl DeliveryId {
         Self(ulid::Ulid::new())
     }
 
+    /// The id of `event`'s delivery to `hook`, first fanned out at `at_ms`: the same inputs
+    /// always give the same id, so a repeated fan-out cannot mint a second `webhook-id`.
+    pub fn derive(at_ms: i64, event: &EventId, hook: &HookId) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(event.as_str().as_bytes())
+            .chain_update([0u8])
+            .chain_update(hook.as_str().as_bytes())
+            .finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        Self(ulid::Ulid::from_parts(
+            at_ms.max(0) as u64,
+            u128::from_be_bytes(random),
+        ))
+    }
+
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         s.strip_prefix("msg_")
             .and_then(|u| ulid::Ulid::from_string(u).ok())
@@ -158,6 +175,15 @@ impl Delivery {
         self.attempts.len() as u32
     }
 
+    /// When the delivery ended on a `410 Gone`, the time that answer arrived: the hook must be
+    /// disabled unless it was changed after that. Derived from the recorded attempt itself, so
+    /// a disable that failed or was interrupted is finished by the next copy of the job.
+    pub fn gone_at(&self) -> Option<i64> {
+        let last = self.attempts.last()?;
+        (self.status == DeliveryStatus::Error && last.response_status == Some(410))
+            .then(|| last.started_at + last.duration_ms as i64)
+    }
+
     /// The entry `GET /api/hooks/{id}/recent-logs` shows.
     pub fn to_log_json(&self) -> serde_json::Value {
         let result = match self.status {
@@ -199,6 +225,19 @@ pub struct Job {
     pub due_at: i64,
 }
 
+impl Job {
+    /// The job for the delivery's next attempt (the first one after those on record), due at
+    /// `due_at`.
+    pub fn for_delivery(delivery: &Delivery, due_at: i64) -> Self {
+        Self {
+            hook_id: delivery.hook_id.clone(),
+            delivery_id: delivery.id.clone(),
+            attempt: delivery.attempt_count() + 1,
+            due_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +254,20 @@ mod tests {
         assert!(DeliveryId::lowest_at(at) <= id && id <= DeliveryId::highest_at(at));
         assert!(DeliveryId::highest_at(at - 1) < id);
         assert!(DeliveryId::lowest_at(at).to_string() < DeliveryId::lowest_at(at + 1).to_string());
+    }
+
+    #[test]
+    fn derived_ids_are_stable_per_event_and_hook() {
+        let event = EventId::parse("evt_repeat").unwrap();
+        let (a, b) = (HookId::parse("hook_a").unwrap(), HookId::parse("hook_b").unwrap());
+        let id = DeliveryId::derive(1_795_000_000_000, &event, &a);
+        assert_eq!(id, DeliveryId::derive(1_795_000_000_000, &event, &a));
+        assert_eq!(id.created_at_ms(), 1_795_000_000_000);
+        assert_ne!(id, DeliveryId::derive(1_795_000_000_000, &event, &b));
+        assert_ne!(id, DeliveryId::derive(1_795_000_000_001, &event, &a));
+        let other = EventId::parse("evt_other").unwrap();
+        assert_ne!(id, DeliveryId::derive(1_795_000_000_000, &other, &a));
+        assert_eq!(DeliveryId::parse(&id.to_string()).unwrap(), id);
     }
 
     #[test]

@@ -55,7 +55,10 @@ pub enum RecordOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventClaim {
     /// This caller owns the id now: fan out, then complete or release the claim.
-    Claimed,
+    /// `first_claimed_at` is when the id was first claimed in this window (kept when an
+    /// abandoned or released claim is taken over, so the retried fan-out derives the same
+    /// delivery ids); `resumed` says an earlier fan-out of it may have left records.
+    Claimed { first_claimed_at: i64, resumed: bool },
     /// The event was accepted before, within the window: repeat this answer.
     Accepted(serde_json::Value),
     /// Another request is fanning this event out right now.
@@ -82,7 +85,14 @@ pub trait Store: Send + Sync {
     /// Enabled hooks subscribed to `event`, from the subscription index.
     async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError>;
 
+    /// Writes new delivery records (their ids were never used).
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
+    /// Writes the records that do not exist yet and leaves existing ones untouched; returns,
+    /// in order, each record as stored and whether this call created it.
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError>;
     /// Removes delivery records whose jobs could not be queued (the event was refused).
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     async fn get_delivery(
@@ -121,7 +131,8 @@ pub trait Store: Send + Sync {
         id: &EventId,
         answer: &serde_json::Value,
     ) -> Result<(), StoreError>;
-    /// Drops a claim whose fan-out failed, so the caller can retry.
+    /// Frees a claim whose fan-out failed, so the caller can retry at once; the retry is
+    /// `resumed` with the same `first_claimed_at`.
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError>;
 
     /// Counts one attempt in the hook's hourly counters.

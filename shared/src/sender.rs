@@ -3,14 +3,15 @@
 //! failure is an outcome to record, never an error.
 
 use crate::clock::now_ms;
-use crate::delivery::{Attempt, Delivery, DeliveryStatus, ErrorKind, Job};
+use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
 use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
-use crate::net::client::{Answer, DeliveryClient};
+use crate::net::client::DeliveryClient;
 use crate::ports::{
     AttemptRecord, JobQueue, QueueError, QueueMessage, RecordOutcome, Store, StoreError,
 };
-use crate::retry::{RetrySchedule, clamp_retry_after, jitter, parse_retry_after};
+use crate::decision::{Decision, GONE_REASON, decide};
+use crate::retry::RetrySchedule;
 use crate::signing::sign;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -104,6 +105,12 @@ impl Sender {
             return Ok(JobOutcome::Skipped);
         };
         if delivery.status != DeliveryStatus::Pending {
+            // A copy of the job that recorded a 410 finishes the hook's disable, should the
+            // first copy have failed or stopped after recording the attempt.
+            if let Some(gone_at) = delivery.gone_at() {
+                self.disable(&delivery.hook_id, GONE_REASON, gone_at)
+                    .await?;
+            }
             return Ok(JobOutcome::Skipped);
         }
         let recorded = delivery.attempt_count();
@@ -155,24 +162,36 @@ impl Sender {
             .client
             .post(&hook.url, &hook.headers, &headers, &delivery.body)
             .await;
+        let duration_ms = answer.duration.as_millis() as u64;
         let attempt = Attempt {
             number,
             started_at,
-            duration_ms: answer.duration.as_millis() as u64,
+            duration_ms,
             response_status: answer.status,
             response_body: answer.body.clone(),
             error_kind: answer.error_kind,
             error: answer.error.clone(),
         };
-        let (status, next_attempt_at, reason, outcome) = self.decide(&answer, number);
+        let decision = decide(
+            &answer,
+            number,
+            &self.schedule,
+            SystemTime::now(),
+            rand::random::<f64>(),
+        );
+        let (next_attempt_at, reason, outcome) = match decision {
+            Decision::Delivered => (None, None, JobOutcome::Delivered),
+            Decision::RetryAt(at) => (Some(at), None, JobOutcome::RetryScheduled),
+            Decision::Failed { reason, .. } => (None, Some(reason.to_string()), JobOutcome::Failed),
+        };
         let record = AttemptRecord {
             hook_id: hook.id.clone(),
             delivery_id: delivery.id.clone(),
             expected_attempts: number - 1,
             attempt: Some(attempt),
-            status,
+            status: decision.status(),
             next_attempt_at,
-            reason: reason.clone(),
+            reason,
         };
         tracing::info!(
             hook_id = %hook.id,
@@ -181,7 +200,7 @@ impl Sender {
             attempt = number,
             status = answer.status,
             error_kind = ?answer.error_kind,
-            duration_ms = answer.duration.as_millis() as u64,
+            duration_ms,
             outcome = ?outcome,
             "delivery attempt"
         );
@@ -198,10 +217,9 @@ impl Sender {
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }
-        let duration_ms = answer.duration.as_millis() as f64;
         let mut measured = vec![
             ("DeliveryAttempts", 1.0, Unit::Count),
-            ("AttemptDurationMs", duration_ms, Unit::Milliseconds),
+            ("AttemptDurationMs", duration_ms as f64, Unit::Milliseconds),
         ];
         match outcome {
             JobOutcome::Delivered => {
@@ -212,55 +230,23 @@ impl Sender {
             JobOutcome::RetryScheduled => measured.push(("DeliveryRetried", 1.0, Unit::Count)),
             _ => measured.push(("DeliveryFailed", 1.0, Unit::Count)),
         }
-        if answer.status == Some(410) {
-            self.disable(&hook.id, "endpoint answered 410 Gone").await?;
-            measured.push(("HooksDisabled", 1.0, Unit::Count));
+        if let Decision::Failed {
+            reason,
+            disable_hook: true,
+        } = decision
+        {
+            // Emitted before the write: a failed disable is finished by the job's next copy.
+            metrics::emit(&measured);
+            if self
+                .disable(&hook.id, reason, started_at + duration_ms as i64)
+                .await?
+            {
+                metrics::emit(&[("HooksDisabled", 1.0, Unit::Count)]);
+            }
+            return Ok(outcome);
         }
         metrics::emit(&measured);
         Ok(outcome)
-    }
-
-    fn decide(
-        &self,
-        answer: &Answer,
-        number: u32,
-    ) -> (DeliveryStatus, Option<i64>, Option<String>, JobOutcome) {
-        if answer.succeeded() {
-            return (DeliveryStatus::Success, None, None, JobOutcome::Delivered);
-        }
-        let fail = |reason: &str| {
-            (
-                DeliveryStatus::Error,
-                None,
-                Some(reason.to_string()),
-                JobOutcome::Failed,
-            )
-        };
-        if answer.error_kind == Some(ErrorKind::Blocked) {
-            return fail("destination address is not allowed");
-        }
-        if answer.status == Some(410) {
-            return fail("endpoint answered 410 Gone");
-        }
-        let Some(base) = self.schedule.delay_before(number + 1) else {
-            return fail("all attempts failed");
-        };
-        let mut delay = jitter(base);
-        if matches!(answer.status, Some(429 | 503))
-            && let Some(requested) = answer
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, SystemTime::now()))
-        {
-            delay = clamp_retry_after(delay, requested);
-        }
-        let next = now_ms() + delay.as_millis() as i64;
-        (
-            DeliveryStatus::Pending,
-            Some(next),
-            None,
-            JobOutcome::RetryScheduled,
-        )
     }
 
     /// Queues attempt `attempt` of `delivery`, due at `due_at`.
@@ -271,10 +257,8 @@ impl Sender {
         due_at: i64,
     ) -> Result<(), QueueError> {
         let job = Job {
-            hook_id: delivery.hook_id.clone(),
-            delivery_id: delivery.id.clone(),
             attempt,
-            due_at,
+            ..Job::for_delivery(delivery, due_at)
         };
         self.queue.enqueue(&[job]).await
     }
@@ -299,23 +283,30 @@ impl Sender {
             .map(|_| ())
     }
 
-    /// Disables the hook with a reason, retrying if it is being edited concurrently.
-    async fn disable(&self, id: &HookId, reason: &str) -> Result<(), StoreError> {
+    /// Disables the hook for an answer that arrived at `answered_at`, unless it was changed
+    /// since (an operator re-enabled or edited it); retries while it is being edited
+    /// concurrently. True when this call disabled it.
+    async fn disable(
+        &self,
+        id: &HookId,
+        reason: &str,
+        answered_at: i64,
+    ) -> Result<bool, StoreError> {
         for _ in 0..5 {
             let Some(hook) = self.store.get_hook(id).await? else {
-                return Ok(());
+                return Ok(false);
             };
-            if !hook.enabled {
-                return Ok(());
+            if !hook.enabled || hook.updated_at > answered_at {
+                return Ok(false);
             }
             let mut next = hook.clone();
             next.enabled = false;
             next.disabled_reason = Some(reason.to_string());
-            next.updated_at = now_ms().max(hook.updated_at + 1);
+            next.updated_at = now_ms().max(answered_at + 1).max(hook.updated_at + 1);
             match self.store.update_hook(&hook, &next).await {
                 Ok(()) => {
                     tracing::warn!(hook_id = %id, reason, "hook disabled");
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(StoreError::Conflict) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(e) => return Err(e),

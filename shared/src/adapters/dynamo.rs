@@ -10,6 +10,8 @@ use crate::ports::{AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Sto
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use futures::{StreamExt, TryStreamExt};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, Put, PutRequest, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
@@ -84,6 +86,40 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    fn delivery_item(&self, d: &Delivery) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
+        item.insert("pk".into(), s(d.hook_id.as_str()));
+        item.insert("sk".into(), s(&d.id.to_string()));
+        item.insert("attemptCount".into(), n(d.attempt_count().into()));
+        Ok(item)
+    }
+
+    /// Writes the delivery unless its id exists; returns the record as stored and whether
+    /// this call created it.
+    async fn put_if_absent(&self, d: &Delivery) -> Result<(Delivery, bool), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.deliveries_table)
+            .set_item(Some(self.delivery_item(d)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok((d.clone(), true)),
+            Err(e) => match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let existing = failed
+                        .item
+                        .ok_or_else(|| corrupt("a conflicting delivery without its item"))?;
+                    Ok((serde_dynamo::from_item(existing).map_err(corrupt)?, false))
+                }
+                other => Err(unavailable(other)),
+            },
+        }
+    }
+
     /// BatchWriteItem in 25s on the deliveries table, retrying unprocessed items with backoff.
     async fn write_deliveries(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
@@ -144,6 +180,13 @@ fn s(v: &str) -> AttributeValue {
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+fn number_attr(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
 }
 
 fn unavailable(e: impl std::error::Error) -> StoreError {
@@ -293,10 +336,7 @@ impl Store for DynamoStore {
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         let mut requests = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
-            item.insert("pk".into(), s(d.hook_id.as_str()));
-            item.insert("sk".into(), s(&d.id.to_string()));
-            item.insert("attemptCount".into(), n(d.attempt_count().into()));
+            let item = self.delivery_item(d)?;
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
@@ -304,6 +344,14 @@ impl Store for DynamoStore {
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         self.write_deliveries(requests).await
+    }
+
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+        let puts: Vec<_> = deliveries.iter().map(|d| self.put_if_absent(d)).collect();
+        futures::stream::iter(puts).buffered(16).try_collect().await
     }
 
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
@@ -469,44 +517,80 @@ impl Store for DynamoStore {
         stale_ms: i64,
     ) -> Result<EventClaim, StoreError> {
         let window_ends_at = now_ms + window_ms;
-        let result = self
+        let fresh = self
             .client
             .put_item()
             .table_name(&self.deliveries_table)
             .item("pk", s(&event_pk(id)))
             .item("sk", s(EVENT_SK))
             .item("claimedAt", n(now_ms))
+            .item("firstClaimedAt", n(now_ms))
             .item("windowEndsAt", n(window_ends_at))
             .item("expiresAt", n(window_ends_at / 1000 + 1))
+            .condition_expression("attribute_not_exists(pk) OR windowEndsAt <= :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match fresh {
+            Ok(_) => {
+                return Ok(EventClaim::Claimed {
+                    first_claimed_at: now_ms,
+                    resumed: false,
+                });
+            }
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        // Within the window: take over a claim that was released or abandoned, keeping the
+        // time of the first claim.
+        let takeover = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(&event_pk(id)))
+            .key("sk", s(EVENT_SK))
             .condition_expression(
-                "attribute_not_exists(pk) OR windowEndsAt <= :now \
-                 OR (attribute_not_exists(answer) AND claimedAt <= :stale)",
+                "attribute_exists(pk) AND attribute_not_exists(answer) \
+                 AND claimedAt <= :stale AND windowEndsAt > :now",
+            )
+            .update_expression(
+                "SET firstClaimedAt = if_not_exists(firstClaimedAt, claimedAt), claimedAt = :now",
             )
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":stale", n(now_ms - stale_ms))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(EventClaim::Claimed),
-            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.deliveries_table)
-                    .key("pk", s(&event_pk(id)))
-                    .key("sk", s(EVENT_SK))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                match out.item.as_ref().and_then(|i| i.get("answer")) {
-                    Some(AttributeValue::S(answer)) => Ok(EventClaim::Accepted(
-                        serde_json::from_str(answer).map_err(corrupt)?,
-                    )),
-                    _ => Ok(EventClaim::InProgress),
-                }
+        match takeover {
+            Ok(out) => {
+                let first_claimed_at = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| number_attr(a, "firstClaimedAt"))
+                    .ok_or_else(|| corrupt("an event claim without firstClaimedAt"))?;
+                return Ok(EventClaim::Claimed {
+                    first_claimed_at,
+                    resumed: true,
+                });
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(&event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item.as_ref().and_then(|i| i.get("answer")) {
+            Some(AttributeValue::S(answer)) => Ok(EventClaim::Accepted(
+                serde_json::from_str(answer).map_err(corrupt)?,
+            )),
+            _ => Ok(EventClaim::InProgress),
         }
     }
 
@@ -529,15 +613,22 @@ impl Store for DynamoStore {
     }
 
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(&event_pk(id)))
             .key("sk", s(EVENT_SK))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(answer)")
+            .update_expression("SET claimedAt = :released")
+            .expression_attribute_values(":released", n(0))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn count_attempt(

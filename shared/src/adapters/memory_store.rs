@@ -32,7 +32,10 @@ struct State {
 
 #[derive(Serialize, Deserialize)]
 struct EventRecord {
+    /// 0 once released: free to take over at once.
     claimed_at: i64,
+    #[serde(default)]
+    first_claimed_at: Option<i64>,
     window_ends_at: i64,
     answer: Option<serde_json::Value>,
 }
@@ -130,12 +133,7 @@ impl MemoryStore {
             .values()
             .flat_map(|m| m.values())
             .filter(|d| d.status == DeliveryStatus::Pending)
-            .map(|d| Job {
-                hook_id: d.hook_id.clone(),
-                delivery_id: d.id.clone(),
-                attempt: d.attempt_count() + 1,
-                due_at: d.next_attempt_at.unwrap_or(now_ms),
-            })
+            .map(|d| Job::for_delivery(d, d.next_attempt_at.unwrap_or(now_ms)))
             .collect()
     }
 
@@ -214,6 +212,30 @@ impl Store for MemoryStore {
         }
         self.changed();
         Ok(())
+    }
+
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+        let stored = {
+            let mut state = self.lock();
+            deliveries
+                .iter()
+                .map(|d| {
+                    let records = state.deliveries.entry(d.hook_id.clone()).or_default();
+                    match records.get(&d.id) {
+                        Some(existing) => (existing.clone(), false),
+                        None => {
+                            records.insert(d.id.clone(), d.clone());
+                            (d.clone(), true)
+                        }
+                    }
+                })
+                .collect()
+        };
+        self.changed();
+        Ok(stored)
     }
 
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
@@ -313,28 +335,43 @@ impl Store for MemoryStore {
         window_ms: i64,
         stale_ms: i64,
     ) -> Result<EventClaim, StoreError> {
-        let mut state = self.lock();
-        if let Some(existing) = state.events.get(id) {
-            let expired = existing.window_ends_at <= now_ms;
-            let abandoned = existing.answer.is_none() && existing.claimed_at + stale_ms <= now_ms;
-            if !expired && !abandoned {
-                return Ok(match &existing.answer {
-                    Some(answer) => EventClaim::Accepted(answer.clone()),
-                    None => EventClaim::InProgress,
-                });
+        let claim = {
+            let mut state = self.lock();
+            match state.events.get_mut(id) {
+                Some(existing) if existing.window_ends_at > now_ms => {
+                    if let Some(answer) = &existing.answer {
+                        return Ok(EventClaim::Accepted(answer.clone()));
+                    }
+                    if existing.claimed_at + stale_ms > now_ms {
+                        return Ok(EventClaim::InProgress);
+                    }
+                    let first = existing.first_claimed_at.unwrap_or(existing.claimed_at);
+                    existing.claimed_at = now_ms;
+                    existing.first_claimed_at = Some(first);
+                    EventClaim::Claimed {
+                        first_claimed_at: first,
+                        resumed: true,
+                    }
+                }
+                _ => {
+                    state.events.insert(
+                        id.clone(),
+                        EventRecord {
+                            claimed_at: now_ms,
+                            first_claimed_at: Some(now_ms),
+                            window_ends_at: now_ms + window_ms,
+                            answer: None,
+                        },
+                    );
+                    EventClaim::Claimed {
+                        first_claimed_at: now_ms,
+                        resumed: false,
+                    }
+                }
             }
-        }
-        state.events.insert(
-            id.clone(),
-            EventRecord {
-                claimed_at: now_ms,
-                window_ends_at: now_ms + window_ms,
-                answer: None,
-            },
-        );
-        drop(state);
+        };
         self.changed();
-        Ok(EventClaim::Claimed)
+        Ok(claim)
     }
 
     async fn complete_event(
@@ -350,7 +387,11 @@ impl Store for MemoryStore {
     }
 
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
-        self.lock().events.remove(id);
+        if let Some(e) = self.lock().events.get_mut(id)
+            && e.answer.is_none()
+        {
+            e.claimed_at = 0;
+        }
         self.changed();
         Ok(())
     }

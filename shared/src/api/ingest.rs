@@ -23,13 +23,21 @@ const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
 
 /// What to do with one event of a request.
 enum Plan {
+    /// Fan out; `claim` is set when the caller's id was claimed for it.
     FanOut {
-        claimed: bool,
+        claim: Option<Claim>,
     },
     /// Posted before: answer as the first time.
     Repeat(serde_json::Value),
     /// The same id earlier in this batch.
     SameAs(usize),
+}
+
+/// A claimed caller id: delivery ids derive from the time of its first claim.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    first_claimed_at: i64,
+    resumed: bool,
 }
 
 pub struct IngestHandler {
@@ -73,11 +81,13 @@ impl IngestHandler {
         let body = parse_ingest(&req.body, time::OffsetDateTime::now_utc())?;
         let events = body.events();
         let plan = self.claim(events).await?;
-        let fresh: Vec<&Event> = events
+        let fresh: Vec<(&Event, Option<Claim>)> = events
             .iter()
             .zip(&plan)
-            .filter(|(_, p)| matches!(p, Plan::FanOut { .. }))
-            .map(|(e, _)| e)
+            .filter_map(|(e, p)| match p {
+                Plan::FanOut { claim } => Some((e, *claim)),
+                _ => None,
+            })
             .collect();
         let counts = match self.fan_out(&fresh).await {
             Ok(counts) => counts,
@@ -90,9 +100,10 @@ impl IngestHandler {
         let mut answers: Vec<serde_json::Value> = Vec::with_capacity(events.len());
         for (e, p) in events.iter().zip(&plan) {
             let answer = match p {
-                Plan::FanOut { claimed } => {
+                Plan::FanOut { claim } => {
                     let answer = json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
-                    if *claimed && let Err(err) = self.store.complete_event(&e.id, &answer).await {
+                    if claim.is_some()
+                        && let Err(err) = self.store.complete_event(&e.id, &answer).await {
                         tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
                     }
                     answer
@@ -116,7 +127,7 @@ impl IngestHandler {
         let mut plan = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             if !e.caller_id {
-                plan.push(Plan::FanOut { claimed: false });
+                plan.push(Plan::FanOut { claim: None });
                 continue;
             }
             if let Some(first) = events[..i].iter().position(|p| p.caller_id && p.id == e.id) {
@@ -128,7 +139,15 @@ impl IngestHandler {
                 .claim_event(&e.id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
                 .await;
             match claim {
-                Ok(EventClaim::Claimed) => plan.push(Plan::FanOut { claimed: true }),
+                Ok(EventClaim::Claimed {
+                    first_claimed_at,
+                    resumed,
+                }) => plan.push(Plan::FanOut {
+                    claim: Some(Claim {
+                        first_claimed_at,
+                        resumed,
+                    }),
+                }),
                 Ok(EventClaim::Accepted(answer)) => plan.push(Plan::Repeat(answer)),
                 Ok(EventClaim::InProgress) => {
                     self.release(events, &plan).await;
@@ -145,7 +164,7 @@ impl IngestHandler {
 
     async fn release(&self, events: &[Event], plan: &[Plan]) {
         for (e, p) in events.iter().zip(plan) {
-            if matches!(p, Plan::FanOut { claimed: true })
+            if matches!(p, Plan::FanOut { claim: Some(_) })
                 && let Err(err) = self.store.release_event(&e.id).await
             {
                 tracing::warn!(event_id = %e.id, error = %err, "could not release the event's claim");
@@ -153,25 +172,28 @@ impl IngestHandler {
         }
     }
 
-    /// Records and enqueues every delivery; returns the number per event.
-    async fn fan_out(&self, events: &[&Event]) -> Result<Vec<usize>, ApiError> {
+    /// Records and enqueues every delivery; returns the number per event. Delivery ids derive
+    /// from the event id, the hook id and the first claim time, so a fan-out repeated after
+    /// any failure finds the records of the first one instead of minting new `webhook-id`s.
+    async fn fan_out(&self, events: &[(&Event, Option<Claim>)]) -> Result<Vec<usize>, ApiError> {
         let mut subscribers: HashMap<EventName, Vec<HookId>> = HashMap::new();
-        for e in events {
+        for (e, _) in events {
             if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {
                 slot.insert(self.store.subscribers(e.name).await?);
             }
         }
         let now = now_ms();
         let expires_at = (now + self.retention.as_millis() as i64) / 1000;
-        let mut deliveries = Vec::new();
+        let (mut fresh, mut resumed) = (Vec::new(), Vec::new());
         let mut counts = Vec::with_capacity(events.len());
-        for e in events {
+        for (e, claim) in events {
             let hooks = &subscribers[&e.name];
             counts.push(hooks.len());
+            let at = claim.map_or(now, |c| c.first_claimed_at);
             for hook in hooks {
-                deliveries.push(Delivery {
+                let delivery = Delivery {
                     hook_id: hook.clone(),
-                    id: DeliveryId::generate(),
+                    id: DeliveryId::derive(at, &e.id, hook),
                     event_id: e.id.clone(),
                     event: e.name,
                     body: e.delivered_body(hook),
@@ -180,40 +202,72 @@ impl IngestHandler {
                     next_attempt_at: Some(now),
                     reason: None,
                     event_created_at: e.created_at_ms,
-                    created_at: now,
+                    created_at: at,
                     expires_at,
-                });
+                };
+                if claim.is_some_and(|c| c.resumed) {
+                    resumed.push(delivery);
+                } else {
+                    fresh.push(delivery);
+                }
             }
         }
-        if deliveries.is_empty() {
-            metrics::emit(&[("EventsIngested", events.len() as f64, Unit::Count)]);
-            return Ok(counts);
-        }
-        self.store.insert_deliveries(&deliveries).await?;
-        let jobs: Vec<Job> = deliveries
-            .iter()
-            .map(|d| Job {
-                hook_id: d.hook_id.clone(),
-                delivery_id: d.id.clone(),
-                attempt: 1,
-                due_at: now,
-            })
-            .collect();
-        if let Err(e) = self.queue.enqueue(&jobs).await {
-            // The event is refused: its records go, so nothing is left pending without a job
-            // (a job the queue did accept then finds no record and is skipped).
-            if let Err(cleanup) = self.store.delete_deliveries(&deliveries).await {
-                tracing::warn!(error = %cleanup, "could not remove the records of a refused event");
+        // Records this request wrote (removed again if the event is refused), and the
+        // deliveries whose first job must be queued.
+        let mut created: Vec<Delivery> = Vec::new();
+        let mut queued: Vec<Delivery> = Vec::new();
+        if !fresh.is_empty() {
+            if let Err(e) = self.store.insert_deliveries(&fresh).await {
+                self.remove(&fresh).await;
+                return Err(e.into());
             }
+            created.extend(fresh.iter().cloned());
+            queued.extend(fresh);
+        }
+        if !resumed.is_empty() {
+            let stored = match self.store.insert_missing_deliveries(&resumed).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    self.remove(&created).await;
+                    return Err(e.into());
+                }
+            };
+            for (delivery, new) in stored {
+                if new {
+                    created.push(delivery.clone());
+                    queued.push(delivery);
+                } else if delivery.status == DeliveryStatus::Pending && delivery.attempts.is_empty()
+                {
+                    // An earlier fan-out wrote it but may not have queued it.
+                    queued.push(delivery);
+                }
+            }
+        }
+        let jobs: Vec<Job> = queued.iter().map(|d| Job::for_delivery(d, now)).collect();
+        if !jobs.is_empty()
+            && let Err(e) = self.queue.enqueue(&jobs).await
+        {
+            // The event is refused: the records it created go, so nothing is left pending
+            // without a job (a job the queue did accept then finds no record and is skipped).
+            self.remove(&created).await;
             return Err(e.into());
         }
         metrics::emit(&[
             ("EventsIngested", events.len() as f64, Unit::Count),
             ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),
         ]);
-        for (e, n) in events.iter().zip(&counts) {
+        for ((e, _), n) in events.iter().zip(&counts) {
             tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
         }
         Ok(counts)
+    }
+
+    async fn remove(&self, deliveries: &[Delivery]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        if let Err(cleanup) = self.store.delete_deliveries(deliveries).await {
+            tracing::warn!(error = %cleanup, "could not remove the records of a refused event");
+        }
     }
 }

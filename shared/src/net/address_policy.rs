@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::net::lookup::NameLookup;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
@@ -219,59 +220,56 @@ impl AddressPolicy {
     }
 }
 
-/// A reqwest DNS resolver that resolves with the system resolver
-/// (`tokio::net::lookup_host`) and drops every address the policy does not permit. When nothing
-/// remains, resolution fails with a boxed [`Blocked`] (naming the first refused address), so a
-/// refused destination can be told apart from a DNS failure with [`is_blocked`].
+/// A reqwest DNS resolver that resolves through a [`NameLookup`] (the system's by default)
+/// and refuses the name unless the policy permits every address it resolved to: one
+/// non-public address among public ones is enough to refuse, so a DNS answer cannot smuggle a
+/// private target in beside a public decoy. A refusal is a boxed [`Blocked`] (naming the first
+/// refused address), told apart from a DNS failure with [`is_blocked`].
 ///
 /// Wiring:
 ///
-/// * Build the client with `.dns_resolver(Arc::new(FilteringResolver::new(policy)))` and
-///   `.no_proxy()`. Every address a name resolves to is checked right before the connection is
-///   made, so a name that first resolves to a public address and later to `127.0.0.1` is still
-///   refused. Through a proxy the target would not be resolved locally, hence `.no_proxy()`.
+/// * Build the client with `.dns_resolver(Arc::new(FilteringResolver::new(policy, lookup)))`
+///   and `.no_proxy()`. Every address a name resolves to is checked right before the
+///   connection is made, so a name that first resolves to a public address and later to
+///   `127.0.0.1` is still refused. Through a proxy the target would not be resolved locally,
+///   hence `.no_proxy()`.
 /// * reqwest does not call the resolver for literal-IP hosts (`http://127.1/`), so also call
 ///   [`AddressPolicy::check_url`] before every request. Redirects must be disabled or each hop
 ///   checked the same way (a redirect to a literal IP would bypass the resolver).
 /// * reqwest 0.13 keeps the resolver's error in the `source()` chain of the `reqwest::Error`
-///   (request error -> hyper client error -> connect "dns error" -> "error resolving DNS" ->
-///   `Blocked`), so [`is_blocked`] recognises it by downcasting; no message matching is needed.
-#[derive(Debug, Clone)]
+///   (request error -> hyper client error -> connect "dns error" -> `Blocked`), so
+///   [`is_blocked`] recognises it by downcasting; no message matching is needed.
+#[derive(Clone)]
 pub struct FilteringResolver {
     policy: Arc<AddressPolicy>,
+    lookup: Arc<dyn NameLookup>,
 }
 
 impl FilteringResolver {
-    /// A resolver enforcing `policy`.
-    pub fn new(policy: Arc<AddressPolicy>) -> Self {
-        Self { policy }
+    /// A resolver enforcing `policy` on what `lookup` answers.
+    pub fn new(policy: Arc<AddressPolicy>, lookup: Arc<dyn NameLookup>) -> Self {
+        Self { policy, lookup }
     }
 }
 
 impl Resolve for FilteringResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
-        let host = name.as_str().to_owned();
+        let answer = self.lookup.lookup(name.as_str());
         Box::pin(async move {
-            let mut kept: Vec<SocketAddr> = Vec::new();
-            let mut refused: Option<IpAddr> = None;
-            for addr in tokio::net::lookup_host((host.as_str(), 0)).await? {
-                if policy.permits(addr.ip()) {
-                    kept.push(addr);
-                } else if refused.is_none() {
-                    refused = Some(addr.ip());
-                }
+            let resolved = answer.await?;
+            if let Some(&refused) = resolved.iter().find(|ip| !policy.permits(**ip)) {
+                return Err(Box::new(Blocked {
+                    addr: Some(refused),
+                }) as _);
             }
-            if kept.is_empty() {
-                return Err(match refused {
-                    Some(ip) => Box::new(Blocked { addr: Some(ip) }) as _,
-                    None => Box::new(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "name resolved to no addresses",
-                    )) as _,
-                });
+            if resolved.is_empty() {
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "name resolved to no addresses",
+                )) as _);
             }
-            let addrs: Addrs = Box::new(kept.into_iter());
+            let addrs: Addrs = Box::new(resolved.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }
@@ -302,6 +300,7 @@ pub fn is_blocked(err: &(dyn StdError + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::lookup::SystemLookup;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or_else(|_| panic!("bad test address {s}"))
@@ -643,7 +642,8 @@ mod tests {
     async fn resolver_filters_localhost() {
         let name = || "localhost".parse::<Name>().expect("valid name");
 
-        let empty = FilteringResolver::new(Arc::new(AddressPolicy::default()));
+        let system: Arc<dyn NameLookup> = Arc::new(SystemLookup);
+        let empty = FilteringResolver::new(Arc::new(AddressPolicy::default()), system.clone());
         let err = match empty.resolve(name()).await {
             Ok(addrs) => panic!("expected Blocked, got {:?}", addrs.collect::<Vec<_>>()),
             Err(err) => err,
@@ -652,7 +652,7 @@ mod tests {
         let blocked = err.downcast_ref::<Blocked>().expect("a Blocked");
         assert!(blocked.addr.is_some_and(|a| canonical(a).is_loopback()));
 
-        let loopback = FilteringResolver::new(Arc::new(AddressPolicy::loopback()));
+        let loopback = FilteringResolver::new(Arc::new(AddressPolicy::loopback()), system);
         let addrs: Vec<SocketAddr> = loopback
             .resolve(name())
             .await
@@ -662,6 +662,43 @@ mod tests {
         assert!(
             addrs.iter().all(|a| canonical(a.ip()).is_loopback()),
             "only loopback addresses: {addrs:?}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use super::*;
+    use crate::net::lookup::FixedLookup;
+
+    async fn resolve(policy: AddressPolicy, answer: &[&str]) -> Result<Vec<IpAddr>, Blocked> {
+        let ips: Vec<IpAddr> = answer.iter().map(|a| a.parse().unwrap()).collect();
+        let lookup = Arc::new(FixedLookup::new([("hooks.example.test", vec![ips])]));
+        let resolver = FilteringResolver::new(Arc::new(policy), lookup);
+        match resolver.resolve("hooks.example.test".parse().unwrap()).await {
+            Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
+            Err(e) => Err(*e.downcast_ref::<Blocked>().expect("a Blocked")),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_non_public_address_refuses_the_whole_answer() {
+        let public = ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"];
+        assert_eq!(
+            resolve(AddressPolicy::default(), &public).await.unwrap().len(),
+            2
+        );
+        for private in ["10.0.0.1", "169.254.169.254", "fd00::1", "::ffff:192.168.0.1"] {
+            let refused = resolve(AddressPolicy::default(), &[public[0], private, public[1]])
+                .await
+                .expect_err("a mixed answer is refused");
+            assert_eq!(refused.addr, Some(private.parse().unwrap()));
+        }
+        let allowed = AddressPolicy::parse_allowlist("10.0.0.0/8").unwrap();
+        assert_eq!(
+            resolve(allowed, &[public[0], "10.0.0.1"]).await.unwrap().len(),
+            2,
+            "allowlisted addresses may be mixed with public ones"
         );
     }
 }

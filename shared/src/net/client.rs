@@ -1,31 +1,17 @@
 //! The HTTP client that performs delivery attempts: no redirects, no proxies, bounded time,
 //! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read.
 
-use crate::config::Settings;
+use crate::config::{Settings, Timeouts};
 use crate::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
 use crate::hook::{CustomHeaders, HookUrl, UrlPolicy};
 use crate::net::address_policy::{AddressPolicy, FilteringResolver, is_blocked};
+use crate::net::lookup::{NameLookup, SystemLookup};
 use crate::signing::SignatureHeaders;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const USER_AGENT: &str = concat!("webhooks/", env!("CARGO_PKG_VERSION"));
-
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub total: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            total: Duration::from_secs(10),
-        }
-    }
-}
 
 /// What an attempt got back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +58,18 @@ impl DeliveryClient {
         )
     }
 
+    /// A client resolving names with the system's resolver.
     pub fn new(policy: AddressPolicy, url_policy: UrlPolicy, timeouts: Timeouts) -> Self {
+        Self::with_lookup(policy, url_policy, timeouts, Arc::new(SystemLookup))
+    }
+
+    /// A client resolving names through `lookup`; every answer still passes the policy.
+    pub fn with_lookup(
+        policy: AddressPolicy,
+        url_policy: UrlPolicy,
+        timeouts: Timeouts,
+        lookup: Arc<dyn NameLookup>,
+    ) -> Self {
         let policy = Arc::new(policy);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -80,7 +77,7 @@ impl DeliveryClient {
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.total)
             .pool_idle_timeout(Duration::from_secs(30))
-            .dns_resolver(Arc::new(FilteringResolver::new(policy.clone())))
+            .dns_resolver(Arc::new(FilteringResolver::new(policy.clone(), lookup)))
             .build()
             .expect("the HTTP client configuration is valid");
         Self {

@@ -2,3 +2,4 @@
 
 pub mod address_policy;
 pub mod client;
+pub mod lookup;
