@@ -12,5 +12,6 @@ mod panics;
 mod pipeline;
 mod secrets;
 mod sqs_queue;
+mod ssrf_client;
 mod support;
 mod tokens;

@@ -52,6 +52,12 @@ impl Store for PanickyStore {
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         self.inner.insert_deliveries(deliveries).await
     }
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+        self.inner.insert_missing_deliveries(deliveries).await
+    }
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
         self.inner.delete_deliveries(deliveries).await
     }

@@ -1,0 +1,245 @@
+//! A store that delegates to a real one but can fail, hold or time-shift chosen calls, so
+//! tests can stop the pipeline at the exact write where a crash or outage would hit it.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, watch};
+use webhooks::catalog::EventName;
+use webhooks::delivery::{Delivery, DeliveryId};
+use webhooks::event::EventId;
+use webhooks::hook::{Hook, HookId};
+use webhooks::ports::{
+    AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError,
+};
+
+/// A call held until the test opens it.
+pub struct Gate {
+    open: watch::Sender<bool>,
+    entered: Notify,
+    waiting: Mutex<usize>,
+}
+
+impl Gate {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            open: watch::channel(false).0,
+            entered: Notify::new(),
+            waiting: Mutex::new(0),
+        })
+    }
+
+    /// Waits until a call is held at the gate.
+    pub async fn entered(&self) {
+        loop {
+            let notified = self.entered.notified();
+            if *self.waiting.lock().unwrap() > 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets every held call (and every later one) through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn pass(&self) {
+        let mut open = self.open.subscribe();
+        if *open.borrow() {
+            return;
+        }
+        *self.waiting.lock().unwrap() += 1;
+        self.entered.notify_waiters();
+        let _ = open.wait_for(|o| *o).await;
+        *self.waiting.lock().unwrap() -= 1;
+    }
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Calls of a method still to fail.
+    failures: HashMap<&'static str, u32>,
+    gates: HashMap<&'static str, Arc<Gate>>,
+    calls: HashMap<&'static str, usize>,
+}
+
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    faults: Mutex<Faults>,
+    claim_clock_offset_ms: AtomicI64,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            faults: Mutex::new(Faults::default()),
+            claim_clock_offset_ms: AtomicI64::new(0),
+        })
+    }
+
+    /// The next `times` calls of `method` fail as if storage were unavailable.
+    pub fn fail_next(&self, method: &'static str, times: u32) {
+        self.faults.lock().unwrap().failures.insert(method, times);
+    }
+
+    /// Holds every call of `method` until the gate opens.
+    pub fn hold(&self, method: &'static str) -> Arc<Gate> {
+        let gate = Gate::new();
+        self.faults.lock().unwrap().gates.insert(method, gate.clone());
+        gate
+    }
+
+    /// How often `method` was called.
+    pub fn calls(&self, method: &'static str) -> usize {
+        self.faults
+            .lock()
+            .unwrap()
+            .calls
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Event claims see a clock this far ahead, as a request arriving that much later would.
+    pub fn advance_claim_clock(&self, ms: i64) {
+        self.claim_clock_offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    async fn enter(&self, method: &'static str) -> Result<(), StoreError> {
+        let gate = {
+            let mut faults = self.faults.lock().unwrap();
+            *faults.calls.entry(method).or_default() += 1;
+            if let Some(left) = faults.failures.get_mut(method)
+                && *left > 0
+            {
+                *left -= 1;
+                return Err(StoreError::Unavailable(format!("injected failure of {method}")));
+            }
+            faults.gates.get(method).cloned()
+        };
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
+        self.enter("create_hook").await?;
+        self.inner.create_hook(hook).await
+    }
+    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        self.enter("get_hook").await?;
+        self.inner.get_hook(id).await
+    }
+    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
+        self.enter("list_hooks").await?;
+        self.inner.list_hooks().await
+    }
+    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
+        self.enter("update_hook").await?;
+        self.inner.update_hook(previous, next).await
+    }
+    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
+        self.enter("delete_hook").await?;
+        self.inner.delete_hook(hook).await
+    }
+    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+        self.enter("subscribers").await?;
+        self.inner.subscribers(event).await
+    }
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        self.enter("insert_deliveries").await?;
+        self.inner.insert_deliveries(deliveries).await
+    }
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+        self.enter("insert_missing_deliveries").await?;
+        self.inner.insert_missing_deliveries(deliveries).await
+    }
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        self.enter("delete_deliveries").await?;
+        self.inner.delete_deliveries(deliveries).await
+    }
+    async fn get_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.enter("get_delivery").await?;
+        self.inner.get_delivery(hook, id).await
+    }
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
+        self.enter("record_attempt").await?;
+        self.inner.record_attempt(record).await
+    }
+    async fn list_deliveries(
+        &self,
+        hook: &HookId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.enter("list_deliveries").await?;
+        self.inner.list_deliveries(hook, from_ms, to_ms).await
+    }
+    async fn reopen_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+        now_ms: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.enter("reopen_delivery").await?;
+        self.inner.reopen_delivery(hook, id, now_ms).await
+    }
+    async fn claim_event(
+        &self,
+        id: &EventId,
+        now_ms: i64,
+        window_ms: i64,
+        stale_ms: i64,
+    ) -> Result<EventClaim, StoreError> {
+        self.enter("claim_event").await?;
+        let now_ms = now_ms + self.claim_clock_offset_ms.load(Ordering::SeqCst);
+        self.inner
+            .claim_event(id, now_ms, window_ms, stale_ms)
+            .await
+    }
+    async fn complete_event(
+        &self,
+        id: &EventId,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.enter("complete_event").await?;
+        self.inner.complete_event(id, answer).await
+    }
+    async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
+        self.enter("release_event").await?;
+        self.inner.release_event(id).await
+    }
+    async fn count_attempt(
+        &self,
+        hook: &HookId,
+        at_ms: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        self.enter("count_attempt").await?;
+        self.inner.count_attempt(hook, at_ms, succeeded).await
+    }
+    async fn execution_stats(
+        &self,
+        hook: &HookId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<ExecutionStats, StoreError> {
+        self.enter("execution_stats").await?;
+        self.inner.execution_stats(hook, from_hour, to_hour).await
+    }
+}
