@@ -112,7 +112,14 @@ mod tests {
             disable_hook: false,
         };
         // (status, error kind, Retry-After, attempt number, jitter u, expected)
-        let table: [(Option<u16>, Option<ErrorKind>, Option<&str>, u32, f64, Decision); 15] = [
+        let table: [(
+            Option<u16>,
+            Option<ErrorKind>,
+            Option<&str>,
+            u32,
+            f64,
+            Decision,
+        ); 15] = [
             (Some(200), None, None, 1, 0.5, Decision::Delivered),
             (Some(204), None, None, 3, 0.5, Decision::Delivered),
             (Some(500), http, None, 1, 0.5, at(10_000)),
@@ -131,11 +138,30 @@ mod tests {
             (Some(500), http, Some("15"), 1, 0.5, at(10_000)),
         ];
         for (status, kind, retry_after, number, u, expected) in table {
-            let got = decide(&answer(status, kind, retry_after), number, &schedule, now, u);
-            assert_eq!(got, expected, "{status:?} {kind:?} {retry_after:?} attempt {number}");
+            let got = decide(
+                &answer(status, kind, retry_after),
+                number,
+                &schedule,
+                now,
+                u,
+            );
+            assert_eq!(
+                got, expected,
+                "{status:?} {kind:?} {retry_after:?} attempt {number}"
+            );
         }
-        let capped = decide(&answer(Some(503), http, Some("3600")), 1, &schedule, now, 0.5);
-        assert_eq!(capped, at(20_000), "Retry-After is capped at twice the delay");
+        let capped = decide(
+            &answer(Some(503), http, Some("3600")),
+            1,
+            &schedule,
+            now,
+            0.5,
+        );
+        assert_eq!(
+            capped,
+            at(20_000),
+            "Retry-After is capped at twice the delay"
+        );
         let short = decide(&answer(Some(503), http, Some("1")), 1, &schedule, now, 0.5);
         assert_eq!(short, at(10_000), "Retry-After never shortens the delay");
     }

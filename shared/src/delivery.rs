@@ -259,7 +259,10 @@ mod tests {
     #[test]
     fn derived_ids_are_stable_per_event_and_hook() {
         let event = EventId::parse("evt_repeat").unwrap();
-        let (a, b) = (HookId::parse("hook_a").unwrap(), HookId::parse("hook_b").unwrap());
+        let (a, b) = (
+            HookId::parse("hook_a").unwrap(),
+            HookId::parse("hook_b").unwrap(),
+        );
         let id = DeliveryId::derive(1_795_000_000_000, &event, &a);
         assert_eq!(id, DeliveryId::derive(1_795_000_000_000, &event, &a));
         assert_eq!(id.created_at_ms(), 1_795_000_000_000);

@@ -58,7 +58,10 @@ pub enum EventClaim {
     /// `first_claimed_at` is when the id was first claimed in this window (kept when an
     /// abandoned or released claim is taken over, so the retried fan-out derives the same
     /// delivery ids); `resumed` says an earlier fan-out of it may have left records.
-    Claimed { first_claimed_at: i64, resumed: bool },
+    Claimed {
+        first_claimed_at: i64,
+        resumed: bool,
+    },
     /// The event was accepted before, within the window: repeat this answer.
     Accepted(serde_json::Value),
     /// Another request is fanning this event out right now.

@@ -3,6 +3,7 @@
 //! failure is an outcome to record, never an error.
 
 use crate::clock::now_ms;
+use crate::decision::{Decision, GONE_REASON, decide};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
 use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
@@ -10,7 +11,6 @@ use crate::net::client::DeliveryClient;
 use crate::ports::{
     AttemptRecord, JobQueue, QueueError, QueueMessage, RecordOutcome, Store, StoreError,
 };
-use crate::decision::{Decision, GONE_REASON, decide};
 use crate::retry::RetrySchedule;
 use crate::signing::sign;
 use std::sync::Arc;

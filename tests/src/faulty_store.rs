@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
@@ -14,9 +14,9 @@ use webhooks::ports::{
     AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError,
 };
 
-/// A call held until the test opens it.
+/// Calls held until the test lets them through, one at a time or all at once.
 pub struct Gate {
-    open: watch::Sender<bool>,
+    permits: Semaphore,
     entered: Notify,
     waiting: Mutex<usize>,
 }
@@ -24,7 +24,7 @@ pub struct Gate {
 impl Gate {
     fn new() -> Arc<Self> {
         Arc::new(Self {
-            open: watch::channel(false).0,
+            permits: Semaphore::new(0),
             entered: Notify::new(),
             waiting: Mutex::new(0),
         })
@@ -32,28 +32,36 @@ impl Gate {
 
     /// Waits until a call is held at the gate.
     pub async fn entered(&self) {
+        self.held(1).await
+    }
+
+    /// Waits until `n` calls are held at the gate at once.
+    pub async fn held(&self, n: usize) {
         loop {
             let notified = self.entered.notified();
-            if *self.waiting.lock().unwrap() > 0 {
+            if *self.waiting.lock().unwrap() >= n {
                 return;
             }
             notified.await;
         }
     }
 
-    /// Lets every held call (and every later one) through.
+    /// Lets one held (or the next) call through.
+    pub fn release_one(&self) {
+        self.permits.add_permits(1);
+    }
+
+    /// Lets every held call, and every later one, through.
     pub fn open(&self) {
-        self.open.send_replace(true);
+        self.permits.add_permits(Semaphore::MAX_PERMITS / 2);
     }
 
     async fn pass(&self) {
-        let mut open = self.open.subscribe();
-        if *open.borrow() {
-            return;
-        }
         *self.waiting.lock().unwrap() += 1;
         self.entered.notify_waiters();
-        let _ = open.wait_for(|o| *o).await;
+        if let Ok(permit) = self.permits.acquire().await {
+            permit.forget();
+        }
         *self.waiting.lock().unwrap() -= 1;
     }
 }
@@ -89,7 +97,11 @@ impl FaultyStore {
     /// Holds every call of `method` until the gate opens.
     pub fn hold(&self, method: &'static str) -> Arc<Gate> {
         let gate = Gate::new();
-        self.faults.lock().unwrap().gates.insert(method, gate.clone());
+        self.faults
+            .lock()
+            .unwrap()
+            .gates
+            .insert(method, gate.clone());
         gate
     }
 
@@ -117,7 +129,9 @@ impl FaultyStore {
                 && *left > 0
             {
                 *left -= 1;
-                return Err(StoreError::Unavailable(format!("injected failure of {method}")));
+                return Err(StoreError::Unavailable(format!(
+                    "injected failure of {method}"
+                )));
             }
             faults.gates.get(method).cloned()
         };

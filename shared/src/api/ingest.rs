@@ -24,9 +24,7 @@ const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
 /// What to do with one event of a request.
 enum Plan {
     /// Fan out; `claim` is set when the caller's id was claimed for it.
-    FanOut {
-        claim: Option<Claim>,
-    },
+    FanOut { claim: Option<Claim> },
     /// Posted before: answer as the first time.
     Repeat(serde_json::Value),
     /// The same id earlier in this batch.
@@ -103,7 +101,8 @@ impl IngestHandler {
                 Plan::FanOut { claim } => {
                     let answer = json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
                     if claim.is_some()
-                        && let Err(err) = self.store.complete_event(&e.id, &answer).await {
+                        && let Err(err) = self.store.complete_event(&e.id, &answer).await
+                    {
                         tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
                     }
                     answer

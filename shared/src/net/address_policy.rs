@@ -675,7 +675,10 @@ mod resolver_tests {
         let ips: Vec<IpAddr> = answer.iter().map(|a| a.parse().unwrap()).collect();
         let lookup = Arc::new(FixedLookup::new([("hooks.example.test", vec![ips])]));
         let resolver = FilteringResolver::new(Arc::new(policy), lookup);
-        match resolver.resolve("hooks.example.test".parse().unwrap()).await {
+        match resolver
+            .resolve("hooks.example.test".parse().unwrap())
+            .await
+        {
             Ok(addrs) => Ok(addrs.map(|a| a.ip()).collect()),
             Err(e) => Err(*e.downcast_ref::<Blocked>().expect("a Blocked")),
         }
@@ -685,10 +688,18 @@ mod resolver_tests {
     async fn one_non_public_address_refuses_the_whole_answer() {
         let public = ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"];
         assert_eq!(
-            resolve(AddressPolicy::default(), &public).await.unwrap().len(),
+            resolve(AddressPolicy::default(), &public)
+                .await
+                .unwrap()
+                .len(),
             2
         );
-        for private in ["10.0.0.1", "169.254.169.254", "fd00::1", "::ffff:192.168.0.1"] {
+        for private in [
+            "10.0.0.1",
+            "169.254.169.254",
+            "fd00::1",
+            "::ffff:192.168.0.1",
+        ] {
             let refused = resolve(AddressPolicy::default(), &[public[0], private, public[1]])
                 .await
                 .expect_err("a mixed answer is refused");
@@ -696,7 +707,10 @@ mod resolver_tests {
         }
         let allowed = AddressPolicy::parse_allowlist("10.0.0.0/8").unwrap();
         assert_eq!(
-            resolve(allowed, &[public[0], "10.0.0.1"]).await.unwrap().len(),
+            resolve(allowed, &[public[0], "10.0.0.1"])
+                .await
+                .unwrap()
+                .len(),
             2,
             "allowlisted addresses may be mixed with public ones"
         );

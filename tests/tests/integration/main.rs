@@ -1,9 +1,12 @@
 //! Integration tests: one binary so the AWS SDK links once. Every moto-backed test fails
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
+mod concurrent_senders;
 mod dynamo_store;
 mod faults;
+mod gone;
 mod hostile_input;
+mod idempotency;
 mod lambda_e2e;
 mod local_server;
 mod openapi;

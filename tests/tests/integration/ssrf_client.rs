@@ -84,7 +84,11 @@ async fn a_name_resolving_to_loopback_is_blocked_by_the_client_itself() {
     let client = client(AddressPolicy::default(), lookup.clone());
     for name in ["hooks.example.test", "mapped.example.test"] {
         let answer = post(&client, &format!("http://{name}:{port}/in")).await;
-        assert_eq!(answer.error_kind, Some(ErrorKind::Blocked), "{name}: {answer:?}");
+        assert_eq!(
+            answer.error_kind,
+            Some(ErrorKind::Blocked),
+            "{name}: {answer:?}"
+        );
         assert_eq!(answer.status, None);
         assert_eq!(
             answer.error.as_deref(),
@@ -115,7 +119,11 @@ async fn one_refused_address_in_an_answer_refuses_the_name() {
     let client = client(policy, lookup);
 
     let allowed = post(&client, &format!("http://allowed.test:{port}/in")).await;
-    assert_eq!(allowed.status, Some(200), "the set-up reaches the receiver: {allowed:?}");
+    assert_eq!(
+        allowed.status,
+        Some(200),
+        "the set-up reaches the receiver: {allowed:?}"
+    );
     assert_eq!(receiver.received().len(), 1);
 
     for (i, private) in NON_PUBLIC.iter().enumerate() {
@@ -126,7 +134,11 @@ async fn one_refused_address_in_an_answer_refuses_the_name() {
             "127.0.0.1 beside {private} must be refused: {answer:?}"
         );
     }
-    assert_eq!(receiver.received().len(), 1, "no refused name reached the receiver");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "no refused name reached the receiver"
+    );
 }
 
 /// Answers every connection on `listener` with a 500 and closes it, counting connections.

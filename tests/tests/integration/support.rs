@@ -11,6 +11,7 @@ use webhooks::config::{Defaults, Settings};
 use webhooks::net::client::DeliveryClient;
 use webhooks::retry::RetrySchedule;
 use webhooks::sender::Sender;
+use webhooks_tests::faulty_store::FaultyStore;
 use webhooks_tests::provision::{Provisioned, moto_config, provision};
 use webhooks_tests::unique_prefix;
 
@@ -146,4 +147,49 @@ impl Pipeline {
         assert_eq!(r.status, 201, "{}", r.body_json());
         r.body_json()
     }
+}
+
+/// A pipeline whose handlers and sender use the moto store through a [`FaultyStore`]
+/// (`moto.store` stays the plain store, for inspection).
+pub async fn faulty_pipeline(name: &str, schedule: &str) -> (Pipeline, Arc<FaultyStore>) {
+    let moto = moto(name).await;
+    let settings = settings(schedule);
+    let faulty = FaultyStore::new(moto.store.clone());
+    let pipeline = Pipeline {
+        ingest: IngestHandler::new(
+            faulty.clone(),
+            moto.queue.clone(),
+            tokens(),
+            settings.retention,
+        ),
+        management: ManagementHandler::new(
+            faulty.clone(),
+            moto.queue.clone(),
+            DeliveryClient::from_settings(&settings),
+            tokens(),
+            settings.url_policy,
+        ),
+        sender: Sender::new(
+            faulty.clone(),
+            moto.queue.clone(),
+            DeliveryClient::from_settings(&settings),
+            settings.retry_schedule.clone(),
+        ),
+        moto,
+    };
+    (pipeline, faulty)
+}
+
+/// Sets the queue's visibility timeout, so a job its sender failed comes back quickly.
+pub async fn set_visibility_timeout(m: &Moto, seconds: u32) {
+    m.sqs
+        .set_queue_attributes()
+        .queue_url(&m.provisioned.queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            seconds.to_string(),
+        )
+        .send()
+        .await
+        .expect("set the visibility timeout");
 }

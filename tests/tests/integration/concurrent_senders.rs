@@ -1,0 +1,148 @@
+//! Two senders holding the same job at once (an SQS duplicate, or a visibility timeout that
+//! expired mid-attempt): both may send, the receiver de-duplicates on `webhook-id`, and the
+//! attempt, its follow-up job and its stats are recorded exactly once.
+
+use crate::support::{faulty_pipeline, settings};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use webhooks::adapters::memory_queue::MemoryQueue;
+use webhooks::clock::now_ms;
+use webhooks::delivery::{DeliveryId, DeliveryStatus, Job};
+use webhooks::hook::HookId;
+use webhooks::net::client::DeliveryClient;
+use webhooks::ports::Store;
+use webhooks::sender::{JobOutcome, Sender};
+use webhooks_tests::faulty_store::{FaultyStore, Gate};
+use webhooks_tests::receiver::Receiver;
+
+/// Once both senders have sent and wait to record, lets their writes through one after the
+/// other (the emulator does not serialise conditional writes to one item as DynamoDB does).
+async fn one_record_at_a_time(gate: &Gate, store: &dyn Store, hook: &HookId, id: &DeliveryId) {
+    gate.held(2).await;
+    gate.release_one();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored = store.get_delivery(hook, id).await.unwrap().unwrap();
+        if !stored.attempts.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first record never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gate.release_one();
+}
+
+async fn first_job(store: &dyn Store, hook: &HookId) -> (Job, webhooks::delivery::Delivery) {
+    let deliveries = store.list_deliveries(hook, 0, now_ms()).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    (Job::for_delivery(&deliveries[0], 0), deliveries[0].clone())
+}
+
+#[tokio::test]
+async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry() {
+    let (p, _) = faulty_pipeline("twins", "1s,1s").await;
+    let receiver = Receiver::start(&[500, 500]).await;
+    let hook = p
+        .create_hook(&receiver.url("/twins"), &["Role.Deleted"])
+        .await;
+    let hook_id = HookId::parse(hook["id"].as_str().unwrap()).unwrap();
+    let r = p
+        .post_event(json!({"event": "Role.Deleted", "data": {"id": "r_9"}}))
+        .await;
+    assert_eq!(r.status, 202);
+    let (job, delivery) = first_job(p.moto.store.as_ref(), &hook_id).await;
+
+    // Both senders read the delivery as pending before either records: hold their records
+    // until both have sent.
+    let faulty = FaultyStore::new(p.moto.store.clone());
+    let gate = faulty.hold("record_attempt");
+    let queue = MemoryQueue::new(Duration::from_secs(30), 5);
+    let s = settings("1s,1s");
+    let sender = || {
+        Sender::new(
+            faulty.clone(),
+            queue.clone(),
+            DeliveryClient::from_settings(&s),
+            s.retry_schedule.clone(),
+        )
+    };
+    let (one, two) = (sender(), sender());
+    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery.id);
+    let (a, b, ()) = tokio::join!(one.process(&job), two.process(&job), opener);
+    let mut outcomes = [a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [JobOutcome::RetryScheduled, JobOutcome::Skipped]);
+
+    let seen = receiver.received();
+    assert_eq!(seen.len(), 2, "both senders sent");
+    assert!(
+        seen.iter()
+            .all(|r| r.header("webhook-id") == delivery.id.to_string())
+    );
+    let stored = p
+        .moto
+        .store
+        .get_delivery(&hook_id, &delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.attempts.len(), 1, "the attempt is recorded once");
+    assert_eq!(stored.status, DeliveryStatus::Pending);
+    assert_eq!(queue.len(), 1, "one follow-up job, not two");
+    let hour = now_ms().div_euclid(3_600_000);
+    let stats = p
+        .moto
+        .store
+        .execution_stats(&hook_id, hour - 1, hour + 1)
+        .await
+        .unwrap();
+    assert_eq!(stats.request_count, 1, "counted once");
+}
+
+#[tokio::test]
+async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
+    let receiver = Receiver::start(&[]).await;
+    let (p, _) = faulty_pipeline("twinsok", "1s").await;
+    let hook = p.create_hook(&receiver.url("/ok"), &["Role.Created"]).await;
+    let hook_id = HookId::parse(hook["id"].as_str().unwrap()).unwrap();
+    p.post_event(json!({"event": "Role.Created", "data": {}}))
+        .await;
+    let (job, delivery) = first_job(p.moto.store.as_ref(), &hook_id).await;
+    let faulty = FaultyStore::new(p.moto.store.clone());
+    let gate = faulty.hold("record_attempt");
+    let queue = MemoryQueue::new(Duration::from_secs(30), 5);
+    let s = settings("1s");
+    let senders: Vec<Arc<Sender>> = (0..2)
+        .map(|_| {
+            Sender::new(
+                faulty.clone(),
+                queue.clone(),
+                DeliveryClient::from_settings(&s),
+                s.retry_schedule.clone(),
+            )
+        })
+        .collect();
+    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery.id);
+    let (a, b, ()) = tokio::join!(senders[0].process(&job), senders[1].process(&job), opener);
+    let mut outcomes = [a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [JobOutcome::Delivered, JobOutcome::Skipped]);
+    assert_eq!(receiver.received().len(), 2);
+    let stored = p
+        .moto
+        .store
+        .get_delivery(&hook_id, &delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Success);
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(queue.is_empty());
+    // A third copy arriving later sends nothing.
+    assert_eq!(senders[0].process(&job).await.unwrap(), JobOutcome::Skipped);
+    assert_eq!(receiver.received().len(), 2);
+}
