@@ -82,6 +82,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Status, error kind, Retry-After, attempt number, jitter u, expected decision.
+    type Row = (
+        Option<u16>,
+        Option<ErrorKind>,
+        Option<&'static str>,
+        u32,
+        f64,
+        Decision,
+    );
+
     fn answer(status: Option<u16>, kind: Option<ErrorKind>, retry_after: Option<&str>) -> Answer {
         Answer {
             duration: Duration::from_millis(5),
@@ -111,15 +121,7 @@ mod tests {
             reason: EXHAUSTED_REASON,
             disable_hook: false,
         };
-        // (status, error kind, Retry-After, attempt number, jitter u, expected)
-        let table: [(
-            Option<u16>,
-            Option<ErrorKind>,
-            Option<&str>,
-            u32,
-            f64,
-            Decision,
-        ); 15] = [
+        let table: [Row; 15] = [
             (Some(200), None, None, 1, 0.5, Decision::Delivered),
             (Some(204), None, None, 3, 0.5, Decision::Delivered),
             (Some(500), http, None, 1, 0.5, at(10_000)),

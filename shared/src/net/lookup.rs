@@ -29,12 +29,15 @@ impl NameLookup for SystemLookup {
     }
 }
 
+/// A name's answers and the index of the next one.
+type Answers = (usize, Vec<Vec<IpAddr>>);
+
 /// A fixed table: each name answers its listed answers in turn, then repeats the last one,
 /// so a test can play a DNS rebinding (a permitted address first, a private one next).
 /// Unknown names fail like an unknown host.
 #[derive(Debug, Default)]
 pub struct FixedLookup {
-    answers: Mutex<HashMap<String, (usize, Vec<Vec<IpAddr>>)>>,
+    answers: Mutex<HashMap<String, Answers>>,
     calls: AtomicUsize,
 }
 

@@ -246,7 +246,10 @@ async fn a_blocked_delivery_is_recorded_once_and_not_retried() {
         created_at: now,
         expires_at: now / 1000 + 86_400,
     };
-    store.insert_deliveries(&[delivery.clone()]).await.unwrap();
+    store
+        .insert_deliveries(std::slice::from_ref(&delivery))
+        .await
+        .unwrap();
     let job = Job::for_delivery(&delivery, now);
 
     assert_eq!(sender.process(&job).await.unwrap(), JobOutcome::Failed);
