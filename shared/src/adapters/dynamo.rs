@@ -238,28 +238,23 @@ impl Store for DynamoStore {
     }
 
     async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        let mut hooks = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.hooks_table)
-                .filter_expression("sk = :hook")
-                .expression_attribute_values(":hook", s(HOOK_SK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                hooks.push(serde_dynamo::from_item::<_, Hook>(item).map_err(corrupt)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.hooks_table)
+            .filter_expression("sk = :hook")
+            .expression_attribute_values(":hook", s(HOOK_SK))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let mut hooks = items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Hook>(item).map_err(corrupt))
+            .collect::<Result<Vec<_>, _>>()?;
         hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(hooks)
     }
@@ -304,33 +299,28 @@ impl Store for DynamoStore {
     }
 
     async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.hooks_table)
-                .index_name(SUBSCRIPTION_INDEX)
-                .key_condition_expression("subEvent = :e")
-                .filter_expression("enabled = :t")
-                .expression_attribute_values(":e", s(event.as_str()))
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                if let Some(AttributeValue::S(pk)) = item.get("pk") {
-                    ids.push(HookId::parse(pk).map_err(corrupt)?);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(ids)
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.hooks_table)
+            .index_name(SUBSCRIPTION_INDEX)
+            .key_condition_expression("subEvent = :e")
+            .filter_expression("enabled = :t")
+            .expression_attribute_values(":e", s(event.as_str()))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        items
+            .iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(HookId::parse(pk).map_err(corrupt)),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
@@ -442,36 +432,26 @@ impl Store for DynamoStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let mut out_items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.deliveries_table)
-                .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":h", s(hook.as_str()))
-                .expression_attribute_values(
-                    ":from",
-                    s(&DeliveryId::lowest_at(from_ms).to_string()),
-                )
-                .expression_attribute_values(":to", s(&DeliveryId::highest_at(to_ms).to_string()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                out_items.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && out_items.len() < MAX_LISTED_DELIVERIES => {
-                    start = Some(k)
-                }
-                _ => break,
-            }
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.deliveries_table)
+            .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":h", s(hook.as_str()))
+            .expression_attribute_values(":from", s(&DeliveryId::lowest_at(from_ms).to_string()))
+            .expression_attribute_values(":to", s(&DeliveryId::highest_at(to_ms).to_string()))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send();
+        let mut deliveries = Vec::new();
+        while deliveries.len() < MAX_LISTED_DELIVERIES
+            && let Some(item) = items.next().await
+        {
+            let item = item.map_err(unavailable)?;
+            deliveries.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
         }
-        Ok(out_items)
+        Ok(deliveries)
     }
 
     async fn reopen_delivery(
