@@ -5,6 +5,7 @@ mod concurrent_senders;
 mod dynamo_store;
 mod faults;
 mod gone;
+mod hook_changes;
 mod hostile_input;
 mod idempotency;
 mod lambda_e2e;
