@@ -168,14 +168,18 @@ impl Store for MemoryStore {
     }
 
     async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        Ok(self.lock().hooks.values().cloned().collect())
+        let mut hooks: Vec<Hook> = self.lock().hooks.values().cloned().collect();
+        hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(hooks)
     }
 
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
         {
             let mut state = self.lock();
             match state.hooks.get_mut(&previous.id) {
-                Some(current) if current == previous => *current = next.clone(),
+                Some(current) if current.updated_at == previous.updated_at => {
+                    *current = next.clone()
+                }
                 _ => return Err(StoreError::Conflict),
             }
         }

@@ -2,7 +2,6 @@
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
 mod concurrent_senders;
-mod dynamo_store;
 mod faults;
 mod gone;
 mod hook_changes;
@@ -17,5 +16,6 @@ mod pipeline;
 mod secrets;
 mod sqs_queue;
 mod ssrf_client;
+mod store_contract;
 mod support;
 mod tokens;

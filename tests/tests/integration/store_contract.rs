@@ -1,0 +1,408 @@
+//! One contract for every store: the same cases run against the embedded store and the
+//! DynamoDB store (moto), so the two cannot drift apart (hooks and subscriptions, conditional
+//! attempts, delivery listing, event claims, stats).
+
+use crate::support::moto;
+use serde_json::json;
+use std::sync::Arc;
+use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::catalog::EventName;
+use webhooks::clock::now_ms;
+use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
+use webhooks::event::EventId;
+use webhooks::hook::{Hook, HookPatch, NewHook, UrlPolicy};
+use webhooks::ports::EventClaim;
+use webhooks::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+
+const POLICY: UrlPolicy = UrlPolicy { allow_http: false };
+
+fn new_hook(events: &[&str]) -> Hook {
+    NewHook::parse(
+        &json!({"name": "h", "events": events, "config": {"url": "https://hooks.example.com/x", "headers": {"x-key": "v"}}}),
+        POLICY,
+    )
+    .unwrap()
+    .into_hook(now_ms())
+}
+
+fn delivery(hook: &Hook, at_ms: i64) -> Delivery {
+    let id = DeliveryId::derive(at_ms, &EventId::generate(), &hook.id);
+    Delivery {
+        hook_id: hook.id.clone(),
+        id,
+        event_id: EventId::generate(),
+        event: EventName::PostSignIn,
+        body: "{\"hookId\":\"x\"}".into(),
+        status: DeliveryStatus::Pending,
+        attempts: vec![],
+        next_attempt_at: Some(at_ms),
+        reason: None,
+        event_created_at: at_ms,
+        created_at: at_ms,
+        expires_at: at_ms / 1000 + 86_400,
+    }
+}
+
+/// Runs one contract case against both stores.
+macro_rules! contract {
+    ($name:ident, $short:literal) => {
+        mod $name {
+            #[tokio::test]
+            async fn embedded() {
+                super::$name(super::MemoryStore::new()).await;
+            }
+
+            #[tokio::test]
+            async fn dynamodb() {
+                super::$name(super::moto($short).await.store).await;
+            }
+        }
+    };
+}
+
+contract!(hooks_and_subscriptions_follow_every_change, "hooks");
+contract!(
+    attempts_are_recorded_once_and_logs_list_newest_first,
+    "attempts"
+);
+contract!(event_claims_repeat_wait_take_over_and_expire, "claims");
+contract!(
+    missing_deliveries_are_inserted_and_existing_ones_kept,
+    "missing"
+);
+contract!(reopen_and_hourly_stats, "reopen");
+
+async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let a = new_hook(&["PostSignIn", "User.Created"]);
+    let b = new_hook(&["PostSignIn"]);
+    s.create_hook(&a).await.unwrap();
+    s.create_hook(&b).await.unwrap();
+    assert!(matches!(
+        s.create_hook(&a).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(s.get_hook(&a.id).await.unwrap().as_ref(), Some(&a));
+    let listed: Vec<_> = s
+        .list_hooks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    let mut expected = vec![(a.created_at, a.id.clone()), (b.created_at, b.id.clone())];
+    expected.sort();
+    assert_eq!(
+        listed,
+        expected.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+        "hooks list oldest first"
+    );
+
+    let mut subs = s.subscribers(EventName::PostSignIn).await.unwrap();
+    subs.sort();
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(subs, both);
+
+    let patch = HookPatch::parse(
+        &json!({"events": ["Role.Created"], "enabled": true}),
+        POLICY,
+    )
+    .unwrap();
+    let a2 = patch.apply(&a, now_ms());
+    s.update_hook(&a, &a2).await.unwrap();
+    assert_eq!(
+        s.subscribers(EventName::PostSignIn).await.unwrap(),
+        vec![b.id.clone()]
+    );
+    assert_eq!(
+        s.subscribers(EventName::RoleCreated).await.unwrap(),
+        vec![a.id.clone()]
+    );
+    assert!(
+        s.subscribers(EventName::UserCreated)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        matches!(s.update_hook(&a, &a2).await, Err(StoreError::Conflict)),
+        "a stale write loses"
+    );
+
+    let disable = HookPatch::parse(&json!({"enabled": false}), POLICY)
+        .unwrap()
+        .apply(&b, now_ms());
+    s.update_hook(&b, &disable).await.unwrap();
+    assert!(
+        s.subscribers(EventName::PostSignIn)
+            .await
+            .unwrap()
+            .is_empty(),
+        "disabled hooks get nothing"
+    );
+
+    assert!(s.delete_hook(&a2).await.unwrap());
+    assert!(!s.delete_hook(&a2).await.unwrap());
+    assert!(s.get_hook(&a.id).await.unwrap().is_none());
+    assert!(
+        s.subscribers(EventName::RoleCreated)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let older = delivery(&hook, now - 60_000);
+    let newer = delivery(&hook, now - 1_000);
+    let ancient = delivery(&hook, now - 3 * 86_400_000);
+    s.insert_deliveries(&[older.clone(), newer.clone(), ancient.clone()])
+        .await
+        .unwrap();
+
+    let attempt = Attempt {
+        number: 1,
+        started_at: now,
+        duration_ms: 12,
+        response_status: Some(500),
+        response_body: Some("oops".into()),
+        error_kind: Some(webhooks::delivery::ErrorKind::Http),
+        error: None,
+    };
+    let record = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: older.id.clone(),
+        expected_attempts: 0,
+        attempt: Some(attempt.clone()),
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Some(now + 5_000),
+        reason: None,
+    };
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::AlreadyRecorded,
+        "the same attempt twice"
+    );
+    let done = AttemptRecord {
+        expected_attempts: 1,
+        attempt: Some(Attempt {
+            number: 2,
+            response_status: Some(204),
+            error_kind: None,
+            ..attempt
+        }),
+        status: DeliveryStatus::Success,
+        next_attempt_at: None,
+        ..record
+    };
+    assert_eq!(
+        s.record_attempt(&done).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_attempt(&done).await.unwrap(),
+        RecordOutcome::AlreadyRecorded,
+        "a finished delivery is final"
+    );
+
+    let stored = s.get_delivery(&hook.id, &older.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Success);
+    assert_eq!(stored.attempts.len(), 2);
+    assert_eq!(stored.next_attempt_at, None);
+
+    let listed = s
+        .list_deliveries(&hook.id, now - 86_400_000, now)
+        .await
+        .unwrap();
+    let ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![newer.id, older.id],
+        "last 24 h only, newest first"
+    );
+}
+
+async fn event_claims_repeat_wait_take_over_and_expire(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    const WINDOW: i64 = 86_400_000;
+    const STALE: i64 = 60_000;
+    let t0 = now_ms();
+    let id = EventId::parse(&format!("evt_{}", ulid::Ulid::new())).unwrap();
+    let fresh = EventClaim::Claimed {
+        first_claimed_at: t0,
+        resumed: false,
+    };
+    assert_eq!(s.claim_event(&id, t0, WINDOW, STALE).await.unwrap(), fresh);
+    assert_eq!(
+        s.claim_event(&id, t0 + 1_000, WINDOW, STALE).await.unwrap(),
+        EventClaim::InProgress
+    );
+    // Abandoned: taken over, keeping the first claim's time.
+    let resumed = EventClaim::Claimed {
+        first_claimed_at: t0,
+        resumed: true,
+    };
+    assert_eq!(
+        s.claim_event(&id, t0 + STALE + 1, WINDOW, STALE)
+            .await
+            .unwrap(),
+        resumed
+    );
+    assert_eq!(
+        s.claim_event(&id, t0 + STALE + 2, WINDOW, STALE)
+            .await
+            .unwrap(),
+        EventClaim::InProgress,
+        "the takeover is a fresh claim"
+    );
+    // Released: free at once, still with the first claim's time.
+    s.release_event(&id).await.unwrap();
+    assert_eq!(
+        s.claim_event(&id, t0 + STALE + 3, WINDOW, STALE)
+            .await
+            .unwrap(),
+        resumed
+    );
+    let answer = json!({"id": id.to_string(), "deliveries": 3});
+    s.complete_event(&id, &answer).await.unwrap();
+    s.release_event(&id).await.unwrap();
+    assert_eq!(
+        s.claim_event(&id, t0 + 2 * STALE, WINDOW, STALE)
+            .await
+            .unwrap(),
+        EventClaim::Accepted(answer.clone()),
+        "a completed claim repeats its answer and cannot be released"
+    );
+    // After the window the id is new again.
+    assert_eq!(
+        s.claim_event(&id, t0 + WINDOW, WINDOW, STALE)
+            .await
+            .unwrap(),
+        EventClaim::Claimed {
+            first_claimed_at: t0 + WINDOW,
+            resumed: false,
+        }
+    );
+}
+
+async fn missing_deliveries_are_inserted_and_existing_ones_kept(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let first = delivery(&hook, now - 2_000);
+    let second = delivery(&hook, now - 1_000);
+    s.insert_deliveries(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let attempted = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: first.id.clone(),
+        expected_attempts: 0,
+        attempt: Some(Attempt {
+            number: 1,
+            started_at: now,
+            duration_ms: 3,
+            response_status: Some(204),
+            response_body: None,
+            error_kind: None,
+            error: None,
+        }),
+        status: DeliveryStatus::Success,
+        next_attempt_at: None,
+        reason: None,
+    };
+    s.record_attempt(&attempted).await.unwrap();
+
+    let mut retried = first.clone();
+    retried.body = "{\"changed\":true}".into();
+    let stored = s
+        .insert_missing_deliveries(&[retried, second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(!stored[0].1, "the existing record is kept");
+    assert_eq!(stored[0].0.status, DeliveryStatus::Success);
+    assert_eq!(stored[0].0.attempts.len(), 1);
+    assert_eq!(stored[0].0.body, first.body, "and not overwritten");
+    assert!(stored[1].1, "the missing one is created");
+    assert_eq!(stored[1].0, second);
+    assert_eq!(
+        s.get_delivery(&hook.id, &second.id).await.unwrap(),
+        Some(second.clone())
+    );
+
+    s.delete_deliveries(&[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert!(s.get_delivery(&hook.id, &first.id).await.unwrap().is_none());
+    assert!(
+        s.get_delivery(&hook.id, &second.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let d = delivery(&hook, now);
+    s.insert_deliveries(std::slice::from_ref(&d)).await.unwrap();
+    assert!(
+        matches!(
+            s.reopen_delivery(&hook.id, &d.id, now).await,
+            Err(StoreError::Conflict)
+        ),
+        "a pending delivery cannot be reopened"
+    );
+    let failed = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: d.id.clone(),
+        expected_attempts: 0,
+        attempt: None,
+        status: DeliveryStatus::Dropped,
+        next_attempt_at: None,
+        reason: Some("hook disabled".into()),
+    };
+    s.record_attempt(&failed).await.unwrap();
+    let reopened = s
+        .reopen_delivery(&hook.id, &d.id, now + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reopened.status, DeliveryStatus::Pending);
+    assert_eq!(reopened.next_attempt_at, Some(now + 5));
+    assert_eq!(reopened.reason, None);
+    let unknown = DeliveryId::derive(now, &EventId::generate(), &hook.id);
+    assert!(
+        s.reopen_delivery(&hook.id, &unknown, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let hour = 3_600_000;
+    let base = (now / hour) * hour;
+    for (at, ok) in [
+        (base, true),
+        (base + 10, false),
+        (base - hour, true),
+        (base - 30 * hour, true),
+    ] {
+        s.count_attempt(&hook.id, at, ok).await.unwrap();
+    }
+    let h = base / hour;
+    let stats = s.execution_stats(&hook.id, h - 23, h).await.unwrap();
+    assert_eq!((stats.request_count, stats.success_count), (3, 2));
+    let stats = s.execution_stats(&hook.id, h, h).await.unwrap();
+    assert_eq!((stats.request_count, stats.success_count), (2, 1));
+}
