@@ -7,6 +7,7 @@ pub mod aws;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod decision;
 pub mod delivery;
 pub mod event;

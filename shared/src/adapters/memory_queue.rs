@@ -2,6 +2,7 @@
 //! while a message is being processed, delete on acknowledge, and a dead-letter list.
 
 use crate::clock::now_ms;
+use crate::consumer::{JobSource, ReceivedMessage};
 use crate::delivery::Job;
 use crate::ports::{JobQueue, QueueError, QueueMessage};
 use async_trait::async_trait;
@@ -127,6 +128,27 @@ impl MemoryQueue {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl JobSource for MemoryQueue {
+    async fn receive_batch(&self, max: usize) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let received = tokio::time::timeout(Duration::from_secs(1), self.receive(max))
+            .await
+            .unwrap_or_default();
+        Ok(received
+            .into_iter()
+            .map(|message| ReceivedMessage {
+                receipt_handle: message.id.clone(),
+                message,
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, receipt_handles: &[String]) -> Result<(), QueueError> {
+        MemoryQueue::acknowledge(self, receipt_handles.iter().map(String::as_str));
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! SQS's 900 s (the sender re-enqueues jobs that arrive before their due time).
 
 use crate::clock::now_ms;
+use crate::consumer::JobSource;
 use crate::delivery::Job;
 use crate::ports::{JobQueue, QueueError, QueueMessage};
 use async_trait::async_trait;
@@ -20,12 +21,7 @@ pub struct SqsQueue {
     queue_url: String,
 }
 
-/// A message received by [`SqsQueue::receive`], with what it takes to delete it.
-#[derive(Debug, Clone)]
-pub struct ReceivedMessage {
-    pub message: QueueMessage,
-    pub receipt_handle: String,
-}
+pub use crate::consumer::ReceivedMessage;
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: String) -> Self {
@@ -113,6 +109,17 @@ fn not_accepted(failed: usize, total: usize, e: impl std::error::Error) -> Queue
 pub fn delay_secs(due_at_ms: i64, now_ms: i64) -> i32 {
     let ms = (due_at_ms - now_ms).max(0);
     ((ms + 999) / 1000).min(MAX_DELAY_SECS) as i32
+}
+
+#[async_trait]
+impl JobSource for SqsQueue {
+    async fn receive_batch(&self, max: usize) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.receive(max.min(10) as i32, 1).await
+    }
+
+    async fn acknowledge(&self, receipt_handles: &[String]) -> Result<(), QueueError> {
+        self.delete(receipt_handles).await
+    }
 }
 
 #[async_trait]
