@@ -10,6 +10,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod hook;
+pub mod json;
 pub mod local;
 pub mod metrics;
 pub mod net;
