@@ -3,6 +3,7 @@
 
 use crate::adapters::memory_queue::MemoryQueue;
 use crate::adapters::memory_store::MemoryStore;
+use crate::api::listener::JsonErrorListener;
 use crate::api::{Api, Tokens, router};
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Defaults, Settings, var};
@@ -130,7 +131,7 @@ impl LocalServer {
             let graceful = async move {
                 let _ = stop_http.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(JsonErrorListener::new(listener), app)
                 .with_graceful_shutdown(graceful)
                 .await
             {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod listener;
 pub mod management;
 pub mod router;
 
