@@ -94,9 +94,7 @@ impl IngestBody {
 
 /// Parses and validates an ingest body, all or nothing.
 pub fn parse_ingest(bytes: &[u8], now: OffsetDateTime) -> Result<IngestBody, ValidationError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ValidationError::new("", format!("body is not valid JSON: {e}")))?;
-    let Value::Object(obj) = value else {
+    let Value::Object(obj) = crate::json::parse(bytes)? else {
         return Err(ValidationError::new(
             "",
             "body must be an event object or {\"events\": [...]}",

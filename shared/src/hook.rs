@@ -153,11 +153,7 @@ impl CustomHeaders {
             let Value::String(value) = v else {
                 return Err(ValidationError::new(field(), "must be a string"));
             };
-            if value.len() > MAX_HEADER_VALUE
-                || value.bytes().any(|b| {
-                    b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f
-                })
-            {
+            if value.len() > MAX_HEADER_VALUE || value.chars().any(char::is_control) {
                 return Err(ValidationError::new(
                     field(),
                     "value must be at most 4096 bytes without control characters",
@@ -697,6 +693,24 @@ mod tests {
             NewHook::parse(&body, HTTPS_ONLY).unwrap_err().field,
             "config.headers"
         );
+    }
+
+    #[test]
+    fn header_values_refuse_every_control_character() {
+        let with = |v: &str| json!({"x-a": v});
+        for c in [
+            '\u{0}', '\t', '\n', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
+        ] {
+            let err = CustomHeaders::parse(&with(&format!("s3cr3t{c}"))).unwrap_err();
+            assert_eq!(err.field, "headers.x-a", "{c:?}");
+            assert!(
+                !err.to_string().contains("s3cr3t"),
+                "the value is not echoed"
+            );
+        }
+        for ok in ["plain", "caf\u{e9}", "\u{a0}nbsp", "\u{2028}"] {
+            assert!(CustomHeaders::parse(&with(ok)).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod decision;
 pub mod delivery;
 pub mod event;
 pub mod hook;
+pub mod json;
 pub mod local;
 pub mod metrics;
 pub mod net;

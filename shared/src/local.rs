@@ -3,10 +3,10 @@
 
 use crate::adapters::memory_queue::MemoryQueue;
 use crate::adapters::memory_store::MemoryStore;
-use crate::api::{Api, ApiRequest, ApiResponse, IngestHandler, ManagementHandler, Tokens};
+use crate::api::listener::JsonErrorListener;
+use crate::api::{Api, Tokens, router};
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Defaults, Settings, var};
-use crate::event::MAX_BODY_BYTES;
 use crate::net::client::DeliveryClient;
 use crate::ports::JobQueue;
 use crate::sender::Sender;
@@ -100,21 +100,13 @@ impl LocalServer {
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
         let client = DeliveryClient::from_settings(settings);
-        let api = Arc::new(Api {
-            ingest: IngestHandler::new(
-                store.clone(),
-                queue.clone(),
-                tokens.clone(),
-                settings.retention,
-            ),
-            management: ManagementHandler::new(
-                store.clone(),
-                queue.clone(),
-                client.clone(),
-                tokens,
-                settings.url_policy,
-            ),
-        });
+        let app = router(Api::new(
+            store.clone(),
+            queue.clone(),
+            client.clone(),
+            tokens,
+            settings,
+        ));
         let sender = Sender::new(
             store.clone(),
             queue.clone(),
@@ -134,13 +126,12 @@ impl LocalServer {
 
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new().fallback(serve).with_state(api);
         let mut stop_http = stop.clone();
         tasks.push(tokio::spawn(async move {
             let graceful = async move {
                 let _ = stop_http.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(JsonErrorListener::new(listener), app)
                 .with_graceful_shutdown(graceful)
                 .await
             {
@@ -186,22 +177,4 @@ async fn sender_loop(
                 .filter(|id| !failed.iter().any(|f| f == id)),
         );
     }
-}
-
-async fn serve(
-    axum::extract::State(api): axum::extract::State<Arc<Api>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
-        Ok(body) if body.len() <= MAX_BODY_BYTES => {
-            api.handle(ApiRequest::from_parts(parts, body)).await
-        }
-        _ => crate::api::ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
-    };
-    into_axum(response)
-}
-
-fn into_axum(r: ApiResponse) -> axum::response::Response {
-    r.into_http().map(axum::body::Body::from)
 }

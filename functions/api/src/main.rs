@@ -1,8 +1,8 @@
-//! The api Lambda: the management API (`/api/hooks…`, `/api/hook-events`) from API Gateway.
+//! The api Lambda: API Gateway sends it `/api/hooks…` and `/api/hook-events`; it serves the
+//! whole router, as the ingest Lambda and the dev server do.
 
-use lambda_http::{Body, Error, Request, service_fn};
-use std::sync::Arc;
-use webhooks::api::{ApiRequest, ManagementHandler};
+use lambda_http::Error;
+use webhooks::api::{Api, router};
 use webhooks::aws::Deployment;
 use webhooks::net::client::DeliveryClient;
 
@@ -11,29 +11,12 @@ async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
     let deployment = Deployment::from_env().await?;
     let settings = deployment.settings;
-    let handler = Arc::new(ManagementHandler::new(
+    let api = Api::new(
         deployment.store,
         deployment.queue,
         DeliveryClient::from_settings(&settings),
         deployment.tokens,
-        settings.url_policy,
-    ));
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = handler.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let response = handler
-                .handle(ApiRequest::from_parts(parts, body.to_vec().into()))
-                .await;
-            Ok::<_, Error>(
-                response
-                    .into_http()
-                    .map(|b| match String::from_utf8(b.to_vec()) {
-                        Ok(text) => Body::Text(text),
-                        Err(e) => Body::Binary(e.into_bytes()),
-                    }),
-            )
-        }
-    }))
-    .await
+        &settings,
+    );
+    lambda_http::run(router(api)).await
 }

@@ -1,36 +1,22 @@
-//! The ingest Lambda: `POST /api/events` from API Gateway.
+//! The ingest Lambda: API Gateway sends it `POST /api/events`; it serves the whole router, as
+//! the api Lambda and the dev server do.
 
-use lambda_http::{Body, Error, Request, service_fn};
-use std::sync::Arc;
-use webhooks::api::{ApiRequest, IngestHandler};
+use lambda_http::Error;
+use webhooks::api::{Api, router};
 use webhooks::aws::Deployment;
+use webhooks::net::client::DeliveryClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
     let deployment = Deployment::from_env().await?;
-    let handler = Arc::new(IngestHandler::new(
+    let settings = deployment.settings;
+    let api = Api::new(
         deployment.store,
         deployment.queue,
+        DeliveryClient::from_settings(&settings),
         deployment.tokens,
-        deployment.settings.retention,
-    ));
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = handler.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let response = handler
-                .handle(ApiRequest::from_parts(parts, body.to_vec().into()))
-                .await;
-            Ok::<_, Error>(
-                response
-                    .into_http()
-                    .map(|b| match String::from_utf8(b.to_vec()) {
-                        Ok(text) => Body::Text(text),
-                        Err(e) => Body::Binary(e.into_bytes()),
-                    }),
-            )
-        }
-    }))
-    .await
+        &settings,
+    );
+    lambda_http::run(router(api)).await
 }

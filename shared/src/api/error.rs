@@ -1,9 +1,12 @@
-//! The API's one error enum and its mapping to status codes and JSON error bodies.
+//! The API's one error enum and its mapping to status codes and JSON error bodies. Routing
+//! refusals (no such route, method not served) are variants too, so every answer the router
+//! gives, matched or not, has the same shape.
 
-use super::ApiResponse;
 use crate::ports::{QueueError, StoreError};
 use crate::validation::ValidationError;
-use http::StatusCode;
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,12 +15,18 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may not use this route")]
     Forbidden,
-    #[error("{0}")]
-    NotFound(&'static str),
-    #[error("method not allowed")]
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("this route does not serve this method")]
     MethodNotAllowed,
+    #[error("hook not found")]
+    HookNotFound,
+    #[error("delivery not found")]
+    DeliveryNotFound,
     #[error("{0}")]
     Validation(ValidationError),
+    #[error("the request line or header section is not valid HTTP, or too large")]
+    MalformedRequest,
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the body must be application/json")]
@@ -44,9 +53,11 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RouteNotFound | ApiError::HookNotFound | ApiError::DeliveryNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
@@ -62,11 +73,12 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "auth.unauthorized",
             ApiError::Forbidden => "auth.forbidden",
-            ApiError::NotFound("hook not found") => "hook.not_found",
-            ApiError::NotFound("delivery not found") => "delivery.not_found",
-            ApiError::NotFound(_) => "route.not_found",
+            ApiError::RouteNotFound => "route.not_found",
             ApiError::MethodNotAllowed => "route.method_not_allowed",
+            ApiError::HookNotFound => "hook.not_found",
+            ApiError::DeliveryNotFound => "delivery.not_found",
             ApiError::Validation(_) => "request.invalid",
+            ApiError::MalformedRequest => "request.malformed",
             ApiError::PayloadTooLarge(_) => "request.too_large",
             ApiError::UnsupportedMediaType => "request.unsupported_media_type",
             ApiError::Conflict => "hook.conflict",
@@ -78,9 +90,10 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> ApiResponse {
+    /// The JSON error body: `{code, message, details?}` (the test button adds its answer).
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
-        match &self {
+        match self {
             ApiError::Validation(v) => body["details"] = json!({ "field": v.field }),
             ApiError::TestFailed {
                 response_status,
@@ -91,12 +104,24 @@ impl ApiError {
             }
             _ => {}
         }
-        let response = ApiResponse::json(self.status(), &body);
-        match self {
-            ApiError::Unauthorized => response.with_header("www-authenticate", "Bearer"),
-            ApiError::Unavailable => response.with_header("retry-after", "1"),
-            _ => response,
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        let extra = match self {
+            ApiError::Unauthorized => Some(("www-authenticate", "Bearer")),
+            ApiError::Unavailable => Some(("retry-after", "1")),
+            _ => None,
+        };
+        if let Some((name, value)) = extra {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
         }
+        response
     }
 }
 
@@ -133,22 +158,24 @@ impl From<QueueError> for ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn errors_render_code_message_and_field() {
+    #[tokio::test]
+    async fn errors_render_code_message_and_field() {
         let r = ApiError::Validation(ValidationError::new("config.url", "must use https"))
             .into_response();
-        assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let body = r.body_json();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let bytes = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["code"], "request.invalid");
         assert_eq!(body["details"]["field"], "config.url");
         assert_eq!(body["message"], "config.url: must use https");
-        assert_eq!(
-            ApiError::NotFound("hook not found").code(),
-            "hook.not_found"
-        );
+        assert_eq!(ApiError::HookNotFound.code(), "hook.not_found");
+        assert_eq!(ApiError::RouteNotFound.code(), "route.not_found");
         assert_eq!(
             ApiError::from(StoreError::Unavailable("x".into())).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        let r = ApiError::Unauthorized.into_response();
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
     }
 }

@@ -1,16 +1,18 @@
 //! `POST /api/events`: validate, fan out to the enabled subscribed hooks, record one delivery
 //! per hook and enqueue its first attempt. 202 only once every job was accepted; 503 otherwise.
 
-use super::auth::Access;
-use super::{ApiError, ApiRequest, ApiResponse, Tokens, require_json};
+use super::{ApiError, LimitedBody, require_json};
 use crate::catalog::EventName;
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::{Event, IngestBody, MAX_BODY_BYTES, parse_ingest};
+use crate::event::{Event, IngestBody, parse_ingest};
 use crate::hook::HookId;
 use crate::metrics::{self, Unit};
 use crate::ports::{EventClaim, JobQueue, Store};
-use http::{Method, StatusCode};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,42 +43,30 @@ struct Claim {
 pub struct IngestHandler {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
-    tokens: Tokens,
     retention: Duration,
 }
 
 impl IngestHandler {
-    pub fn new(
-        store: Arc<dyn Store>,
-        queue: Arc<dyn JobQueue>,
-        tokens: Tokens,
-        retention: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, retention: Duration) -> Self {
         Self {
             store,
             queue,
-            tokens,
             retention,
         }
     }
 
-    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        self.try_handle(req).await.into()
+    /// The route's handler; the router has checked the token and the method.
+    pub(super) async fn accept(
+        State(this): State<Arc<Self>>,
+        headers: HeaderMap,
+        LimitedBody(bytes): LimitedBody,
+    ) -> Result<Response, ApiError> {
+        this.try_handle(&headers, &bytes).await
     }
 
-    async fn try_handle(&self, req: ApiRequest) -> Result<ApiResponse, ApiError> {
-        if req.path.trim_end_matches('/') != "/api/events" {
-            return Err(ApiError::NotFound("route not found"));
-        }
-        self.tokens.authorize(&req.headers, Access::Ingest)?;
-        if req.method != Method::POST {
-            return Err(ApiError::MethodNotAllowed);
-        }
-        require_json(&req)?;
-        if req.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
-        }
-        let body = parse_ingest(&req.body, time::OffsetDateTime::now_utc())?;
+    async fn try_handle(&self, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+        require_json(headers)?;
+        let body = parse_ingest(bytes, time::OffsetDateTime::now_utc())?;
         let events = body.events();
         let plan = self.claim(events).await?;
         let fresh: Vec<(&Event, Option<Claim>)> = events
@@ -116,7 +106,7 @@ impl IngestHandler {
             IngestBody::Single(_) => answers.into_iter().next().expect("one event"),
             IngestBody::Batch(_) => json!(answers),
         };
-        Ok(ApiResponse::json(StatusCode::ACCEPTED, &answer))
+        Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
     }
 
     /// Claims the callers' event ids, so an event posted again within the window is not

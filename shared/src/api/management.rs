@@ -1,11 +1,10 @@
-//! The management API (admin token): hooks CRUD, the event catalog and the delivery log.
+//! The management API (admin token): hooks CRUD and the delivery log. Each route is an axum
+//! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
-use super::auth::Access;
-use super::{ApiError, ApiRequest, ApiResponse, Tokens, json_body};
-use crate::catalog::{EventName, catalog_json};
+use super::{ApiError, JsonBody, query_param};
+use crate::catalog::EventName;
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::MAX_BODY_BYTES;
 use crate::event::sample_event;
 use crate::hook::{
     Hook, HookId, HookPatch, HookUrl, NewHook, TestRequest, UrlPolicy, parse_rotation,
@@ -14,7 +13,12 @@ use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store, StoreError};
 use crate::signing::sign;
 use crate::validation::ValidationError;
-use http::{Method, StatusCode};
+use axum::Json;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -26,8 +30,45 @@ pub struct ManagementHandler {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     client: DeliveryClient,
-    tokens: Tokens,
     url_policy: UrlPolicy,
+}
+
+type This = State<Arc<ManagementHandler>>;
+type Answer = Result<Response, ApiError>;
+
+/// The `{id}` and `{deliveryId}` segments, percent-decoded; one that does not decode to
+/// UTF-8 names no hook (or delivery).
+pub(crate) struct Ids {
+    hook: String,
+    delivery: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| match e {
+                RawPathParamsRejection::InvalidUtf8InPathParam(e)
+                    if e.body_text().contains("deliveryId") =>
+                {
+                    ApiError::DeliveryNotFound
+                }
+                _ => ApiError::HookNotFound,
+            })?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        Ok(Ids {
+            hook: get("id"),
+            delivery: get("deliveryId"),
+        })
+    }
 }
 
 impl ManagementHandler {
@@ -35,93 +76,46 @@ impl ManagementHandler {
         store: Arc<dyn Store>,
         queue: Arc<dyn JobQueue>,
         client: DeliveryClient,
-        tokens: Tokens,
         url_policy: UrlPolicy,
     ) -> Self {
         Self {
             store,
             queue,
             client,
-            tokens,
             url_policy,
         }
     }
 
-    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        self.route(req).await.into()
-    }
-
-    async fn route(&self, req: ApiRequest) -> Result<ApiResponse, ApiError> {
-        let segments = req.segments();
-        let known = matches!(
-            segments.as_slice(),
-            ["api", "hook-events"]
-                | ["api", "hooks"]
-                | ["api", "hooks", _]
-                | [
-                    "api",
-                    "hooks",
-                    _,
-                    "recent-logs" | "signing-key" | "test" | "recover"
-                ]
-                | ["api", "hooks", _, "deliveries", _, "retry"]
-        );
-        if !known {
-            return Err(ApiError::NotFound("route not found"));
-        }
-        self.tokens.authorize(&req.headers, Access::Admin)?;
-        if req.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
-        }
-        match (&req.method, segments.as_slice()) {
-            (&Method::GET, ["api", "hook-events"]) => {
-                Ok(ApiResponse::json(StatusCode::OK, &catalog_json()))
-            }
-            (&Method::GET, ["api", "hooks"]) => self.list(&req).await,
-            (&Method::POST, ["api", "hooks"]) => self.create(&req).await,
-            (&Method::GET, ["api", "hooks", id]) => self.get(id, &req).await,
-            (&Method::PATCH, ["api", "hooks", id]) => self.update(id, &req).await,
-            (&Method::DELETE, ["api", "hooks", id]) => self.delete(id).await,
-            (&Method::GET, ["api", "hooks", id, "recent-logs"]) => self.recent_logs(id, &req).await,
-            (&Method::PATCH, ["api", "hooks", id, "signing-key"]) => {
-                self.rotate_key(id, &req).await
-            }
-            (&Method::POST, ["api", "hooks", id, "test"]) => self.test(id, &req).await,
-            (&Method::POST, ["api", "hooks", id, "deliveries", delivery, "retry"]) => {
-                self.retry(id, delivery).await
-            }
-            (&Method::POST, ["api", "hooks", id, "recover"]) => self.recover(id, &req).await,
-            _ => Err(ApiError::MethodNotAllowed),
-        }
-    }
-
-    async fn list(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let page = Page::from_query(req)?;
-        let hooks = self.store.list_hooks().await?;
+    pub(crate) async fn list(State(this): This, RawQuery(query): RawQuery) -> Answer {
+        let query = query.as_deref();
+        let page = Page::from_query(query)?;
+        let hooks = this.store.list_hooks().await?;
         let total = hooks.len();
-        let with_stats = wants_stats(req);
+        let with_stats = wants_stats(query);
         let mut items = Vec::new();
         for hook in page.slice(&hooks) {
-            items.push(self.hook_json(hook, with_stats).await?);
+            items.push(this.hook_json(hook, with_stats).await?);
         }
-        Ok(ApiResponse::json(StatusCode::OK, &Value::Array(items))
-            .with_header("total-number", &total.to_string()))
+        Ok((
+            [("total-number", total.to_string())],
+            Json(Value::Array(items)),
+        )
+            .into_response())
     }
 
-    async fn create(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let body = json_body(req)?;
-        let new = NewHook::parse(&body, self.url_policy)?;
-        self.check_destination(&new.url)?;
+    pub(crate) async fn create(State(this): This, JsonBody(body): JsonBody) -> Answer {
+        let new = NewHook::parse(&body, this.url_policy)?;
+        this.check_destination(&new.url)?;
         let hook = new.into_hook(now_ms());
-        self.store.create_hook(&hook).await?;
+        this.store.create_hook(&hook).await?;
         tracing::info!(hook_id = %hook.id, events = hook.events.len(), "hook created");
-        Ok(ApiResponse::json(StatusCode::CREATED, &hook.to_json()))
+        Ok((StatusCode::CREATED, Json(hook.to_json())).into_response())
     }
 
-    async fn get(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let hook = self.load(id).await?;
-        let json = self.hook_json(&hook, wants_stats(req)).await?;
-        Ok(ApiResponse::json(StatusCode::OK, &json))
+    pub(crate) async fn get(State(this): This, ids: Ids, RawQuery(query): RawQuery) -> Answer {
+        let hook = this.load(&ids.hook).await?;
+        let json = this.hook_json(&hook, wants_stats(query.as_deref())).await?;
+        Ok(Json(json).into_response())
     }
 
     /// The hook's JSON, with the last 24 hours' `executionStats` when asked for.
@@ -141,22 +135,26 @@ impl ManagementHandler {
         Ok(json)
     }
 
-    async fn rotate_key(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let grace = parse_rotation(&json_body(req)?)?;
-        let current = self.load(id).await?;
+    pub(crate) async fn rotate_key(
+        State(this): This,
+        ids: Ids,
+        JsonBody(body): JsonBody,
+    ) -> Answer {
+        let grace = parse_rotation(&body)?;
+        let current = this.load(&ids.hook).await?;
         let next = current.rotated(grace, now_ms());
-        self.store.update_hook(&current, &next).await?;
+        this.store.update_hook(&current, &next).await?;
         tracing::info!(hook_id = %next.id, grace_secs = grace, "signing key rotated");
-        Ok(ApiResponse::json(StatusCode::OK, &next.to_json()))
+        Ok(Json(next.to_json()).into_response())
     }
 
     /// Sends a signed sample of each event to the hook's (or the given) endpoint, now.
-    async fn test(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let test = TestRequest::parse(&json_body(req)?, self.url_policy)?;
+    pub(crate) async fn test(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
+        let test = TestRequest::parse(&body, this.url_policy)?;
         if let Some((url, _)) = &test.config {
-            self.check_destination(url)?;
+            this.check_destination(url)?;
         }
-        let hook = self.load(id).await?;
+        let hook = this.load(&ids.hook).await?;
         let (url, headers) = test
             .config
             .unwrap_or_else(|| (hook.url.clone(), hook.headers.clone()));
@@ -170,7 +168,7 @@ impl ManagementHandler {
                 at / 1000,
                 body.as_bytes(),
             );
-            let answer = self.client.post(&url, &headers, &signature, &body).await;
+            let answer = this.client.post(&url, &headers, &signature, &body).await;
             if !answer.succeeded() {
                 return Err(ApiError::TestFailed {
                     response_status: answer.status,
@@ -178,35 +176,31 @@ impl ManagementHandler {
                 });
             }
         }
-        Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+        Ok(StatusCode::NO_CONTENT.into_response())
     }
 
     /// Re-sends a finished delivery now, with the same `webhook-id`.
-    async fn retry(&self, id: &str, delivery: &str) -> Result<ApiResponse, ApiError> {
-        let hook = self.load(id).await?;
+    pub(crate) async fn retry(State(this): This, ids: Ids) -> Answer {
+        let hook = this.load(&ids.hook).await?;
         let delivery_id =
-            DeliveryId::parse(delivery).map_err(|_| ApiError::NotFound("delivery not found"))?;
-        let reopened = match self
+            DeliveryId::parse(&ids.delivery).map_err(|_| ApiError::DeliveryNotFound)?;
+        let reopened = match this
             .store
             .reopen_delivery(&hook.id, &delivery_id, now_ms())
             .await
         {
             Ok(Some(d)) => d,
-            Ok(None) => return Err(ApiError::NotFound("delivery not found")),
+            Ok(None) => return Err(ApiError::DeliveryNotFound),
             Err(StoreError::Conflict) => return Err(ApiError::DeliveryPending),
             Err(e) => return Err(e.into()),
         };
-        self.enqueue_now(&[&reopened]).await?;
+        this.enqueue_now(&[&reopened]).await?;
         tracing::info!(hook_id = %hook.id, delivery_id = %delivery_id, "delivery re-sent by an operator");
-        Ok(ApiResponse::json(
-            StatusCode::ACCEPTED,
-            &reopened.to_log_json(),
-        ))
+        Ok((StatusCode::ACCEPTED, Json(reopened.to_log_json())).into_response())
     }
 
     /// Re-sends every delivery of the hook that failed (or was dropped) since `since` (unix ms).
-    async fn recover(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let body = json_body(req)?;
+    pub(crate) async fn recover(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
         if let Some(unknown) = body
             .as_object()
             .and_then(|o| o.keys().find(|k| k.as_str() != "since"))
@@ -217,9 +211,9 @@ impl ManagementHandler {
             .get("since")
             .and_then(Value::as_i64)
             .ok_or_else(|| ValidationError::new("since", "must be unix milliseconds"))?;
-        let hook = self.load(id).await?;
+        let hook = this.load(&ids.hook).await?;
         let now = now_ms();
-        let failed: Vec<Delivery> = self
+        let failed: Vec<Delivery> = this
             .store
             .list_deliveries(&hook.id, since, now)
             .await?
@@ -228,72 +222,69 @@ impl ManagementHandler {
             .collect();
         let mut reopened = Vec::with_capacity(failed.len());
         for d in &failed {
-            match self.store.reopen_delivery(&hook.id, &d.id, now).await {
+            match this.store.reopen_delivery(&hook.id, &d.id, now).await {
                 Ok(Some(d)) => reopened.push(d),
                 Ok(None) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        self.enqueue_now(&reopened.iter().collect::<Vec<_>>())
+        this.enqueue_now(&reopened.iter().collect::<Vec<_>>())
             .await?;
         tracing::info!(hook_id = %hook.id, deliveries = reopened.len(), "failed deliveries recovered");
-        Ok(ApiResponse::json(
-            StatusCode::ACCEPTED,
-            &serde_json::json!({ "recovered": reopened.len() }),
-        ))
+        let answer = serde_json::json!({ "recovered": reopened.len() });
+        Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
     }
 
     async fn enqueue_now(&self, deliveries: &[&Delivery]) -> Result<(), ApiError> {
         let now = now_ms();
         let jobs: Vec<Job> = deliveries
             .iter()
-            .map(|d| Job {
-                hook_id: d.hook_id.clone(),
-                delivery_id: d.id.clone(),
-                attempt: d.attempt_count() + 1,
-                due_at: now,
-            })
+            .map(|d| Job::for_delivery(d, now))
             .collect();
         self.queue.enqueue(&jobs).await?;
         Ok(())
     }
 
-    async fn update(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let body = json_body(req)?;
-        let patch = HookPatch::parse(&body, self.url_policy)?;
+    pub(crate) async fn update(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
+        let patch = HookPatch::parse(&body, this.url_policy)?;
         if let Some((url, _)) = &patch.config {
-            self.check_destination(url)?;
+            this.check_destination(url)?;
         }
-        let current = self.load(id).await?;
+        let current = this.load(&ids.hook).await?;
         let next = patch.apply(&current, now_ms());
-        self.store.update_hook(&current, &next).await?;
+        this.store.update_hook(&current, &next).await?;
         tracing::info!(hook_id = %next.id, "hook updated");
-        Ok(ApiResponse::json(StatusCode::OK, &next.to_json()))
+        Ok(Json(next.to_json()).into_response())
     }
 
-    async fn delete(&self, id: &str) -> Result<ApiResponse, ApiError> {
-        let hook = self.load(id).await?;
-        if !self.store.delete_hook(&hook).await? {
-            return Err(ApiError::NotFound("hook not found"));
+    pub(crate) async fn delete(State(this): This, ids: Ids) -> Answer {
+        let hook = this.load(&ids.hook).await?;
+        if !this.store.delete_hook(&hook).await? {
+            return Err(ApiError::HookNotFound);
         }
         tracing::info!(hook_id = %hook.id, "hook deleted");
-        Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+        Ok(StatusCode::NO_CONTENT.into_response())
     }
 
-    async fn recent_logs(&self, id: &str, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-        let hook = self.load(id).await?;
-        let page = Page::from_query(req)?;
+    pub(crate) async fn recent_logs(
+        State(this): This,
+        ids: Ids,
+        RawQuery(query): RawQuery,
+    ) -> Answer {
+        let query = query.as_deref();
+        let hook = this.load(&ids.hook).await?;
+        let page = Page::from_query(query)?;
         let now = now_ms();
-        let end = ms_param(req, "endTime")?.unwrap_or(now);
-        let start = ms_param(req, "startTime")?.unwrap_or(end - DAY_MS);
+        let end = ms_param(query, "endTime")?.unwrap_or(now);
+        let start = ms_param(query, "startTime")?.unwrap_or(end - DAY_MS);
         let event =
-            match req.query_param("event") {
+            match query_param(query, "event") {
                 None => None,
                 Some(e) => Some(EventName::parse(&e).ok_or_else(|| {
                     ValidationError::new("event", "is not an event of the catalog")
                 })?),
             };
-        let result = match req.query_param("result").as_deref() {
+        let result = match query_param(query, "result").as_deref() {
             None => None,
             Some(r @ ("Success" | "Error" | "Pending")) => Some(r.to_string()),
             Some(_) => {
@@ -302,7 +293,7 @@ impl ManagementHandler {
                 );
             }
         };
-        let deliveries: Vec<Delivery> = self
+        let deliveries: Vec<Delivery> = this
             .store
             .list_deliveries(&hook.id, start, end)
             .await?
@@ -315,10 +306,8 @@ impl ManagementHandler {
             .filter(|l| result.as_deref().is_none_or(|r| l["result"] == r))
             .collect();
         let total = logs.len();
-        Ok(
-            ApiResponse::json(StatusCode::OK, &Value::Array(page.slice(&logs).to_vec()))
-                .with_header("total-number", &total.to_string()),
-        )
+        let page = Value::Array(page.slice(&logs).to_vec());
+        Ok(([("total-number", total.to_string())], Json(page)).into_response())
     }
 
     /// Refuses URLs whose host is a literal address (or `localhost`) the sender may not reach;
@@ -330,20 +319,20 @@ impl ManagementHandler {
     }
 
     async fn load(&self, id: &str) -> Result<Hook, ApiError> {
-        let id = HookId::parse(id).map_err(|_| ApiError::NotFound("hook not found"))?;
+        let id = HookId::parse(id).map_err(|_| ApiError::HookNotFound)?;
         self.store
             .get_hook(&id)
             .await?
-            .ok_or(ApiError::NotFound("hook not found"))
+            .ok_or(ApiError::HookNotFound)
     }
 }
 
-fn wants_stats(req: &ApiRequest) -> bool {
-    req.query_param("includeExecutionStats").as_deref() == Some("true")
+fn wants_stats(query: Option<&str>) -> bool {
+    query_param(query, "includeExecutionStats").as_deref() == Some("true")
 }
 
-fn ms_param(req: &ApiRequest, name: &str) -> Result<Option<i64>, ApiError> {
-    req.query_param(name)
+fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    query_param(query, name)
         .map(|v| {
             v.parse::<i64>()
                 .map_err(|_| ValidationError::new(name, "must be unix milliseconds").into())
@@ -358,9 +347,9 @@ struct Page {
 }
 
 impl Page {
-    fn from_query(req: &ApiRequest) -> Result<Self, ApiError> {
+    fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
         let parse = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
-            match req.query_param(name) {
+            match query_param(query, name) {
                 None => Ok(default),
                 Some(v) => v
                     .parse::<usize>()

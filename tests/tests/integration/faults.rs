@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webhooks::adapters::dynamo::DynamoStore;
 use webhooks::adapters::sqs::SqsQueue;
-use webhooks::api::{IngestHandler, ManagementHandler};
+use webhooks::api::{Api, router};
 use webhooks::clock::now_ms;
 use webhooks::config::Timeouts;
 use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus, Job, MAX_CAPTURE_BYTES};
@@ -286,14 +286,13 @@ fn pipeline_on(sdk: &SdkConfig, provisioned: Provisioned, schedule: &str) -> Pip
     ));
     let queue = Arc::new(SqsQueue::new(sqs.clone(), provisioned.queue_url.clone()));
     Pipeline {
-        ingest: IngestHandler::new(store.clone(), queue.clone(), tokens(), settings.retention),
-        management: ManagementHandler::new(
+        router: router(Api::new(
             store.clone(),
             queue.clone(),
             DeliveryClient::from_settings(&settings),
             tokens(),
-            settings.url_policy,
-        ),
+            &settings,
+        )),
         sender: Sender::new(
             store.clone(),
             queue.clone(),

@@ -2,9 +2,11 @@
 //! JSON and odd headers never panic, are always answered with a JSON 4xx naming the problem,
 //! and are accepted only when every rule holds, as re-checked here independently.
 
-use bytes::Bytes;
+use crate::support::{Answer, send};
+use axum::Router;
+use axum::body::Body;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
@@ -14,10 +16,11 @@ use serde_json::{Map, Value, json};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
-use webhooks::api::{ApiRequest, ApiResponse, IngestHandler, ManagementHandler, Tokens};
+use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::hook::{Hook, NewHook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
@@ -116,14 +119,27 @@ fn tokens() -> Tokens {
     Tokens::from_lists(ADMIN, INGEST)
 }
 
-fn request(method: Method, path: &str, headers: HeaderMap, body: Vec<u8>) -> ApiRequest {
-    ApiRequest {
-        method,
-        path: path.to_string(),
-        query: None,
-        headers,
-        body: Bytes::from(body),
-    }
+fn request(method: Method, path: &str, headers: HeaderMap, body: Vec<u8>) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::from(body))
+        .unwrap();
+    *req.headers_mut() = headers;
+    req
+}
+
+/// The router on a fresh embedded store and queue, as every entry point serves it.
+fn app(
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    client: &DeliveryClient,
+    allow_http: bool,
+) -> Router {
+    let mut settings = local_settings();
+    settings.url_policy = UrlPolicy { allow_http };
+    settings.retention = RETENTION;
+    router(Api::new(store, queue, client.clone(), tokens(), &settings))
 }
 
 fn json_headers(token: &str) -> HeaderMap {
@@ -140,12 +156,12 @@ fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
 }
 
-fn text(r: &ApiResponse) -> String {
+fn text(r: &Answer) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
 /// A rejection: a 4xx with a JSON body carrying a string `code` and `message`.
-fn rejection(r: &ApiResponse) -> Result<Value, TestCaseError> {
+fn rejection(r: &Answer) -> Result<Value, TestCaseError> {
     prop_assert!(
         r.status.is_client_error(),
         "expected a 4xx, got {}: {}",
@@ -172,7 +188,7 @@ fn rejection(r: &ApiResponse) -> Result<Value, TestCaseError> {
 }
 
 /// A 400 whose `details.field` is one of `allowed`.
-fn rejected_at(r: &ApiResponse, allowed: &[String]) -> TestCaseResult {
+fn rejected_at(r: &Answer, allowed: &[String]) -> TestCaseResult {
     prop_assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", text(r));
     let body = rejection(r)?;
     let field = body["details"]["field"]
@@ -699,20 +715,19 @@ fn names_only_catalog_events(body: &Value) -> bool {
     }
 }
 
-async fn check_ingest(hook: &Hook, case: IngestCase) -> Result<Outcome, TestCaseError> {
+async fn check_ingest(
+    client: &DeliveryClient,
+    hook: &Hook,
+    case: IngestCase,
+) -> Result<Outcome, TestCaseError> {
     let store = MemoryStore::new();
     store.create_hook(hook).await.expect("the hook is stored");
     let queue = MemoryQueue::new(Duration::from_secs(60), 5);
-    let handler = IngestHandler::new(store, queue.clone(), tokens(), RETENTION);
+    let app = app(store, queue.clone(), client, false);
     let (bytes, expect) = case.render();
-    let r = handler
-        .handle(request(
-            Method::POST,
-            "/api/events",
-            json_headers(INGEST),
-            bytes.clone(),
-        ))
-        .await;
+    let headers = json_headers(INGEST);
+    let req = request(Method::POST, "/api/events", headers, bytes.clone());
+    let r = send(&app, req).await;
     if r.status != StatusCode::ACCEPTED {
         rejection(&r)?;
         prop_assert!(queue.is_empty(), "a rejected body queued jobs");
@@ -770,7 +785,7 @@ async fn check_ingest(hook: &Hook, case: IngestCase) -> Result<Outcome, TestCase
     Ok(outcome(&r, StatusCode::ACCEPTED))
 }
 
-fn outcome(r: &ApiResponse, success: StatusCode) -> Outcome {
+fn outcome(r: &Answer, success: StatusCode) -> Outcome {
     if r.status == success {
         Outcome::Accepted
     } else {
@@ -793,8 +808,9 @@ fn subscriber() -> Hook {
 fn ingest_answers_hostile_bodies_with_202_only_when_valid() {
     let rt = runtime();
     let hook = subscriber();
+    let client = DeliveryClient::from_settings(&local_settings());
     run("ingest bodies", ingest_case(), |case| {
-        rt.block_on(check_ingest(&hook, case))
+        rt.block_on(check_ingest(&client, &hook, case))
     });
 }
 
@@ -1575,13 +1591,8 @@ struct HookRig {
 async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseError> {
     let (patch, allow_http) = (case.patch, case.allow_http);
     let store = MemoryStore::new();
-    let handler = ManagementHandler::new(
-        store.clone(),
-        MemoryQueue::new(Duration::from_secs(60), 5),
-        rig.client.clone(),
-        tokens(),
-        UrlPolicy { allow_http },
-    );
+    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let app = app(store.clone(), queue, &rig.client, allow_http);
     let base = rig.base.to_json();
     let base_path = format!("/api/hooks/{}", rig.base.id);
     if patch {
@@ -1596,9 +1607,7 @@ async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseE
     } else {
         (Method::POST, "/api/hooks")
     };
-    let r = handler
-        .handle(request(method, path, json_headers(ADMIN), bytes))
-        .await;
+    let r = send(&app, request(method, path, json_headers(ADMIN), bytes)).await;
     let success = if patch {
         StatusCode::OK
     } else {
@@ -1616,14 +1625,9 @@ async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseE
         check_hook_rules(&hook, allow_http)?;
         check_reflects(&hook, &wanted, patch.then_some(&base))?;
         let id = hook["id"].as_str().unwrap_or_default();
-        let stored = handler
-            .handle(request(
-                Method::GET,
-                &format!("/api/hooks/{id}"),
-                json_headers(ADMIN),
-                Vec::new(),
-            ))
-            .await;
+        let path = format!("/api/hooks/{id}");
+        let get = request(Method::GET, &path, json_headers(ADMIN), Vec::new());
+        let stored = send(&app, get).await;
         prop_assert_eq!(stored.status, StatusCode::OK);
         prop_assert_eq!(stored.body_json(), hook);
         return Ok(Outcome::Accepted);
@@ -1641,9 +1645,11 @@ async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseE
     } else {
         ("/api/hooks", json!([]))
     };
-    let after = handler
-        .handle(request(Method::GET, path, json_headers(ADMIN), Vec::new()))
-        .await;
+    let after = send(
+        &app,
+        request(Method::GET, path, json_headers(ADMIN), Vec::new()),
+    )
+    .await;
     prop_assert_eq!(
         after.body_json(),
         expected,
@@ -1869,24 +1875,7 @@ async fn check_headers(
         body.to_string().into_bytes()
     };
     let req = request(method, path, headers, body);
-    let r = match case.route {
-        Route::PostEvent => {
-            IngestHandler::new(store, queue, tokens(), RETENTION)
-                .handle(req)
-                .await
-        }
-        _ => {
-            ManagementHandler::new(
-                store,
-                queue,
-                client.clone(),
-                tokens(),
-                UrlPolicy { allow_http: false },
-            )
-            .handle(req)
-            .await
-        }
-    };
+    let r = send(&app(store, queue, client, false), req).await;
     let role = role_of(sent_auth);
     let success = match case.route {
         Route::PostEvent => StatusCode::ACCEPTED,

@@ -2,8 +2,11 @@
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
 mod concurrent_senders;
+mod duplicate_keys;
+mod edge;
 mod faults;
 mod gone;
+mod header_values;
 mod hook_changes;
 mod hostile_input;
 mod idempotency;

@@ -2,16 +2,18 @@
 //! event names, error codes and response shapes are compared with what the real handlers
 //! answer, so the published document cannot drift from the product.
 
-use crate::support::{ADMIN, INGEST, settings, tokens};
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use crate::support::{ADMIN, Answer, INGEST, send, settings, tokens};
+use axum::Router;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::{HeaderValue, Method, Request};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
-use webhooks::api::{Api, ApiError, ApiRequest, ApiResponse, IngestHandler, ManagementHandler};
+use webhooks::api::{Api, ApiError, router};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
@@ -110,74 +112,69 @@ fn instance_of(template: &str, path: &str) -> bool {
             .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
 }
 
-fn api() -> (Api, Arc<MemoryStore>) {
+/// The router every entry point serves, on the embedded store and queue.
+fn api() -> (Router, Arc<MemoryStore>) {
     let store = MemoryStore::new();
     let queue = MemoryQueue::new(Duration::from_secs(60), 5);
     let settings = settings("1s");
-    let api = Api {
-        ingest: IngestHandler::new(store.clone(), queue.clone(), tokens(), settings.retention),
-        management: ManagementHandler::new(
-            store.clone(),
-            queue,
-            DeliveryClient::from_settings(&settings),
-            tokens(),
-            settings.url_policy,
-        ),
-    };
-    (api, store)
+    let client = DeliveryClient::from_settings(&settings);
+    let api = Api::new(store.clone(), queue, client, tokens(), &settings);
+    (router(api), store)
 }
 
-fn request(method: &Method, path: &str, token: Option<&str>, body: &str) -> ApiRequest {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (path.to_string(), None),
-    };
-    let mut headers = HeaderMap::new();
+fn request(method: &Method, path: &str, token: Option<&str>, body: &str) -> Request<Body> {
+    let mut req = Request::builder().method(method.clone()).uri(path);
     if let Some(token) = token {
-        headers.insert(
-            http::header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        );
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     if !body.is_empty() {
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
     }
-    ApiRequest {
-        method: method.clone(),
-        path,
-        query,
-        headers,
-        body: Bytes::from(body.to_string()),
-    }
+    req.body(Body::from(body.to_string())).unwrap()
 }
 
 async fn call(
-    api: &Api,
+    api: &Router,
     method: &Method,
     path: &str,
     token: Option<&str>,
     body: &str,
-) -> ApiResponse {
-    api.handle(request(method, path, token, body)).await
+) -> Answer {
+    send(api, request(method, path, token, body)).await
 }
 
-fn code(r: &ApiResponse) -> String {
+fn code(r: &Answer) -> String {
     r.body_json()["code"]
         .as_str()
         .unwrap_or_default()
         .to_string()
 }
 
-/// A route-level refusal: the path is not served, or not with this method.
-fn is_route_refusal(r: &ApiResponse) -> bool {
-    (r.status == 404 && code(r) == "route.not_found")
-        || (r.status == 405 && code(r) == "route.method_not_allowed")
+/// A route-level refusal: the path is not served, or not with this method. Answers to HEAD
+/// have no body, so only their status tells.
+fn is_route_refusal(method: &Method, r: &Answer) -> bool {
+    let expected = match r.status.as_u16() {
+        404 => "route.not_found",
+        405 => "route.method_not_allowed",
+        _ => return false,
+    };
+    if method == Method::HEAD {
+        r.body.is_empty()
+    } else {
+        code(r) == expected
+    }
 }
 
-async fn create_hook(api: &Api, url: &str) -> String {
+/// The methods a 405 answer lists in `Allow`.
+fn allowed(r: &Answer) -> BTreeSet<String> {
+    r.headers
+        .get(http::header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').map(|m| m.trim().to_string()).collect())
+        .unwrap_or_default()
+}
+
+async fn create_hook(api: &Router, url: &str) -> String {
     let body = json!({"name": "openapi", "events": ["PostRegister", "User.Created"],
                       "config": {"url": url, "headers": {"x-api-key": "k"}}});
     let r = call(
@@ -302,7 +299,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
 /// Asserts the answer's status is documented for the operation, its body matches the
 /// documented schema (or is empty when none is documented), and every documented response
 /// header is present.
-fn check_answer(doc: &Value, op: &Operation, r: &ApiResponse) {
+fn check_answer(doc: &Value, op: &Operation, r: &Answer) {
     let name = op.name();
     let status = r.status.as_u16().to_string();
     let responses = op.op["responses"].as_object().expect("responses");
@@ -514,7 +511,7 @@ async fn documented_routes_are_exactly_the_served_ones() {
         let path = fill(&op.template, &hook, &delivery);
         let r = call(&api, &op.method, &path, Some(ADMIN), "").await;
         assert!(
-            !is_route_refusal(&r),
+            !is_route_refusal(&op.method, &r),
             "{} is documented but not served: {} {}",
             op.name(),
             r.status,
@@ -523,7 +520,8 @@ async fn documented_routes_are_exactly_the_served_ones() {
         check_answer(&doc, op, &r);
     }
 
-    // No documented path serves a method the document does not list.
+    // No documented path serves a method the document does not list (HEAD is served, without
+    // a body, wherever GET is), and every 405 lists the served methods in `Allow`.
     let hook = create_hook(&api, "http://127.0.0.1:9/in").await;
     let mut documented: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for op in &ops {
@@ -534,14 +532,27 @@ async fn documented_routes_are_exactly_the_served_ones() {
     }
     for (template, methods) in &documented {
         let path = fill(template, &hook, &delivery);
-        for method in METHODS.iter().filter(|m| !methods.contains(**m)) {
+        let mut served = methods.clone();
+        if methods.contains("GET") {
+            served.insert("HEAD".to_string());
+            let get = call(&api, &Method::GET, &path, Some(ADMIN), "").await;
+            let head = call(&api, &Method::HEAD, &path, Some(ADMIN), "").await;
+            assert_eq!(head.status, get.status, "HEAD {template}");
+            assert!(head.body.is_empty(), "HEAD {template} answered a body");
+        }
+        for method in METHODS.iter().filter(|m| !served.contains(**m)) {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let r = call(&api, &method, &path, Some(ADMIN), "").await;
             assert!(
-                is_route_refusal(&r),
+                is_route_refusal(&method, &r) && r.status == 405,
                 "{method} {template} is served ({} {}) but not documented",
                 r.status,
                 r.body_json()
+            );
+            assert_eq!(
+                allowed(&r),
+                served,
+                "the Allow header of {method} {template}"
             );
         }
     }
@@ -577,7 +588,7 @@ async fn documented_routes_are_exactly_the_served_ones() {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let r = call(&api, &method, path, Some(ADMIN), "").await;
             assert!(
-                r.status == 404 && code(&r) == "route.not_found",
+                r.status == 404 && is_route_refusal(&method, &r),
                 "{method} {path} is served ({} {}) but not documented",
                 r.status,
                 r.body_json()
@@ -594,11 +605,12 @@ fn every_api_error() -> Vec<ApiError> {
     let all = vec![
         ApiError::Unauthorized,
         ApiError::Forbidden,
-        ApiError::NotFound("hook not found"),
-        ApiError::NotFound("delivery not found"),
-        ApiError::NotFound("route not found"),
+        ApiError::RouteNotFound,
         ApiError::MethodNotAllowed,
+        ApiError::HookNotFound,
+        ApiError::DeliveryNotFound,
         ApiError::Validation(ValidationError::new("config.url", "must use https")),
+        ApiError::MalformedRequest,
         ApiError::PayloadTooLarge(MAX_BODY_BYTES),
         ApiError::UnsupportedMediaType,
         ApiError::Conflict,
@@ -615,9 +627,12 @@ fn every_api_error() -> Vec<ApiError> {
         match e {
             ApiError::Unauthorized
             | ApiError::Forbidden
-            | ApiError::NotFound(_)
+            | ApiError::RouteNotFound
             | ApiError::MethodNotAllowed
+            | ApiError::HookNotFound
+            | ApiError::DeliveryNotFound
             | ApiError::Validation(_)
+            | ApiError::MalformedRequest
             | ApiError::PayloadTooLarge(_)
             | ApiError::UnsupportedMediaType
             | ApiError::Conflict
@@ -631,8 +646,8 @@ fn every_api_error() -> Vec<ApiError> {
     all
 }
 
-#[test]
-fn error_codes_and_bodies_are_documented() {
+#[tokio::test]
+async fn error_codes_and_bodies_are_documented() {
     let doc = doc();
     let schemas = &doc["components"]["schemas"];
     let documented: BTreeSet<&str> = schemas["ErrorCode"]["enum"]
@@ -662,7 +677,7 @@ fn error_codes_and_bodies_are_documented() {
     for e in errors {
         let status = e.status().as_u16().to_string();
         let code = e.code();
-        let body = e.into_response().body_json();
+        let body = body_of(e).await;
         let schema = if code == "hook.test_failed" {
             &schemas["TestFailure"]
         } else {
@@ -683,6 +698,13 @@ fn error_codes_and_bodies_are_documented() {
             "components.responses.{name} describes the routing answers"
         );
     }
+}
+
+async fn body_of(e: ApiError) -> Value {
+    let bytes = axum::body::to_bytes(e.into_response().into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// A delivery that already finished in error, with one unanswered and one answered attempt.
@@ -729,7 +751,7 @@ fn failed_delivery(hook: &str) -> Delivery {
 struct Tour {
     doc: Value,
     ops: Vec<Operation>,
-    api: Api,
+    api: Router,
 }
 
 impl Tour {
@@ -749,7 +771,7 @@ impl Tour {
         path: &str,
         token: &str,
         body: Value,
-    ) -> ApiResponse {
+    ) -> Answer {
         let op = self.operation(operation_name);
         let method = op.method.clone();
         let body = if body.is_null() {
@@ -764,14 +786,14 @@ impl Tour {
         r
     }
 
-    async fn admin(&self, status: u16, operation: &str, path: &str, body: Value) -> ApiResponse {
+    async fn admin(&self, status: u16, operation: &str, path: &str, body: Value) -> Answer {
         self.send(status, operation, path, ADMIN, body).await
     }
 
     /// Sends a request prepared by hand (unusual headers or sizes).
-    async fn raw(&self, status: u16, operation_name: &str, req: ApiRequest) -> ApiResponse {
+    async fn raw(&self, status: u16, operation_name: &str, req: Request<Body>) -> Answer {
         let op = self.operation(operation_name);
-        let r = self.api.handle(req).await;
+        let r = send(&self.api, req).await;
         assert_eq!(r.status, status, "{operation_name}: {}", r.body_json());
         check_answer(&self.doc, op, &r);
         r
@@ -907,7 +929,7 @@ async fn answers_match_the_documented_statuses_and_schemas() {
     // Refusals that no happy path reaches.
     let mut req = request(&Method::POST, "/api/hooks", Some(ADMIN), "name=x");
     let text = HeaderValue::from_static("text/plain");
-    req.headers.insert(http::header::CONTENT_TYPE, text);
+    req.headers_mut().insert(http::header::CONTENT_TYPE, text);
     t.raw(415, "POST /api/hooks", req).await;
     let big = json!({"event": "PostRegister", "pad": "x".repeat(MAX_BODY_BYTES)}).to_string();
     let req = request(&Method::POST, "/api/events", Some(INGEST), &big);

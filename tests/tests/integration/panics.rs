@@ -1,7 +1,7 @@
 //! A panic while processing one job must not lose it (§5.4): the sender reports the job as
 //! failed so the queue keeps it and hands it out again, while its batch-mates are delivered.
 
-use crate::support::{INGEST, request, settings, tokens};
+use crate::support::{INGEST, request, send, settings, tokens};
 use async_trait::async_trait;
 use http::Method;
 use serde_json::json;
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
-use webhooks::api::IngestHandler;
+use webhooks::api::{Api, router};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use webhooks::event::EventId;
@@ -147,16 +147,13 @@ async fn a_panicking_job_is_reported_failed_and_received_again() {
     .unwrap()
     .into_hook(webhooks::clock::now_ms());
     store.create_hook(&hook).await.unwrap();
-    let ingest = IngestHandler::new(store.clone(), queue.clone(), tokens(), settings.retention);
+    let client = DeliveryClient::from_settings(&settings);
+    let api = Api::new(store.clone(), queue.clone(), client, tokens(), &settings);
+    let ingest = router(api);
     for user in ["u_1", "u_2"] {
-        let r = ingest
-            .handle(request(
-                Method::POST,
-                "/api/events",
-                INGEST,
-                Some(json!({"event": "User.Created", "data": {"id": user}})),
-            ))
-            .await;
+        let event = json!({"event": "User.Created", "data": {"id": user}});
+        let req = request(Method::POST, "/api/events", INGEST, Some(event));
+        let r = send(&ingest, req).await;
         assert_eq!(r.status, 202, "{}", r.body_json());
     }
     let sender = Sender::new(

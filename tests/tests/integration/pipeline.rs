@@ -1,14 +1,15 @@
 //! The whole pipeline against moto: ingest handler → SQS → sender handler → a real receiver.
 
-use crate::support::{INGEST, pipeline, request, settings, tokens};
+use crate::support::{INGEST, pipeline, request, send, settings, tokens};
 use http::Method;
 use serde_json::json;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
-use webhooks::api::IngestHandler;
+use webhooks::api::{Api, router};
 use webhooks::clock::now_ms;
 use webhooks::delivery::{DeliveryId, Job};
 use webhooks::hook::HookId;
+use webhooks::net::client::DeliveryClient;
 use webhooks::sender::JobOutcome;
 use webhooks::signing::{SigningKey, verify, verify_logto};
 use webhooks_tests::receiver::Receiver;
@@ -235,20 +236,20 @@ async fn ingest_answers_503_when_the_queue_does_not_accept_the_jobs() {
     let receiver = Receiver::start(&[]).await;
     let hook = p.create_hook(&receiver.url("/in"), &["PostSignIn"]).await;
     let missing_queue = format!("{}-missing", p.moto.provisioned.queue_url);
-    let ingest = IngestHandler::new(
+    let settings = settings("1s");
+    let ingest = router(Api::new(
         p.moto.store.clone(),
         std::sync::Arc::new(SqsQueue::new(p.moto.sqs.clone(), missing_queue)),
+        DeliveryClient::from_settings(&settings),
         tokens(),
-        settings("1s").retention,
-    );
-    let r = ingest
-        .handle(request(
-            Method::POST,
-            "/api/events",
-            INGEST,
-            Some(json!({"event": "PostSignIn"})),
-        ))
-        .await;
+        &settings,
+    ));
+    let event = json!({"event": "PostSignIn"});
+    let r = send(
+        &ingest,
+        request(Method::POST, "/api/events", INGEST, Some(event)),
+    )
+    .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.body_json()["code"], "service.unavailable");
     let logs = p

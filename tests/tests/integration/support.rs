@@ -1,12 +1,18 @@
-//! Shared set-up: moto-backed adapters and handlers wired like the Lambda functions.
+//! Shared set-up: moto-backed adapters and the router wired like the Lambda functions, and
+//! requests sent to a router in process.
 
+use axum::Router;
+use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
+use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
+use webhooks::adapters::memory_queue::MemoryQueue;
+use webhooks::adapters::memory_store::MemoryStore;
 use webhooks::adapters::sqs::SqsQueue;
-use webhooks::api::{ApiRequest, ApiResponse, IngestHandler, ManagementHandler, Tokens};
+use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::net::client::DeliveryClient;
 use webhooks::retry::RetrySchedule;
@@ -57,8 +63,7 @@ pub fn settings(schedule: &str) -> Settings {
 
 pub struct Pipeline {
     pub moto: Moto,
-    pub ingest: IngestHandler,
-    pub management: ManagementHandler,
+    pub router: Router,
     pub sender: Arc<Sender>,
 }
 
@@ -66,19 +71,13 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
     let moto = moto(name).await;
     let settings = settings(schedule);
     Pipeline {
-        ingest: IngestHandler::new(
-            moto.store.clone(),
-            moto.queue.clone(),
-            tokens(),
-            settings.retention,
-        ),
-        management: ManagementHandler::new(
+        router: router(Api::new(
             moto.store.clone(),
             moto.queue.clone(),
             DeliveryClient::from_settings(&settings),
             tokens(),
-            settings.url_policy,
-        ),
+            &settings,
+        )),
         sender: Sender::new(
             moto.store.clone(),
             moto.queue.clone(),
@@ -89,32 +88,69 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
     }
 }
 
+/// The router on the embedded store and queue (no emulator needed), with local settings.
+pub fn memory_router() -> (Router, Arc<MemoryStore>, Arc<MemoryQueue>) {
+    let store = MemoryStore::new();
+    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let settings = settings("1s");
+    let client = DeliveryClient::from_settings(&settings);
+    let api = Api::new(store.clone(), queue.clone(), client, tokens(), &settings);
+    (router(api), store, queue)
+}
+
+/// What the router answered, its body read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request through the router, in process.
+pub async fn send(router: &Router, req: Request<Body>) -> Answer {
+    let response = router
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("the router is infallible");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("an in-process body reads whole");
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// A request with a bearer token and, when there is a body, a JSON content type.
 pub fn request(
     method: Method,
     path: &str,
     token: &str,
     body: Option<serde_json::Value>,
-) -> ApiRequest {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (path.to_string(), None),
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
+) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(path);
+    req = req.header(
         http::header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    ApiRequest {
-        method,
-        path,
-        query,
-        headers,
-        body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
-    }
+    req = req.header(http::header::CONTENT_TYPE, "application/json");
+    let body = body
+        .map(|b| Body::from(b.to_string()))
+        .unwrap_or_else(Body::empty);
+    req.body(body).unwrap()
 }
 
 impl Pipeline {
@@ -123,16 +159,13 @@ impl Pipeline {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> ApiResponse {
-        self.management
-            .handle(request(method, path, ADMIN, body))
-            .await
+    ) -> Answer {
+        send(&self.router, request(method, path, ADMIN, body)).await
     }
 
-    pub async fn post_event(&self, body: serde_json::Value) -> ApiResponse {
-        self.ingest
-            .handle(request(Method::POST, "/api/events", INGEST, Some(body)))
-            .await
+    pub async fn post_event(&self, body: serde_json::Value) -> Answer {
+        let req = request(Method::POST, "/api/events", INGEST, Some(body));
+        send(&self.router, req).await
     }
 
     /// Creates a hook for `events` pointing at `url`; returns its JSON.
@@ -156,19 +189,13 @@ pub async fn faulty_pipeline(name: &str, schedule: &str) -> (Pipeline, Arc<Fault
     let settings = settings(schedule);
     let faulty = FaultyStore::new(moto.store.clone());
     let pipeline = Pipeline {
-        ingest: IngestHandler::new(
-            faulty.clone(),
-            moto.queue.clone(),
-            tokens(),
-            settings.retention,
-        ),
-        management: ManagementHandler::new(
+        router: router(Api::new(
             faulty.clone(),
             moto.queue.clone(),
             DeliveryClient::from_settings(&settings),
             tokens(),
-            settings.url_policy,
-        ),
+            &settings,
+        )),
         sender: Sender::new(
             faulty.clone(),
             moto.queue.clone(),

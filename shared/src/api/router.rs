@@ -1,0 +1,138 @@
+//! The route table. Checks run in one order on every route: unknown path (404), bearer token
+//! (401/403), method (405 with `Allow`), then the handler's own (413, 415, 400…). HEAD is
+//! answered wherever GET is, without a body, as axum does.
+
+use super::auth::Access;
+use super::{ApiError, IngestHandler, ManagementHandler, Tokens};
+use crate::catalog::catalog_json;
+use crate::config::Settings;
+use crate::net::client::DeliveryClient;
+use crate::ports::{JobQueue, Store};
+use axum::Router;
+use axum::extract::{FromRef, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// What the handlers share: built once per process, cloned per request.
+#[derive(Clone)]
+pub struct Api {
+    ingest: Arc<IngestHandler>,
+    management: Arc<ManagementHandler>,
+    tokens: Arc<Tokens>,
+}
+
+impl Api {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        tokens: Tokens,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            ingest: Arc::new(IngestHandler::new(
+                store.clone(),
+                queue.clone(),
+                settings.retention,
+            )),
+            management: Arc::new(ManagementHandler::new(
+                store,
+                queue,
+                client,
+                settings.url_policy,
+            )),
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+impl FromRef<Api> for Arc<IngestHandler> {
+    fn from_ref(api: &Api) -> Self {
+        api.ingest.clone()
+    }
+}
+
+impl FromRef<Api> for Arc<ManagementHandler> {
+    fn from_ref(api: &Api) -> Self {
+        api.management.clone()
+    }
+}
+
+/// Every route of the API.
+pub fn router(api: Api) -> Router {
+    type Hooks = ManagementHandler;
+    let guard = |access| middleware::from_fn_with_state((api.tokens.clone(), access), authorize);
+    let ingest = Router::new()
+        .route("/api/events", post(IngestHandler::accept))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(guard(Access::Ingest));
+    let management = Router::new()
+        .route("/api/hook-events", get(catalog))
+        .route("/api/hooks", get(Hooks::list).post(Hooks::create))
+        .route(
+            "/api/hooks/{id}",
+            get(Hooks::get).patch(Hooks::update).delete(Hooks::delete),
+        )
+        .route("/api/hooks/{id}/recent-logs", get(Hooks::recent_logs))
+        .route("/api/hooks/{id}/signing-key", patch(Hooks::rotate_key))
+        .route("/api/hooks/{id}/test", post(Hooks::test))
+        .route(
+            "/api/hooks/{id}/deliveries/{deliveryId}/retry",
+            post(Hooks::retry),
+        )
+        .route("/api/hooks/{id}/recover", post(Hooks::recover))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(guard(Access::Admin));
+    let exact = ingest
+        .merge(management)
+        .with_state(api)
+        .fallback(|| async { ApiError::RouteNotFound });
+    exact
+        .clone()
+        .fallback(move |req: Request| without_trailing_slash(exact.clone(), req))
+}
+
+async fn authorize(
+    State((tokens, access)): State<(Arc<Tokens>, Access)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokens.authorize(req.headers(), access) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// axum adds the `Allow` header listing the route's methods.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn catalog() -> axum::Json<serde_json::Value> {
+    axum::Json(catalog_json())
+}
+
+/// `/api/hooks/` is `/api/hooks`: an unmatched path is routed again without its trailing
+/// slashes.
+async fn without_trailing_slash(exact: Router, mut req: Request) -> Response {
+    let path = req.uri().path();
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.len() == path.len() || trimmed.is_empty() {
+        return ApiError::RouteNotFound.into_response();
+    }
+    let target = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    let Ok(uri) = target.parse() else {
+        return ApiError::RouteNotFound.into_response();
+    };
+    *req.uri_mut() = uri;
+    match exact.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
