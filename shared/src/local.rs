@@ -7,6 +7,7 @@ use crate::api::listener::JsonErrorListener;
 use crate::api::{Api, Tokens, router};
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Defaults, Settings, var};
+use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
 use crate::ports::JobQueue;
 use crate::sender::Sender;
@@ -19,7 +20,6 @@ use tokio::task::JoinHandle;
 
 const VISIBILITY: Duration = Duration::from_secs(60);
 const MAX_RECEIVES: u32 = 5;
-const BATCH: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -117,9 +117,9 @@ impl LocalServer {
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = Vec::new();
         for _ in 0..config.workers.max(1) {
-            tasks.push(tokio::spawn(sender_loop(
-                sender.clone(),
+            tasks.push(tokio::spawn(consume(
                 queue.clone(),
+                sender.clone(),
                 stop.clone(),
             )));
         }
@@ -156,25 +156,5 @@ impl LocalServer {
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "could not write the store snapshot");
         }
-    }
-}
-
-async fn sender_loop(
-    sender: Arc<Sender>,
-    queue: Arc<MemoryQueue>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let messages = tokio::select! {
-            m = queue.receive(BATCH) => m,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let failed = sender.process_batch(&messages).await;
-        queue.acknowledge(
-            messages
-                .iter()
-                .map(|m| m.id.as_str())
-                .filter(|id| !failed.iter().any(|f| f == id)),
-        );
     }
 }
