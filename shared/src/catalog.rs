@@ -100,16 +100,6 @@ impl<'de> Deserialize<'de> for EventName {
     }
 }
 
-/// The catalog as served by `GET /api/hook-events`.
-pub fn catalog_json() -> serde_json::Value {
-    serde_json::Value::Array(
-        EventName::ALL
-            .iter()
-            .map(|e| serde_json::json!({ "event": e.as_str(), "group": e.group() }))
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,34 +183,6 @@ impl Delivery {
         (self.status == DeliveryStatus::Error && last.response_status == Some(410))
             .then(|| last.started_at + last.duration_ms as i64)
     }
-
-    /// The entry `GET /api/hooks/{id}/recent-logs` shows.
-    pub fn to_log_json(&self) -> serde_json::Value {
-        let result = match self.status {
-            DeliveryStatus::Pending => "Pending",
-            DeliveryStatus::Success => "Success",
-            DeliveryStatus::Error | DeliveryStatus::Dropped => "Error",
-        };
-        let last = self.attempts.last();
-        serde_json::json!({
-            "id": self.id,
-            "key": format!("TriggerHook.{}", self.event),
-            "hookId": self.hook_id,
-            "eventId": self.event_id,
-            "event": self.event,
-            "result": result,
-            "status": self.status.as_str(),
-            "reason": self.reason,
-            "attemptCount": self.attempts.len(),
-            "nextAttemptAt": self.next_attempt_at,
-            "createdAt": self.created_at,
-            "response": last.map(|a| serde_json::json!({
-                "status": a.response_status, "body": a.response_body,
-            })),
-            "attempts": self.attempts,
-            "payload": serde_json::from_str::<serde_json::Value>(&self.body).unwrap_or(serde_json::Value::Null),
-        })
-    }
 }
 
 /// The queue message for one attempt of one delivery.

@@ -1,14 +1,14 @@
 //! The management API (admin token): hooks CRUD and the delivery log. Each route is an axum
 //! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
+use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
+use super::views::{delivery_log_json, hook_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
-use crate::hook::{
-    Hook, HookId, HookPatch, HookUrl, NewHook, TestRequest, UrlPolicy, parse_rotation,
-};
+use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store, StoreError};
 use crate::signing::sign;
@@ -109,7 +109,7 @@ impl ManagementHandler {
         let hook = new.into_hook(now_ms());
         this.store.create_hook(&hook).await?;
         tracing::info!(hook_id = %hook.id, events = hook.events.len(), "hook created");
-        Ok((StatusCode::CREATED, Json(hook.to_json())).into_response())
+        Ok((StatusCode::CREATED, Json(hook_json(&hook))).into_response())
     }
 
     pub(crate) async fn get(State(this): This, ids: Ids, RawQuery(query): RawQuery) -> Answer {
@@ -120,7 +120,7 @@ impl ManagementHandler {
 
     /// The hook's JSON, with the last 24 hours' `executionStats` when asked for.
     async fn hook_json(&self, hook: &Hook, with_stats: bool) -> Result<Value, ApiError> {
-        let mut json = hook.to_json();
+        let mut json = hook_json(hook);
         if with_stats {
             let hour = now_ms().div_euclid(3_600_000);
             let stats = self
@@ -145,7 +145,7 @@ impl ManagementHandler {
         let next = current.rotated(grace, now_ms());
         this.store.update_hook(&current, &next).await?;
         tracing::info!(hook_id = %next.id, grace_secs = grace, "signing key rotated");
-        Ok(Json(next.to_json()).into_response())
+        Ok(Json(hook_json(&next)).into_response())
     }
 
     /// Sends a signed sample of each event to the hook's (or the given) endpoint, now.
@@ -196,7 +196,7 @@ impl ManagementHandler {
         };
         this.enqueue_now(&[&reopened]).await?;
         tracing::info!(hook_id = %hook.id, delivery_id = %delivery_id, "delivery re-sent by an operator");
-        Ok((StatusCode::ACCEPTED, Json(reopened.to_log_json())).into_response())
+        Ok((StatusCode::ACCEPTED, Json(delivery_log_json(&reopened))).into_response())
     }
 
     /// Re-sends every delivery of the hook that failed (or was dropped) since `since` (unix ms).
@@ -254,7 +254,7 @@ impl ManagementHandler {
         let next = patch.apply(&current, now_ms());
         this.store.update_hook(&current, &next).await?;
         tracing::info!(hook_id = %next.id, "hook updated");
-        Ok(Json(next.to_json()).into_response())
+        Ok(Json(hook_json(&next)).into_response())
     }
 
     pub(crate) async fn delete(State(this): This, ids: Ids) -> Answer {
@@ -302,7 +302,7 @@ impl ManagementHandler {
             .collect();
         let logs: Vec<Value> = deliveries
             .iter()
-            .map(Delivery::to_log_json)
+            .map(delivery_log_json)
             .filter(|l| result.as_deref().is_none_or(|r| l["result"] == r))
             .collect();
         let total = logs.len();

@@ -3,11 +3,13 @@
 //! between entry points.
 
 pub mod auth;
+pub mod bodies;
 pub mod error;
 pub mod ingest;
 pub mod listener;
 pub mod management;
 pub mod router;
+pub mod views;
 
 use crate::event::MAX_BODY_BYTES;
 use axum::extract::{FromRequest, Request};

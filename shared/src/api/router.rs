@@ -3,8 +3,8 @@
 //! answered wherever GET is, without a body, as axum does.
 
 use super::auth::Access;
+use super::views::catalog_json;
 use super::{ApiError, IngestHandler, ManagementHandler, Tokens};
-use crate::catalog::catalog_json;
 use crate::config::Settings;
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store};

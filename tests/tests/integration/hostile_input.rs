@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
-use webhooks::hook::{Hook, NewHook, UrlPolicy};
+use webhooks::hook::{Hook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
 
@@ -1593,7 +1594,7 @@ async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseE
     let store = MemoryStore::new();
     let queue = MemoryQueue::new(Duration::from_secs(60), 5);
     let app = app(store.clone(), queue, &rig.client, allow_http);
-    let base = rig.base.to_json();
+    let base = webhooks::api::views::hook_json(&rig.base);
     let base_path = format!("/api/hooks/{}", rig.base.id);
     if patch {
         store

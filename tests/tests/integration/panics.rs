@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, router};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use webhooks::event::EventId;
-use webhooks::hook::{Hook, HookId, NewHook, UrlPolicy};
+use webhooks::hook::{Hook, HookId, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::{
     AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError,

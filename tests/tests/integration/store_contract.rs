@@ -6,11 +6,12 @@ use crate::support::moto;
 use serde_json::json;
 use std::sync::Arc;
 use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::api::bodies::{HookPatch, NewHook};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
 use webhooks::event::EventId;
-use webhooks::hook::{Hook, HookPatch, NewHook, UrlPolicy};
+use webhooks::hook::{Hook, UrlPolicy};
 use webhooks::ports::EventClaim;
 use webhooks::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
 

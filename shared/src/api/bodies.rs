@@ -1,0 +1,412 @@
+//! The management API's request bodies, parsed once at the edge into domain values: a new
+//! hook, a patch, a test-button request and a key rotation. Unknown fields are refused.
+
+use crate::catalog::EventName;
+use crate::hook::{CustomHeaders, Hook, HookId, HookUrl, MAX_NAME_CHARS, UrlPolicy, printable};
+use crate::signing::SigningKey;
+use crate::validation::ValidationError;
+use serde_json::{Map, Value};
+
+/// Body of `POST /api/hooks`, validated.
+#[derive(Debug)]
+pub struct NewHook {
+    pub name: String,
+    pub events: Vec<EventName>,
+    pub url: HookUrl,
+    pub headers: CustomHeaders,
+    pub enabled: bool,
+    pub signing_key: Option<SigningKey>,
+}
+
+/// Body of `PATCH /api/hooks/{id}`, validated; absent fields stay as they are.
+#[derive(Debug, Default)]
+pub struct HookPatch {
+    pub name: Option<String>,
+    pub events: Option<Vec<EventName>>,
+    pub config: Option<(HookUrl, CustomHeaders)>,
+    pub enabled: Option<bool>,
+}
+
+const CREATE_FIELDS: &[&str] = &["name", "events", "config", "enabled", "signingKey"];
+const PATCH_FIELDS: &[&str] = &["name", "events", "config", "enabled"];
+
+impl NewHook {
+    pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body, CREATE_FIELDS)?;
+        let name = parse_name(obj.get("name").ok_or_else(|| required("name"))?)?;
+        let events = parse_events(obj.get("events").ok_or_else(|| required("events"))?)?;
+        let (url, headers) =
+            parse_config(obj.get("config").ok_or_else(|| required("config"))?, policy)?;
+        let enabled = match obj.get("enabled") {
+            None | Some(Value::Null) => true,
+            Some(v) => parse_bool(v, "enabled")?,
+        };
+        let signing_key = match obj.get("signingKey") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                SigningKey::import(s)
+                    .map_err(|e| ValidationError::new("signingKey", e.to_string()))?,
+            ),
+            Some(_) => return Err(ValidationError::new("signingKey", "must be a string")),
+        };
+        Ok(Self {
+            name,
+            events,
+            url,
+            headers,
+            enabled,
+            signing_key,
+        })
+    }
+
+    pub fn into_hook(self, now_ms: i64) -> Hook {
+        Hook {
+            id: HookId::generate(),
+            name: self.name,
+            events: self.events,
+            url: self.url,
+            headers: self.headers,
+            signing_key: self.signing_key.unwrap_or_else(SigningKey::generate),
+            retired_keys: Vec::new(),
+            enabled: self.enabled,
+            created_at: now_ms,
+            updated_at: now_ms,
+            disabled_reason: None,
+        }
+    }
+}
+
+impl HookPatch {
+    pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body, PATCH_FIELDS)?;
+        Ok(Self {
+            name: obj.get("name").map(parse_name).transpose()?,
+            events: obj.get("events").map(parse_events).transpose()?,
+            config: obj
+                .get("config")
+                .map(|c| parse_config(c, policy))
+                .transpose()?,
+            enabled: obj
+                .get("enabled")
+                .map(|v| parse_bool(v, "enabled"))
+                .transpose()?,
+        })
+    }
+
+    /// The hook after the patch; re-enabling clears `disabledReason`.
+    pub fn apply(self, hook: &Hook, now_ms: i64) -> Hook {
+        let mut next = hook.clone();
+        if let Some(name) = self.name {
+            next.name = name;
+        }
+        if let Some(events) = self.events {
+            next.events = events;
+        }
+        if let Some((url, headers)) = self.config {
+            next.url = url;
+            next.headers = headers;
+        }
+        if let Some(enabled) = self.enabled {
+            next.enabled = enabled;
+            if enabled {
+                next.disabled_reason = None;
+            }
+        }
+        next.updated_at = now_ms.max(hook.updated_at + 1);
+        next
+    }
+}
+
+/// Body of `POST /api/hooks/{id}/test`: events to send a sample of, and an optional config
+/// to try instead of the stored one.
+#[derive(Debug)]
+pub struct TestRequest {
+    pub events: Vec<EventName>,
+    pub config: Option<(HookUrl, CustomHeaders)>,
+}
+
+impl TestRequest {
+    pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body, &["events", "config"])?;
+        Ok(Self {
+            events: parse_events(obj.get("events").ok_or_else(|| required("events"))?)?,
+            config: obj
+                .get("config")
+                .map(|c| parse_config(c, policy))
+                .transpose()?,
+        })
+    }
+}
+
+/// Body of `PATCH /api/hooks/{id}/signing-key`: how long the old key keeps signing.
+pub fn parse_rotation(body: &Value) -> Result<u64, ValidationError> {
+    let obj = as_object(body, &["expireAfterSeconds"])?;
+    match obj.get("expireAfterSeconds") {
+        None | Some(Value::Null) => Ok(DEFAULT_KEY_GRACE_SECS),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| *s <= MAX_KEY_GRACE_SECS)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "expireAfterSeconds",
+                    format!("must be an integer from 0 to {MAX_KEY_GRACE_SECS}"),
+                )
+            }),
+    }
+}
+
+pub const DEFAULT_KEY_GRACE_SECS: u64 = 86_400;
+pub const MAX_KEY_GRACE_SECS: u64 = 604_800;
+
+fn required(field: &str) -> ValidationError {
+    ValidationError::new(field, "is required")
+}
+
+fn as_object<'a>(
+    body: &'a Value,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, ValidationError> {
+    let Value::Object(obj) = body else {
+        return Err(ValidationError::new("", "body must be a JSON object"));
+    };
+    if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ValidationError::new(
+            printable(unknown),
+            "is not a known field",
+        ));
+    }
+    Ok(obj)
+}
+
+fn parse_name(v: &Value) -> Result<String, ValidationError> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
+            if s.chars().any(char::is_control) {
+                Err(ValidationError::new(
+                    "name",
+                    "must not contain control characters",
+                ))
+            } else {
+                Ok(s.clone())
+            }
+        }
+        _ => Err(ValidationError::new(
+            "name",
+            format!("must be a string of 1 to {MAX_NAME_CHARS} characters"),
+        )),
+    }
+}
+
+fn parse_events(v: &Value) -> Result<Vec<EventName>, ValidationError> {
+    let Value::Array(items) = v else {
+        return Err(ValidationError::new(
+            "events",
+            "must be an array of event names",
+        ));
+    };
+    if items.is_empty() {
+        return Err(ValidationError::new("events", "must not be empty"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("events[{i}]");
+        let Value::String(s) = item else {
+            return Err(ValidationError::new(field, "must be a string"));
+        };
+        let e = EventName::parse(s)
+            .ok_or_else(|| ValidationError::new(&field, "is not an event of the catalog"))?;
+        if out.contains(&e) {
+            return Err(ValidationError::new(field, "is repeated"));
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders), ValidationError> {
+    let obj = as_object(v, &["url", "headers", "retries"]).map_err(|e| e.under("config"))?;
+    let url = match obj.get("url") {
+        Some(Value::String(s)) => HookUrl::parse(s, policy).map_err(|e| e.under("config"))?,
+        Some(_) => return Err(ValidationError::new("config.url", "must be a string")),
+        None => return Err(required("config.url")),
+    };
+    let headers = match obj.get("headers") {
+        None | Some(Value::Null) => CustomHeaders::default(),
+        Some(h) => CustomHeaders::parse(h).map_err(|e| e.under("config"))?,
+    };
+    Ok((url, headers))
+}
+
+fn parse_bool(v: &Value, field: &str) -> Result<bool, ValidationError> {
+    v.as_bool()
+        .ok_or_else(|| ValidationError::new(field, "must be a boolean"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::EventName;
+    use serde_json::Map;
+    use serde_json::json;
+
+    const HTTPS_ONLY: UrlPolicy = UrlPolicy { allow_http: false };
+    const WITH_HTTP: UrlPolicy = UrlPolicy { allow_http: true };
+
+    fn valid() -> Value {
+        json!({"name": "crm", "events": ["PostSignIn", "User.Created"],
+               "config": {"url": "https://hooks.example.com/in", "headers": {"x-api-key": "s3cr3t"}}})
+    }
+
+    #[test]
+    fn parses_a_valid_hook() {
+        let h = NewHook::parse(&valid(), HTTPS_ONLY).unwrap().into_hook(5);
+        assert_eq!(
+            h.events,
+            vec![EventName::PostSignIn, EventName::UserCreated]
+        );
+        assert!(h.enabled);
+        assert!(h.signing_key.expose().starts_with("whsec_"));
+        assert_eq!(h.headers.len(), 1);
+        assert!(h.id.as_str().starts_with("hook_"));
+        let json = crate::api::views::hook_json(&h);
+        assert_eq!(json["config"]["url"], "https://hooks.example.com/in");
+        assert_eq!(json["createdAt"], 5);
+    }
+
+    #[test]
+    fn rejects_every_bad_field_with_its_path() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([]), ""),
+            (
+                json!({"events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
+                "name",
+            ),
+            (
+                json!({"name": "", "events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
+                "name",
+            ),
+            (
+                json!({"name": "x".repeat(257), "events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
+                "name",
+            ),
+            (
+                json!({"name": "n", "events": [], "config": {"url": "https://a.example"}}),
+                "events",
+            ),
+            (
+                json!({"name": "n", "events": ["Nope"], "config": {"url": "https://a.example"}}),
+                "events[0]",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn", "PostSignIn"], "config": {"url": "https://a.example"}}),
+                "events[1]",
+            ),
+            (json!({"name": "n", "events": ["PostSignIn"]}), "config"),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "http://a.example"}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "ftp://a.example"}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "/relative"}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://u:p@a.example"}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example/#frag"}}),
+                "config.url",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"bad name": "v"}}}),
+                "config.headers.badname",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"Host": "v"}}}),
+                "config.headers.Host",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"webhook-id": "v"}}}),
+                "config.headers.webhook-id",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"logto-signature-sha-256": "v"}}}),
+                "config.headers.logto-signature-sha-256",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"Connection": "v"}}}),
+                "config.headers.Connection",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"x-a": "v\r\nx-b: 1"}}}),
+                "config.headers.x-a",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"x-a": 1}}}),
+                "config.headers.x-a",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example"}, "enabled": "yes"}),
+                "enabled",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example"}, "signingKey": "short"}),
+                "signingKey",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example"}, "extra": 1}),
+                "extra",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = NewHook::parse(&body, HTTPS_ONLY).expect_err(&body.to_string());
+            assert_eq!(err.field, field, "{body}");
+        }
+        let many: Map<String, Value> = (0..21).map(|i| (format!("x-{i}"), json!("v"))).collect();
+        let body = json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": many}});
+        assert_eq!(
+            NewHook::parse(&body, HTTPS_ONLY).unwrap_err().field,
+            "config.headers"
+        );
+    }
+
+    #[test]
+    fn http_only_where_allowed() {
+        let body = json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "http://127.0.0.1:9/x"}});
+        assert!(NewHook::parse(&body, HTTPS_ONLY).is_err());
+        assert!(NewHook::parse(&body, WITH_HTTP).is_ok());
+    }
+
+    #[test]
+    fn patch_replaces_config_whole_and_reenabling_clears_reason() {
+        let mut h = NewHook::parse(&valid(), HTTPS_ONLY).unwrap().into_hook(5);
+        h.enabled = false;
+        h.disabled_reason = Some("410".into());
+        let patch = HookPatch::parse(
+            &json!({"config": {"url": "https://b.example"}, "enabled": true}),
+            HTTPS_ONLY,
+        )
+        .unwrap();
+        let next = patch.apply(&h, 5);
+        assert_eq!(next.url.as_str(), "https://b.example/");
+        assert!(next.headers.is_empty());
+        assert!(next.enabled && next.disabled_reason.is_none());
+        assert_eq!(next.name, "crm");
+        assert!(next.updated_at > h.updated_at);
+        assert_eq!(
+            HookPatch::parse(&json!({"signingKey": "x"}), HTTPS_ONLY)
+                .unwrap_err()
+                .field,
+            "signingKey"
+        );
+    }
+}

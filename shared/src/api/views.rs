@@ -1,0 +1,72 @@
+//! The JSON the management API answers with: hooks, delivery log entries and the event
+//! catalog. Domain types stay free of wire shapes; this is the one place that knows them.
+
+use crate::catalog::EventName;
+use crate::delivery::{Delivery, DeliveryStatus};
+use crate::hook::{CustomHeaders, Hook};
+use serde_json::{Map, Value, json};
+
+/// A hook as its owner sees it, signing key and header values included.
+pub fn hook_json(hook: &Hook) -> Value {
+    let mut v = json!({
+        "id": hook.id,
+        "name": hook.name,
+        "events": hook.events,
+        "config": { "url": hook.url.as_str(), "headers": headers_json(&hook.headers) },
+        "signingKey": hook.signing_key.expose(),
+        "enabled": hook.enabled,
+        "createdAt": hook.created_at,
+        "updatedAt": hook.updated_at,
+    });
+    if let Some(reason) = &hook.disabled_reason {
+        v["disabledReason"] = Value::String(reason.clone());
+    }
+    v
+}
+
+fn headers_json(headers: &CustomHeaders) -> Value {
+    Value::Object(
+        headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), Value::String(v.to_string())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// An entry of `GET /api/hooks/{id}/recent-logs`.
+pub fn delivery_log_json(d: &Delivery) -> Value {
+    let result = match d.status {
+        DeliveryStatus::Pending => "Pending",
+        DeliveryStatus::Success => "Success",
+        DeliveryStatus::Error | DeliveryStatus::Dropped => "Error",
+    };
+    let last = d.attempts.last();
+    json!({
+        "id": d.id,
+        "key": format!("TriggerHook.{}", d.event),
+        "hookId": d.hook_id,
+        "eventId": d.event_id,
+        "event": d.event,
+        "result": result,
+        "status": d.status.as_str(),
+        "reason": d.reason,
+        "attemptCount": d.attempts.len(),
+        "nextAttemptAt": d.next_attempt_at,
+        "createdAt": d.created_at,
+        "response": last.map(|a| json!({
+            "status": a.response_status, "body": a.response_body,
+        })),
+        "attempts": d.attempts,
+        "payload": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
+    })
+}
+
+/// `GET /api/hook-events`: every event name with its group.
+pub fn catalog_json() -> Value {
+    Value::Array(
+        EventName::ALL
+            .iter()
+            .map(|e| json!({ "event": e.as_str(), "group": e.group() }))
+            .collect(),
+    )
+}
