@@ -3,13 +3,13 @@
 use lambda_http::{Body, Error, Request, service_fn};
 use std::sync::Arc;
 use webhooks::api::{ApiRequest, ManagementHandler};
-use webhooks::aws::Deployment;
+use webhooks::aws::{Accepts, Deployment};
 use webhooks::net::client::DeliveryClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
-    let deployment = Deployment::from_env().await?;
+    let deployment = Deployment::from_env(Accepts::Admin).await?;
     let settings = deployment.settings;
     let handler = Arc::new(ManagementHandler::new(
         deployment.store,

@@ -3,12 +3,12 @@
 use lambda_http::{Body, Error, Request, service_fn};
 use std::sync::Arc;
 use webhooks::api::{ApiRequest, IngestHandler};
-use webhooks::aws::Deployment;
+use webhooks::aws::{Accepts, Deployment};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
-    let deployment = Deployment::from_env().await?;
+    let deployment = Deployment::from_env(Accepts::AdminAndIngest).await?;
     let handler = Arc::new(IngestHandler::new(
         deployment.store,
         deployment.queue,
