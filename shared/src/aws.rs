@@ -1,5 +1,6 @@
 //! Wiring for the Lambda functions: SDK clients, adapters and tokens, built once per
-//! execution environment from the environment the SAM template sets.
+//! execution environment from the environment the SAM template sets. Tokens come only from
+//! SSM SecureString parameters: plain token variables are for the local dev server.
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sqs::SqsQueue;
@@ -7,6 +8,18 @@ use crate::api::Tokens;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The bearer tokens a function accepts; each list is read from the SSM parameter its
+/// variable names, and a function stops at start when that variable is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// No tokens (the sender).
+    Nothing,
+    /// Admin tokens, from `WEBHOOKS_ADMIN_TOKEN_PARAMETER` (the management API).
+    Admin,
+    /// Admin and ingest tokens, from both parameters (ingest).
+    AdminAndIngest,
+}
 
 /// Everything a function needs, built before the handler loop.
 pub struct Deployment {
@@ -25,8 +38,27 @@ fn required(name: &'static str) -> Result<String, ConfigError> {
         })
 }
 
+fn parameter_name(name: &'static str) -> Result<String, ConfigError> {
+    required(name).map_err(|e| ConfigError {
+        message: "must name the SSM SecureString parameter holding the tokens".into(),
+        ..e
+    })
+}
+
 impl Deployment {
-    pub async fn from_env() -> Result<Self, ConfigError> {
+    /// Settings, store, queue and the token lists `accepts` names; anything missing or
+    /// unreadable is an error, so the function stops at start rather than on a request.
+    pub async fn from_env(accepts: Accepts) -> Result<Self, ConfigError> {
+        let admin_parameter = match accepts {
+            Accepts::Nothing => None,
+            Accepts::Admin | Accepts::AdminAndIngest => {
+                Some(parameter_name("WEBHOOKS_ADMIN_TOKEN_PARAMETER")?)
+            }
+        };
+        let ingest_parameter = match accepts {
+            Accepts::Nothing | Accepts::Admin => None,
+            Accepts::AdminAndIngest => Some(parameter_name("WEBHOOKS_INGEST_TOKEN_PARAMETER")?),
+        };
         let settings = Settings::from_env(Defaults::aws())?;
         // Bounded calls: an unreachable AWS API fails the request (503, or a retried job)
         // well within the function's timeout instead of hanging it.
@@ -49,18 +81,8 @@ impl Deployment {
             required("WEBHOOKS_QUEUE_URL")?,
         );
         let ssm = aws_sdk_ssm::Client::new(&sdk);
-        let admin = token_list(
-            &ssm,
-            "WEBHOOKS_ADMIN_TOKEN",
-            "WEBHOOKS_ADMIN_TOKEN_PARAMETER",
-        )
-        .await?;
-        let ingest = token_list(
-            &ssm,
-            "WEBHOOKS_INGEST_TOKEN",
-            "WEBHOOKS_INGEST_TOKEN_PARAMETER",
-        )
-        .await?;
+        let admin = token_list(&ssm, "WEBHOOKS_ADMIN_TOKEN_PARAMETER", admin_parameter).await?;
+        let ingest = token_list(&ssm, "WEBHOOKS_INGEST_TOKEN_PARAMETER", ingest_parameter).await?;
         Ok(Self {
             settings,
             store: Arc::new(store),
@@ -70,25 +92,29 @@ impl Deployment {
     }
 }
 
-/// A token list from an SSM SecureString parameter when its name is configured, else from
-/// the plain variable (local runs and tests).
+/// The tokens in the SSM parameter `name` (the value of `variable`); a parameter without any
+/// token is an error, since it would lock every caller out.
 async fn token_list(
     ssm: &aws_sdk_ssm::Client,
-    plain: &'static str,
-    parameter: &'static str,
+    variable: &'static str,
+    name: Option<String>,
 ) -> Result<String, ConfigError> {
-    match var(parameter).filter(|n| !n.trim().is_empty()) {
-        Some(name) => secure_parameter(ssm, &name)
-            .await
-            .map_err(|message| ConfigError {
-                name: parameter,
-                message,
-            }),
-        None => Ok(var(plain).unwrap_or_default()),
+    let Some(name) = name else {
+        return Ok(String::new());
+    };
+    let error = |message: String| ConfigError {
+        name: variable,
+        message: format!("parameter {name}: {message}"),
+    };
+    let value = secure_parameter(ssm, name.trim()).await.map_err(error)?;
+    if Tokens::from_lists(&value, "").is_empty() {
+        return Err(error("holds no token".into()));
     }
+    Ok(value)
 }
 
-/// The decrypted value of an SSM (SecureString) parameter; the error never carries the value.
+/// The decrypted value of an SSM SecureString parameter (other types are refused: tokens are
+/// never stored in clear); the error never carries the value.
 pub async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
     let out = ssm
         .get_parameter()
@@ -102,7 +128,13 @@ pub async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<S
                 aws_sdk_ssm::error::DisplayErrorContext(e)
             )
         })?;
-    out.parameter
-        .and_then(|p| p.value)
+    let parameter = out
+        .parameter
+        .ok_or_else(|| "the parameter has no value".to_string())?;
+    if parameter.r#type != Some(aws_sdk_ssm::types::ParameterType::SecureString) {
+        return Err("the parameter is not a SecureString".into());
+    }
+    parameter
+        .value
         .ok_or_else(|| "the parameter has no value".to_string())
 }

@@ -1,6 +1,8 @@
 //! Support for the integration tests: moto provisioning from the template, a real receiver,
 //! independent signature verifiers, and the SQS → sender loop Lambda's event source runs.
 
+pub mod captured;
+pub mod emf;
 pub mod faulty_store;
 pub mod hostile;
 pub mod moto_server;

@@ -75,6 +75,43 @@ pub async fn provision(
     }
 }
 
+/// Names of the environment variables `infra/template.yaml` gives the function built from the
+/// binary `binary` (its own and the global ones). Panics if no function builds it.
+pub fn function_variables(binary: &str) -> Vec<String> {
+    let template = Template::load();
+    let variables = |scope: Option<&Value>| -> Vec<String> {
+        scope
+            .and_then(|s| s.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let function = template
+        .root
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .and_then(|resources| {
+            resources.values().find(|r| {
+                r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+                    && r.get("Metadata")
+                        .and_then(|m| m.get("BuildProperties"))
+                        .and_then(|b| b.get("Binary"))
+                        .and_then(Value::as_str)
+                        == Some(binary)
+            })
+        })
+        .unwrap_or_else(|| panic!("{}: no function builds {binary}", template.path));
+    let mut names = variables(template.root.get("Globals").and_then(|g| g.get("Function")));
+    names.extend(variables(function.get("Properties")));
+    names
+}
+
 /// SDK configuration for the moto server at `WEBHOOKS_TEST_AWS_ENDPOINT`, with static test
 /// credentials so nothing reaches real AWS or the instance metadata service.
 pub async fn moto_config() -> SdkConfig {

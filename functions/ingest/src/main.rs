@@ -3,13 +3,13 @@
 
 use lambda_http::Error;
 use webhooks::api::{Api, router};
-use webhooks::aws::Deployment;
+use webhooks::aws::{Accepts, Deployment};
 use webhooks::net::client::DeliveryClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
-    let deployment = Deployment::from_env().await?;
+    let deployment = Deployment::from_env(Accepts::AdminAndIngest).await?;
     let settings = deployment.settings;
     let api = Api::new(
         deployment.store,

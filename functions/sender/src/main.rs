@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use webhooks::aws::Deployment;
+use webhooks::aws::{Accepts, Deployment};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::QueueMessage;
 use webhooks::sender::Sender;
@@ -10,7 +10,7 @@ use webhooks::sender::Sender;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
-    let deployment = Deployment::from_env().await?;
+    let deployment = Deployment::from_env(Accepts::Nothing).await?;
     let settings = deployment.settings;
     let sender = Sender::new(
         deployment.store,

@@ -3,16 +3,18 @@
 //! not reported failed), forever, wired from the environment like the sender Lambda.
 
 use std::time::Duration;
-use webhooks::aws::Deployment;
+use webhooks::aws::{Accepts, Deployment};
 use webhooks::net::client::DeliveryClient;
 use webhooks::sender::Sender;
 
 #[tokio::main]
 async fn main() {
-    let deployment = Deployment::from_env().await.unwrap_or_else(|e| {
-        eprintln!("sender-worker: {e}");
-        std::process::exit(2);
-    });
+    let deployment = Deployment::from_env(Accepts::Nothing)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("sender-worker: {e}");
+            std::process::exit(2);
+        });
     let settings = deployment.settings;
     let queue = deployment.queue;
     let sender = Sender::new(

@@ -1,4 +1,5 @@
-//! Tokens on AWS come from SSM SecureString parameters; read through the real SDK against moto.
+//! Tokens on AWS come from SSM SecureString parameters, read through the real SDK against moto;
+//! a parameter stored in clear is refused.
 
 use webhooks::api::Tokens;
 use webhooks::aws::secure_parameter;
@@ -38,4 +39,16 @@ async fn tokens_are_read_from_secure_string_parameters() {
         missing.contains("could not read the parameter"),
         "{missing}"
     );
+
+    let clear = format!("{name}-clear");
+    ssm.put_parameter()
+        .name(&clear)
+        .value("adm-in-clear")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let refused = secure_parameter(&ssm, &clear).await.unwrap_err();
+    assert!(refused.contains("not a SecureString"), "{refused}");
+    assert!(!refused.contains("adm-in-clear"), "{refused}");
 }

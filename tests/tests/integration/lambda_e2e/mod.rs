@@ -1,0 +1,256 @@
+//! The real Lambda binaries under `cargo lambda watch` (the Lambda runtime emulator), configured
+//! as `infra/template.yaml` configures each function, against moto and real receivers. Only
+//! invoke payloads and the processes' output are observed, so the binaries' code may change.
+
+mod delivery;
+mod startup;
+
+use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use webhooks_tests::captured::Captured;
+use webhooks_tests::provision::{Provisioned, function_variables};
+
+/// The workspace root and the target directory `scripts/test` prebuilds the functions into.
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn watch_target_dir() -> String {
+    format!("{WORKSPACE}/target/lambda-watch")
+}
+
+/// What a function's environment holds besides the template's variables.
+pub struct Setup<'a> {
+    pub provisioned: &'a Provisioned,
+    pub admin_parameter: &'a str,
+    pub ingest_parameter: &'a str,
+    /// Test-only variables (allowlists, decoys).
+    pub extra: &'a [(&'a str, &'a str)],
+    /// `RUST_LOG` of the function only: the emulator keeps its own level.
+    pub log_filter: &'a str,
+}
+
+/// The environment the template gives `function`, with test values; variables the template
+/// does not set for it stay unset.
+fn template_environment(function: &str, setup: &Setup) -> Vec<(String, String)> {
+    let p = setup.provisioned;
+    let mut env: Vec<(String, String)> = function_variables(function)
+        .into_iter()
+        .filter_map(|name| {
+            let value = match name.as_str() {
+                "WEBHOOKS_HOOKS_TABLE" => p.hooks_table.clone(),
+                "WEBHOOKS_DELIVERIES_TABLE" => p.deliveries_table.clone(),
+                "WEBHOOKS_QUEUE_URL" => p.queue_url.clone(),
+                "WEBHOOKS_RETRY_SCHEDULE" => "1s".into(),
+                "WEBHOOKS_ADMIN_TOKEN_PARAMETER" => setup.admin_parameter.into(),
+                "WEBHOOKS_INGEST_TOKEN_PARAMETER" => setup.ingest_parameter.into(),
+                _ => return None,
+            };
+            Some((name, value))
+        })
+        .collect();
+    env.extend(
+        setup
+            .extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
+/// `cargo lambda watch` for one function, in its own process group (killed with everything it
+/// started), with everything the emulator and the function print captured.
+pub struct Watch {
+    function: &'static str,
+    child: Child,
+    port: u16,
+    output: Captured,
+}
+
+impl Watch {
+    pub fn start(function: &'static str, setup: &Setup) -> Self {
+        let port = free_port();
+        let manifest = format!("functions/{function}/Cargo.toml");
+        let mut command = webhooks_tests::nested_cargo("cargo");
+        command
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--quiet",
+                "-A",
+                "127.0.0.1",
+            ])
+            .args(["-P", &port.to_string(), "--manifest-path", &manifest])
+            .args(["--env-var", &format!("RUST_LOG={}", setup.log_filter)])
+            // Built as scripts/test prebuilt them, not with this test process's cargo variables.
+            .env("CARGO_TARGET_DIR", watch_target_dir())
+            .env_remove("RUST_LOG")
+            .env_remove("WEBHOOKS_ADMIN_TOKEN")
+            .env_remove("WEBHOOKS_INGEST_TOKEN")
+            .envs(template_environment(function, setup))
+            .current_dir(WORKSPACE)
+            .process_group(0);
+        let (child, output) = Captured::spawn(&mut command);
+        Self {
+            function,
+            child,
+            port,
+            output,
+        }
+    }
+
+    pub async fn ready(&mut self) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "cargo lambda watch ({}) exited with {status}:\n{}",
+                    self.function,
+                    self.output.stderr()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "cargo lambda watch ({}) did not start",
+                self.function
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Invokes the function with `payload` and returns its answer.
+    pub async fn invoke(&self, http: &reqwest::Client, payload: &Value) -> Value {
+        let function = self.function;
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        );
+        let response = http
+            .post(&url)
+            .json(payload)
+            .timeout(Duration::from_secs(240))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invoke {function}: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "invoke {function}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{function} answered {text}"))
+    }
+
+    /// Stops the emulator and the function; returns everything they printed (stdout, stderr).
+    pub fn stop(mut self) -> (String, String) {
+        self.kill();
+        self.output.finish();
+        (self.output.stdout(), self.output.stderr())
+    }
+
+    fn kill(&mut self) {
+        if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+            return;
+        }
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An API Gateway HTTP API (payload 2.0) request event.
+pub fn http_event(method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "authorization": format!("Bearer {token}"),
+            "content-type": "application/json",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com"
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "26/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795683600000u64
+        },
+        "isBase64Encoded": false
+    });
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+    }
+    event
+}
+
+/// An SQS event record, as Lambda's event source mapping delivers it.
+pub fn sqs_record(message_id: &str, body: &str, queue_arn: &str) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("handle-{message_id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795683600000", "SenderId": "AIDA", "ApproximateFirstReceiveTimestamp": "1795683600000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1"
+    })
+}
+
+/// A function's answer to an API Gateway request.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Value,
+    /// The whole invoke answer (status, headers, body) as the function returned it.
+    pub raw: String,
+}
+
+impl Watch {
+    /// Invokes an HTTP function with an API Gateway request.
+    pub async fn request(
+        &self,
+        http: &reqwest::Client,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> HttpAnswer {
+        let answer = self
+            .invoke(http, &http_event(method, path, token, body))
+            .await;
+        let status = answer["statusCode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no statusCode in {answer}")) as u16;
+        HttpAnswer {
+            status,
+            body: answer["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null),
+            raw: answer.to_string(),
+        }
+    }
+}
