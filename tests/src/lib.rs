@@ -14,6 +14,7 @@ pub mod verifiers;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
+use webhooks::consumer::consume_once;
 use webhooks::sender::Sender;
 
 /// Does what Lambda's SQS event source mapping does: receive a batch, invoke the sender,
@@ -21,19 +22,7 @@ use webhooks::sender::Sender;
 pub async fn pump(queue: &SqsQueue, sender: &Arc<Sender>, rounds: usize) -> usize {
     let mut processed = 0;
     for _ in 0..rounds {
-        let received = queue.receive(10, 1).await.expect("receive from SQS");
-        if received.is_empty() {
-            continue;
-        }
-        let messages: Vec<_> = received.iter().map(|r| r.message.clone()).collect();
-        let failed = sender.process_batch(&messages).await;
-        let done: Vec<String> = received
-            .iter()
-            .filter(|r| !failed.contains(&r.message.id))
-            .map(|r| r.receipt_handle.clone())
-            .collect();
-        queue.delete(&done).await.expect("delete from SQS");
-        processed += received.len();
+        processed += consume_once(queue, sender).await.expect("receive from SQS");
     }
     processed
 }
