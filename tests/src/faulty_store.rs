@@ -72,6 +72,8 @@ struct Faults {
     failures: HashMap<&'static str, u32>,
     gates: HashMap<&'static str, Arc<Gate>>,
     calls: HashMap<&'static str, usize>,
+    /// Reading this delivery panics.
+    poisoned: Option<DeliveryId>,
 }
 
 pub struct FaultyStore {
@@ -103,6 +105,11 @@ impl FaultyStore {
             .gates
             .insert(method, gate.clone());
         gate
+    }
+
+    /// Reading delivery `id` panics (`None` heals it), as a bug in processing one job would.
+    pub fn poison(&self, id: Option<DeliveryId>) {
+        self.faults.lock().unwrap().poisoned = id;
     }
 
     /// How often `method` was called.
@@ -189,6 +196,10 @@ impl Store for FaultyStore {
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         self.enter("get_delivery").await?;
+        let poisoned = self.faults.lock().unwrap().poisoned.as_ref() == Some(id);
+        if poisoned {
+            panic!("injected panic while reading delivery {id}");
+        }
         self.inner.get_delivery(hook, id).await
     }
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
