@@ -55,6 +55,13 @@ impl DeliveryId {
         Self(ulid::Ulid::from_parts(ms.max(0) as u64, u128::MAX))
     }
 
+    /// The id just before this one in listing order (`None` for the smallest).
+    pub fn predecessor(&self) -> Option<Self> {
+        u128::from(self.0)
+            .checked_sub(1)
+            .map(|n| Self(ulid::Ulid::from(n)))
+    }
+
     pub fn created_at_ms(&self) -> i64 {
         self.0.timestamp_ms() as i64
     }
@@ -243,6 +250,9 @@ mod tests {
         let other = EventId::parse("evt_other").unwrap();
         assert_ne!(id, DeliveryId::derive(1_795_000_000_000, &other, &a));
         assert_eq!(DeliveryId::parse(&id.to_string()).unwrap(), id);
+        let before = id.predecessor().unwrap();
+        assert!(before < id && before.to_string() < id.to_string());
+        assert_eq!(DeliveryId::lowest_at(0).predecessor(), None);
     }
 
     #[test]

@@ -75,6 +75,48 @@ pub struct ExecutionStats {
     pub success_count: u64,
 }
 
+/// Which deliveries a listing wants: created in `[from_ms, to_ms]`, of one event, in some
+/// statuses (all when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub event: Option<EventName>,
+    pub statuses: Option<Vec<DeliveryStatus>>,
+}
+
+impl DeliveryFilter {
+    pub fn between(from_ms: i64, to_ms: i64) -> Self {
+        Self {
+            from_ms,
+            to_ms,
+            event: None,
+            statuses: None,
+        }
+    }
+
+    pub fn matches(&self, d: &Delivery) -> bool {
+        self.event.is_none_or(|e| d.event == e)
+            && self.statuses.as_ref().is_none_or(|s| s.contains(&d.status))
+    }
+}
+
+/// One page of a listing, and the position after its last item while there may be more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<DeliveryId>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates the hook and its subscriptions.
@@ -104,13 +146,17 @@ pub trait Store: Send + Sync {
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError>;
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError>;
-    /// Deliveries of `hook` created in `[from_ms, to_ms]`, newest first.
-    async fn list_deliveries(
+    /// One page of `hook`'s deliveries matching `filter`, newest first, after the position
+    /// `after` (exclusive; `None` starts from the newest). A page reads O(`limit`) items
+    /// however many the hook has: with a selective filter it may hold fewer than `limit`
+    /// while `next` still says where to go on.
+    async fn page_deliveries(
         &self,
         hook: &HookId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Delivery>, StoreError>;
+        filter: &DeliveryFilter,
+        after: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, StoreError>;
     /// Makes a finished delivery pending again for an operator's re-send; `None` when it does
     /// not exist, `Conflict` when it is still pending.
     async fn reopen_delivery(

@@ -11,7 +11,8 @@ use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
 use webhooks::hook::{Hook, HookId};
 use webhooks::ports::{
-    AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
+    StoreError,
 };
 
 /// Calls held until the test lets them through, one at a time or all at once.
@@ -206,14 +207,15 @@ impl Store for FaultyStore {
         self.enter("record_attempt").await?;
         self.inner.record_attempt(record).await
     }
-    async fn list_deliveries(
+    async fn page_deliveries(
         &self,
         hook: &HookId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.enter("list_deliveries").await?;
-        self.inner.list_deliveries(hook, from_ms, to_ms).await
+        filter: &DeliveryFilter,
+        after: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, StoreError> {
+        self.enter("page_deliveries").await?;
+        self.inner.page_deliveries(hook, filter, after, limit).await
     }
     async fn reopen_delivery(
         &self,

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::consumer::consume_once;
+use webhooks::delivery::Delivery;
+use webhooks::hook::HookId;
+use webhooks::ports::{DeliveryFilter, Store};
 use webhooks::sender::Sender;
 
 /// Does what Lambda's SQS event source mapping does: receive a batch, invoke the sender,
@@ -74,4 +77,27 @@ pub fn unique_prefix(name: &str) -> String {
         "t{}-{name}",
         &ulid::Ulid::new().to_string().to_lowercase()[16..]
     )
+}
+
+/// Every delivery of `hook` created in `[from_ms, to_ms]`, newest first, page by page.
+pub async fn deliveries_between(
+    store: &dyn Store,
+    hook: &HookId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Delivery> {
+    let filter = DeliveryFilter::between(from_ms, to_ms);
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .page_deliveries(hook, &filter, after.as_ref(), 100)
+            .await
+            .expect("list deliveries");
+        all.extend(page.items);
+        after = page.next;
+        if after.is_none() {
+            return all;
+        }
+    }
 }

@@ -6,7 +6,10 @@ use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId};
-use crate::ports::{AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError};
+use crate::ports::{
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
+    StoreError,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -24,7 +27,8 @@ type Item = HashMap<String, AttributeValue>;
 pub const SUBSCRIPTION_INDEX: &str = "by-event";
 const HOOK_SK: &str = "HOOK";
 const SUB_PREFIX: &str = "SUB#";
-const MAX_LISTED_DELIVERIES: usize = 10_000;
+/// Query rounds one page of a filtered delivery listing may take.
+const PAGE_READ_ROUNDS: usize = 10;
 const EVENT_SK: &str = "event";
 /// Hourly counters live beside a hook's deliveries, under `stats#<unix hour, 10 digits>`.
 const STATS_PREFIX: &str = "stats#";
@@ -426,32 +430,79 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_deliveries(
+    async fn page_deliveries(
         &self,
         hook: &HookId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let mut items = self
+        filter: &DeliveryFilter,
+        after: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let low = DeliveryId::lowest_at(filter.from_ms);
+        let mut high = DeliveryId::highest_at(filter.to_ms);
+        if let Some(after) = after {
+            match after.predecessor() {
+                Some(before) => high = high.min(before),
+                None => return Ok(Page::default()),
+            }
+        }
+        if low > high || limit == 0 {
+            return Ok(Page::default());
+        }
+        let mut conditions = Vec::new();
+        let mut query = self
             .client
             .query()
             .table_name(&self.deliveries_table)
             .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":h", s(hook.as_str()))
-            .expression_attribute_values(":from", s(&DeliveryId::lowest_at(from_ms).to_string()))
-            .expression_attribute_values(":to", s(&DeliveryId::highest_at(to_ms).to_string()))
-            .scan_index_forward(false)
-            .into_paginator()
-            .items()
-            .send();
-        let mut deliveries = Vec::new();
-        while deliveries.len() < MAX_LISTED_DELIVERIES
-            && let Some(item) = items.next().await
-        {
-            let item = item.map_err(unavailable)?;
-            deliveries.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
+            .expression_attribute_values(":from", s(&low.to_string()))
+            .expression_attribute_values(":to", s(&high.to_string()))
+            .scan_index_forward(false);
+        if let Some(event) = filter.event {
+            conditions.push("#event = :event".to_string());
+            query = query
+                .expression_attribute_names("#event", "event")
+                .expression_attribute_values(":event", s(event.as_str()));
         }
-        Ok(deliveries)
+        if let Some(statuses) = &filter.statuses {
+            let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
+            conditions.push(format!("#status IN ({})", names.join(", ")));
+            query = query.expression_attribute_names("#status", "status");
+            for (name, status) in names.iter().zip(statuses) {
+                query = query.expression_attribute_values(name, s(status.as_str()));
+            }
+        }
+        if !conditions.is_empty() {
+            query = query.filter_expression(conditions.join(" AND "));
+        }
+        // A selective filter may match little of what is read: a page reads at most
+        // PAGE_READ_ROUNDS × `limit` items, then says where to go on.
+        let mut items = Vec::with_capacity(limit);
+        let mut start: Option<Item> = None;
+        for _ in 0..PAGE_READ_ROUNDS {
+            let out = query
+                .clone()
+                .limit((limit - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                items.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(Page { items, next: None }),
+            }
+            if items.len() >= limit {
+                break;
+            }
+        }
+        let next = match start.as_ref().and_then(|k| k.get("sk")) {
+            Some(AttributeValue::S(sk)) => Some(DeliveryId::parse(sk).map_err(corrupt)?),
+            _ => None,
+        };
+        Ok(Page { items, next })
     }
 
     async fn reopen_delivery(

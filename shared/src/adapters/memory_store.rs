@@ -5,7 +5,10 @@ use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId};
-use crate::ports::{AttemptRecord, EventClaim, ExecutionStats, RecordOutcome, Store, StoreError};
+use crate::ports::{
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
+    StoreError,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -291,22 +294,39 @@ impl Store for MemoryStore {
         Ok(RecordOutcome::Recorded)
     }
 
-    async fn list_deliveries(
+    async fn page_deliveries(
         &self,
         hook: &HookId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
+        filter: &DeliveryFilter,
+        after: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, StoreError> {
         let state = self.lock();
         let Some(m) = state.deliveries.get(hook) else {
-            return Ok(Vec::new());
+            return Ok(Page::default());
         };
-        Ok(
-            m.range(DeliveryId::lowest_at(from_ms)..=DeliveryId::highest_at(to_ms))
-                .rev()
-                .map(|(_, d)| d.clone())
-                .collect(),
-        )
+        let low = DeliveryId::lowest_at(filter.from_ms);
+        let mut high = DeliveryId::highest_at(filter.to_ms);
+        if let Some(after) = after {
+            match after.predecessor() {
+                Some(before) => high = high.min(before),
+                None => return Ok(Page::default()),
+            }
+        }
+        if low > high {
+            return Ok(Page::default());
+        }
+        let mut matching = m
+            .range(low..=high)
+            .rev()
+            .map(|(_, d)| d)
+            .filter(|d| filter.matches(d));
+        let items: Vec<Delivery> = matching.by_ref().take(limit).cloned().collect();
+        let next = match matching.next() {
+            Some(_) => items.last().map(|d| d.id.clone()),
+            None => None,
+        };
+        Ok(Page { items, next })
     }
 
     async fn reopen_delivery(

@@ -2,6 +2,7 @@
 //! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
 use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
+use super::paging::{Paging, encode_cursor, next_link};
 use super::views::{delivery_log_json, hook_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
@@ -10,21 +11,21 @@ use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
 use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
-use crate::ports::{JobQueue, Store, StoreError};
+use crate::ports::{DeliveryFilter, JobQueue, Page, Store, StoreError};
 use crate::signing::sign;
 use crate::validation::ValidationError;
 use axum::Json;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde_json::Value;
 use std::sync::Arc;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-const DEFAULT_PAGE_SIZE: usize = 20;
-const MAX_PAGE_SIZE: usize = 100;
+/// Deliveries read per round while recovering.
+const RECOVER_PAGE: usize = 100;
 
 pub struct ManagementHandler {
     store: Arc<dyn Store>,
@@ -88,7 +89,7 @@ impl ManagementHandler {
 
     pub(crate) async fn list(State(this): This, RawQuery(query): RawQuery) -> Answer {
         let query = query.as_deref();
-        let page = Page::from_query(query)?;
+        let page = Paging::from_query(query)?;
         let hooks = this.store.list_hooks().await?;
         let total = hooks.len();
         let with_stats = wants_stats(query);
@@ -213,19 +214,27 @@ impl ManagementHandler {
             .ok_or_else(|| ValidationError::new("since", "must be unix milliseconds"))?;
         let hook = this.load(&ids.hook).await?;
         let now = now_ms();
-        let failed: Vec<Delivery> = this
-            .store
-            .list_deliveries(&hook.id, since, now)
-            .await?
-            .into_iter()
-            .filter(|d| matches!(d.status, DeliveryStatus::Error | DeliveryStatus::Dropped))
-            .collect();
-        let mut reopened = Vec::with_capacity(failed.len());
-        for d in &failed {
-            match this.store.reopen_delivery(&hook.id, &d.id, now).await {
-                Ok(Some(d)) => reopened.push(d),
-                Ok(None) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
+        let filter = DeliveryFilter {
+            statuses: Some(vec![DeliveryStatus::Error, DeliveryStatus::Dropped]),
+            ..DeliveryFilter::between(since, now)
+        };
+        let mut reopened = Vec::new();
+        let mut after: Option<DeliveryId> = None;
+        loop {
+            let page = this
+                .store
+                .page_deliveries(&hook.id, &filter, after.as_ref(), RECOVER_PAGE)
+                .await?;
+            for d in &page.items {
+                match this.store.reopen_delivery(&hook.id, &d.id, now).await {
+                    Ok(Some(d)) => reopened.push(d),
+                    Ok(None) | Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            after = page.next;
+            if after.is_none() {
+                break;
             }
         }
         this.enqueue_now(&reopened.iter().collect::<Vec<_>>())
@@ -269,11 +278,13 @@ impl ManagementHandler {
     pub(crate) async fn recent_logs(
         State(this): This,
         ids: Ids,
+        uri: Uri,
+        headers: HeaderMap,
         RawQuery(query): RawQuery,
     ) -> Answer {
         let query = query.as_deref();
         let hook = this.load(&ids.hook).await?;
-        let page = Page::from_query(query)?;
+        let paging = Paging::from_query(query)?;
         let now = now_ms();
         let end = ms_param(query, "endTime")?.unwrap_or(now);
         let start = ms_param(query, "startTime")?.unwrap_or(end - DAY_MS);
@@ -284,30 +295,65 @@ impl ManagementHandler {
                     ValidationError::new("event", "is not an event of the catalog")
                 })?),
             };
-        let result = match query_param(query, "result").as_deref() {
+        let statuses = match query_param(query, "result").as_deref() {
             None => None,
-            Some(r @ ("Success" | "Error" | "Pending")) => Some(r.to_string()),
+            Some("Success") => Some(vec![DeliveryStatus::Success]),
+            Some("Error") => Some(vec![DeliveryStatus::Error, DeliveryStatus::Dropped]),
+            Some("Pending") => Some(vec![DeliveryStatus::Pending]),
             Some(_) => {
                 return Err(
                     ValidationError::new("result", "must be Success, Error or Pending").into(),
                 );
             }
         };
-        let deliveries: Vec<Delivery> = this
-            .store
-            .list_deliveries(&hook.id, start, end)
-            .await?
-            .into_iter()
-            .filter(|d| event.is_none_or(|e| d.event == e))
-            .collect();
-        let logs: Vec<Value> = deliveries
-            .iter()
-            .map(delivery_log_json)
-            .filter(|l| result.as_deref().is_none_or(|r| l["result"] == r))
-            .collect();
-        let total = logs.len();
-        let page = Value::Array(page.slice(&logs).to_vec());
-        Ok(([("total-number", total.to_string())], Json(page)).into_response())
+        let filter = DeliveryFilter {
+            from_ms: start,
+            to_ms: end,
+            event,
+            statuses,
+        };
+        // `page` walks from the newest entry (bounded by MAX_PAGE_OFFSET); a cursor goes on
+        // from where the previous page ended.
+        let mut after = paging.cursor.clone();
+        let mut before = 0;
+        let mut page = Page::default();
+        for number in 1..=paging.page {
+            page = this
+                .store
+                .page_deliveries(&hook.id, &filter, after.as_ref(), paging.size)
+                .await?;
+            if number < paging.page {
+                before += page.items.len();
+                after = match page.next.take() {
+                    Some(next) => Some(next),
+                    None => {
+                        page = Page::default();
+                        break;
+                    }
+                };
+            }
+        }
+        let logs: Vec<Value> = page.items.iter().map(delivery_log_json).collect();
+        let seen = before + logs.len();
+        let mut response = Json(Value::Array(logs)).into_response();
+        let answer = response.headers_mut();
+        match (&page.next, &paging.cursor) {
+            (None, None) => {
+                answer.insert("total-number", seen.into());
+            }
+            // Counting the rest would read it all: at least this many, and more to come.
+            (next, _) => {
+                answer.insert("total-number", (seen + usize::from(next.is_some())).into());
+                answer.insert("total-number-is-capped", HeaderValue::from_static("true"));
+            }
+        }
+        if let Some(next) = &page.next
+            && let Ok(link) =
+                HeaderValue::from_str(&next_link(&uri, &headers, &encode_cursor(next)))
+        {
+            answer.insert(http::header::LINK, link);
+        }
+        Ok(response)
     }
 
     /// Refuses URLs whose host is a literal address (or `localhost`) the sender may not reach;
@@ -338,38 +384,4 @@ fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
                 .map_err(|_| ValidationError::new(name, "must be unix milliseconds").into())
         })
         .transpose()
-}
-
-/// `page` (from 1) and `page_size` (1 to 100) query parameters.
-struct Page {
-    page: usize,
-    size: usize,
-}
-
-impl Page {
-    fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
-        let parse = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
-            match query_param(query, name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        ValidationError::new(name, format!("must be an integer from 1 to {max}"))
-                            .into()
-                    }),
-            }
-        };
-        Ok(Self {
-            page: parse("page", 1, 1_000_000)?,
-            size: parse("page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?,
-        })
-    }
-
-    fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
-        let start = (self.page - 1).saturating_mul(self.size).min(items.len());
-        let end = start.saturating_add(self.size).min(items.len());
-        &items[start..end]
-    }
 }

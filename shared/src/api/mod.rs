@@ -8,6 +8,7 @@ pub mod error;
 pub mod ingest;
 pub mod listener;
 pub mod management;
+pub mod paging;
 pub mod router;
 pub mod views;
 

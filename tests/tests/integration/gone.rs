@@ -43,12 +43,8 @@ async fn a_failed_disable_write_is_finished_by_the_jobs_next_copy() {
         "the disable was tried again"
     );
     assert_eq!(gone.received().len(), 1, "the 410 was not sent again");
-    let deliveries = p
-        .moto
-        .store
-        .list_deliveries(&hook_id, 0, i64::MAX / 2)
-        .await
-        .unwrap();
+    let deliveries =
+        webhooks_tests::deliveries_between(p.moto.store.as_ref(), &hook_id, 0, i64::MAX / 2).await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, DeliveryStatus::Error);
     assert_eq!(deliveries[0].attempts.len(), 1);

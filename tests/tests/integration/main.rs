@@ -12,6 +12,7 @@ mod hostile_input;
 mod idempotency;
 mod lambda_e2e;
 mod local_server;
+mod log_paging;
 mod openapi;
 mod operator;
 mod panics;

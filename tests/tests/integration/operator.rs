@@ -8,7 +8,6 @@ use std::time::Duration;
 use webhooks::clock::now_ms;
 use webhooks::delivery::DeliveryStatus;
 use webhooks::hook::HookId;
-use webhooks::ports::Store;
 use webhooks::signing::{SigningKey, verify, verify_logto};
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::verifiers::standard_webhooks_verifies;
@@ -200,12 +199,13 @@ async fn queued_deliveries_of_a_deleted_or_disabled_hook_are_dropped() {
     assert!(receiver.received().is_empty(), "nothing is sent");
     for hook in [&deleted, &disabled] {
         let hook_id = HookId::parse(id(hook)).unwrap();
-        let deliveries = p
-            .moto
-            .store
-            .list_deliveries(&hook_id, now_ms() - 60_000, now_ms())
-            .await
-            .unwrap();
+        let deliveries = webhooks_tests::deliveries_between(
+            p.moto.store.as_ref(),
+            &hook_id,
+            now_ms() - 60_000,
+            now_ms(),
+        )
+        .await;
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].status, DeliveryStatus::Dropped);
         assert!(deliveries[0].attempts.is_empty());

@@ -11,9 +11,9 @@ use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
 use webhooks::event::EventId;
-use webhooks::hook::{Hook, UrlPolicy};
-use webhooks::ports::EventClaim;
+use webhooks::hook::{Hook, HookId, UrlPolicy};
 use webhooks::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use webhooks::ports::{DeliveryFilter, EventClaim};
 
 const POLICY: UrlPolicy = UrlPolicy { allow_http: false };
 
@@ -72,6 +72,7 @@ contract!(
     "missing"
 );
 contract!(reopen_and_hourly_stats, "reopen");
+contract!(delivery_pages_follow_cursors_and_filters, "pages");
 
 async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>) {
     let s = s.as_ref();
@@ -220,9 +221,15 @@ async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl Store
     assert_eq!(stored.next_attempt_at, None);
 
     let listed = s
-        .list_deliveries(&hook.id, now - 86_400_000, now)
+        .page_deliveries(
+            &hook.id,
+            &DeliveryFilter::between(now - 86_400_000, now),
+            None,
+            10,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     let ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
     assert_eq!(
         ids,
@@ -406,4 +413,94 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
     assert_eq!((stats.request_count, stats.success_count), (3, 2));
     let stats = s.execution_stats(&hook.id, h, h).await.unwrap();
     assert_eq!((stats.request_count, stats.success_count), (2, 1));
+}
+
+async fn delivery_pages_follow_cursors_and_filters(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let all = DeliveryFilter::between(now - 3_600_000, now);
+    let empty = s.page_deliveries(&hook.id, &all, None, 5).await.unwrap();
+    assert!(
+        empty.items.is_empty() && empty.next.is_none(),
+        "an empty log"
+    );
+
+    // 12 deliveries a second apart, every third a User.Created, every fourth a success.
+    let mut made = Vec::new();
+    for i in 0..12i64 {
+        let mut d = delivery(&hook, now - 60_000 + i * 1_000);
+        if i % 3 == 0 {
+            d.event = EventName::UserCreated;
+        }
+        if i % 4 == 0 {
+            d.status = DeliveryStatus::Success;
+        }
+        made.push(d);
+    }
+    s.insert_deliveries(&made).await.unwrap();
+    let newest_first: Vec<DeliveryId> = made.iter().rev().map(|d| d.id.clone()).collect();
+
+    for size in [1, 5, 11, 12, 13, 100] {
+        let (ids, _) = walk(s, &hook.id, all.clone(), size).await;
+        assert_eq!(
+            ids, newest_first,
+            "page size {size}: every delivery once, newest first"
+        );
+    }
+    let (_, pages) = walk(s, &hook.id, all.clone(), 13).await;
+    assert_eq!(pages, 1, "a page larger than the log is the last one");
+    let exactly = s.page_deliveries(&hook.id, &all, None, 12).await.unwrap();
+    assert_eq!(exactly.items.len(), 12);
+
+    let created = DeliveryFilter {
+        event: Some(EventName::UserCreated),
+        ..all.clone()
+    };
+    let (ids, _) = walk(s, &hook.id, created, 2).await;
+    let want: Vec<DeliveryId> = made
+        .iter()
+        .rev()
+        .filter(|d| d.event == EventName::UserCreated)
+        .map(|d| d.id.clone())
+        .collect();
+    assert_eq!(ids, want, "filtered by event");
+
+    let succeeded = DeliveryFilter {
+        statuses: Some(vec![DeliveryStatus::Success]),
+        ..all.clone()
+    };
+    let (ids, _) = walk(s, &hook.id, succeeded, 2).await;
+    assert_eq!(ids.len(), 3, "filtered by status");
+
+    let recent = DeliveryFilter::between(now - 60_000 + 5_000, now - 60_000 + 8_000);
+    let (ids, _) = walk(s, &hook.id, recent, 2).await;
+    assert_eq!(
+        ids,
+        newest_first[3..7].to_vec(),
+        "the time range is inclusive"
+    );
+}
+
+/// Every id the filter lists, following cursors page by page; and how many pages it took.
+async fn walk(
+    s: &(impl Store + ?Sized),
+    hook: &HookId,
+    filter: DeliveryFilter,
+    size: usize,
+) -> (Vec<DeliveryId>, usize) {
+    let (mut ids, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = s
+            .page_deliveries(hook, &filter, after.as_ref(), size)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= size);
+        pages += 1;
+        ids.extend(page.items.into_iter().map(|d| d.id));
+        after = page.next;
+        if after.is_none() {
+            return (ids, pages);
+        }
+    }
 }
