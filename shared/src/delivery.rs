@@ -202,6 +202,10 @@ pub struct Job {
     pub attempt: u32,
     /// Unix milliseconds before which the attempt must not run.
     pub due_at: i64,
+    /// Re-send a finished delivery: the sender makes it pending again first, if it still has
+    /// the attempts this job expects (a recovery queues these before changing any record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reopen: bool,
 }
 
 impl Job {
@@ -213,6 +217,7 @@ impl Job {
             delivery_id: delivery.id.clone(),
             attempt: delivery.attempt_count() + 1,
             due_at,
+            reopen: false,
         }
     }
 }
@@ -262,6 +267,7 @@ mod tests {
             delivery_id: DeliveryId::lowest_at(0),
             attempt: 2,
             due_at: 7,
+            reopen: false,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(

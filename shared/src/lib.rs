@@ -17,6 +17,7 @@ pub mod local;
 pub mod metrics;
 pub mod net;
 pub mod ports;
+pub mod recovery;
 pub mod retry;
 pub mod sender;
 pub mod signing;

@@ -5,6 +5,7 @@ use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId};
+use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,14 +158,35 @@ pub trait Store: Send + Sync {
         after: Option<&DeliveryId>,
         limit: usize,
     ) -> Result<Page<Delivery>, StoreError>;
-    /// Makes a finished delivery pending again for an operator's re-send; `None` when it does
-    /// not exist, `Conflict` when it is still pending.
+    /// Makes a finished delivery pending again for a re-send; `None` when it does not exist,
+    /// `Conflict` when it is still pending or (with `expected_attempts`) has another number
+    /// of attempts on record than the re-send expects.
     async fn reopen_delivery(
         &self,
         hook: &HookId,
         id: &DeliveryId,
         now_ms: i64,
+        expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError>;
+
+    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError>;
+    async fn get_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError>;
+    /// Records one step of a running recovery: its cursor moves from `from` to `to` (the
+    /// recovery is done when `to` is `None`) and `resent` is added. False when the recovery is
+    /// not at `from` any more (a copy of the step was recorded first) or is done.
+    async fn advance_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+        from: Option<&DeliveryId>,
+        to: Option<&DeliveryId>,
+        resent: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Claims an event id for fan-out; a claim lasts `window_ms`, an unfinished one `stale_ms`.
     async fn claim_event(
@@ -202,9 +224,15 @@ pub trait Store: Send + Sync {
 
 #[async_trait]
 pub trait JobQueue: Send + Sync {
-    /// Enqueues every job, each visible at its `due_at` (or within the queue's longest delay).
-    /// Succeeds only when every job was accepted.
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
+    /// Enqueues every task, each visible at its due time (or within the queue's longest
+    /// delay). Succeeds only when every task was accepted.
+    async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError>;
+
+    /// Enqueues delivery jobs.
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        let tasks: Vec<Task> = jobs.iter().cloned().map(Task::Delivery).collect();
+        self.enqueue_tasks(&tasks).await
+    }
 }
 
 /// A received queue message: its receipt id (SQS message id) and the job JSON.

@@ -9,13 +9,19 @@ use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{
-    AttemptRecord, JobQueue, QueueError, QueueMessage, RecordOutcome, Store, StoreError,
+    AttemptRecord, DeliveryFilter, JobQueue, QueueError, QueueMessage, RecordOutcome, Store,
+    StoreError,
 };
+use crate::recovery::{RecoveryStatus, RecoveryStep, Task};
 use crate::retry::RetrySchedule;
 use crate::signing::sign;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Failed deliveries one recovery step re-queues.
+const RECOVERY_PAGE: usize = 200;
+/// A running recovery not advanced for this long lost its next step.
+const STALLED_RECOVERY_MS: i64 = 60_000;
 /// A job that arrives this much before its due time is re-queued instead of run.
 const EARLY_TOLERANCE_MS: i64 = 1_000;
 
@@ -47,6 +53,8 @@ pub enum JobOutcome {
     Dropped,
     /// Already done by an earlier copy of the job, or not due yet (re-queued).
     Skipped,
+    /// A recovery step queued its page of re-sends.
+    RecoveryStep,
 }
 
 impl Sender {
@@ -86,8 +94,83 @@ impl Sender {
     }
 
     async fn process_message(&self, body: &str) -> Result<JobOutcome, SenderError> {
-        let job: Job = serde_json::from_str(body).map_err(|_| SenderError::Malformed)?;
-        self.process(&job).await
+        match serde_json::from_str(body).map_err(|_| SenderError::Malformed)? {
+            Task::Delivery(job) => self.process(&job).await,
+            Task::Recovery(step) => self.recover(&step).await,
+        }
+    }
+
+    /// One step of a recovery: queues a re-send of one page of failed deliveries, records the
+    /// step, then queues the next one. The re-send jobs make their delivery pending themselves,
+    /// so a step stopped half-way leaves nothing pending without a job.
+    pub async fn recover(&self, step: &RecoveryStep) -> Result<JobOutcome, SenderError> {
+        let Some(recovery) = self
+            .store
+            .get_recovery(&step.hook_id, &step.recovery_id)
+            .await?
+        else {
+            tracing::warn!(hook_id = %step.hook_id, recovery_id = %step.recovery_id, "step of an unknown recovery");
+            return Ok(JobOutcome::Skipped);
+        };
+        let now = now_ms();
+        if recovery.status != RecoveryStatus::Running {
+            return Ok(JobOutcome::Skipped);
+        }
+        if recovery.cursor != step.after {
+            // A copy of a step already recorded. If the chain went quiet (its next step was
+            // lost when a sender stopped after recording), start it again from the cursor.
+            if recovery.updated_at + STALLED_RECOVERY_MS <= now {
+                self.queue
+                    .enqueue_tasks(&[Task::Recovery(RecoveryStep {
+                        after: recovery.cursor.clone(),
+                        due_at: now,
+                        ..step.clone()
+                    })])
+                    .await?;
+            }
+            return Ok(JobOutcome::Skipped);
+        }
+        let filter = DeliveryFilter {
+            statuses: Some(vec![DeliveryStatus::Error, DeliveryStatus::Dropped]),
+            ..DeliveryFilter::between(recovery.since, recovery.until)
+        };
+        let page = self
+            .store
+            .page_deliveries(&step.hook_id, &filter, step.after.as_ref(), RECOVERY_PAGE)
+            .await?;
+        let jobs: Vec<Job> = page
+            .items
+            .iter()
+            .map(|d| Job {
+                reopen: true,
+                ..Job::for_delivery(d, now)
+            })
+            .collect();
+        if !jobs.is_empty() {
+            self.queue.enqueue(&jobs).await?;
+        }
+        let recorded = self
+            .store
+            .advance_recovery(
+                &step.hook_id,
+                &step.recovery_id,
+                step.after.as_ref(),
+                page.next.as_ref(),
+                jobs.len() as u64,
+                now,
+            )
+            .await?;
+        if recorded && let Some(next) = page.next {
+            self.queue
+                .enqueue_tasks(&[Task::Recovery(RecoveryStep {
+                    after: Some(next),
+                    due_at: now,
+                    ..step.clone()
+                })])
+                .await?;
+        }
+        tracing::info!(hook_id = %step.hook_id, recovery_id = %step.recovery_id, resent = jobs.len(), "recovery step");
+        Ok(JobOutcome::RecoveryStep)
     }
 
     pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
@@ -95,6 +178,22 @@ impl Sender {
         if job.due_at > now + EARLY_TOLERANCE_MS {
             self.queue.enqueue(std::slice::from_ref(job)).await?;
             return Ok(JobOutcome::Skipped);
+        }
+        if job.reopen {
+            // Conflict: an earlier copy reopened it, or it changed since the job was queued.
+            match self
+                .store
+                .reopen_delivery(
+                    &job.hook_id,
+                    &job.delivery_id,
+                    now,
+                    Some(job.attempt.saturating_sub(1)),
+                )
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let Some(delivery) = self
             .store

@@ -14,6 +14,7 @@ use webhooks::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
 };
+use webhooks::recovery::{Recovery, RecoveryId};
 
 /// Calls held until the test lets them through, one at a time or all at once.
 pub struct Gate {
@@ -222,9 +223,38 @@ impl Store for FaultyStore {
         hook: &HookId,
         id: &DeliveryId,
         now_ms: i64,
+        expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError> {
         self.enter("reopen_delivery").await?;
-        self.inner.reopen_delivery(hook, id, now_ms).await
+        self.inner
+            .reopen_delivery(hook, id, now_ms, expected_attempts)
+            .await
+    }
+    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        self.enter("create_recovery").await?;
+        self.inner.create_recovery(recovery).await
+    }
+    async fn get_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError> {
+        self.enter("get_recovery").await?;
+        self.inner.get_recovery(hook, id).await
+    }
+    async fn advance_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+        from: Option<&DeliveryId>,
+        to: Option<&DeliveryId>,
+        resent: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.enter("advance_recovery").await?;
+        self.inner
+            .advance_recovery(hook, id, from, to, resent, now_ms)
+            .await
     }
     async fn claim_event(
         &self,

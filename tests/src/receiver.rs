@@ -75,19 +75,23 @@ impl Receiver {
         self.shared.received.lock().unwrap().clone()
     }
 
+    /// How many requests arrived (without copying them).
+    pub fn count(&self) -> usize {
+        self.shared.received.lock().unwrap().len()
+    }
+
     /// Waits until at least `n` requests arrived, or panics after `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.arrived.notified();
-            let got = self.received();
-            if got.len() >= n {
-                return got;
+            if self.count() >= n {
+                return self.received();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
                     "expected {n} requests within {timeout:?}, got {}",
-                    self.received().len()
+                    self.count()
                 );
             }
         }

@@ -10,6 +10,7 @@ use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
 };
+use crate::recovery::{Recovery, RecoveryId};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -35,6 +36,10 @@ const STATS_PREFIX: &str = "stats#";
 
 fn event_pk(id: &EventId) -> String {
     format!("event#{id}")
+}
+
+fn recovery_sk(id: &RecoveryId) -> String {
+    format!("recovery#{id}")
 }
 
 fn stats_sk(hour: i64) -> String {
@@ -510,22 +515,28 @@ impl Store for DynamoStore {
         hook: &HookId,
         id: &DeliveryId,
         now_ms: i64,
+        expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let result = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(hook.as_str()))
             .key("sk", s(&id.to_string()))
-            .condition_expression("attribute_exists(pk) AND #status <> :pending")
             .update_expression("SET #status = :pending, nextAttemptAt = :now REMOVE reason")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s("Pending"))
             .expression_attribute_values(":now", n(now_ms))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
+            .return_values(ReturnValue::AllNew);
+        update = match expected_attempts {
+            Some(count) => update
+                .condition_expression(
+                    "attribute_exists(pk) AND #status <> :pending AND attemptCount = :count",
+                )
+                .expression_attribute_values(":count", n(count.into())),
+            None => update.condition_expression("attribute_exists(pk) AND #status <> :pending"),
+        };
+        match update.send().await {
             Ok(out) => out
                 .attributes
                 .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
@@ -536,6 +547,95 @@ impl Store for DynamoStore {
                     None => Ok(None),
                 }
             }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(recovery).map_err(corrupt)?;
+        item.insert("pk".into(), s(recovery.hook_id.as_str()));
+        item.insert("sk".into(), s(&recovery_sk(&recovery.id)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.deliveries_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn get_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&recovery_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn advance_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+        from: Option<&DeliveryId>,
+        to: Option<&DeliveryId>,
+        resent: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(&recovery_sk(id)))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#cursor", "cursor")
+            .expression_attribute_names("#resent", "resent")
+            .expression_attribute_names("#steps", "steps")
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":resent", n(resent as i64))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms));
+        let at = match from {
+            Some(from) => {
+                update = update.expression_attribute_values(":from", s(&from.to_string()));
+                "#cursor = :from"
+            }
+            None => "attribute_not_exists(#cursor)",
+        };
+        update = update.condition_expression(format!("#status = :running AND {at}"));
+        let set = "#resent = #resent + :resent, #steps = #steps + :one, #updatedAt = :now";
+        update = match to {
+            Some(to) => update
+                .update_expression(format!("SET {set}, #cursor = :to"))
+                .expression_attribute_values(":to", s(&to.to_string())),
+            None => update
+                .update_expression(format!("SET {set}, #status = :done REMOVE #cursor"))
+                .expression_attribute_values(":done", s("done")),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }

@@ -3,8 +3,8 @@
 
 use crate::clock::now_ms;
 use crate::consumer::{JobSource, ReceivedMessage};
-use crate::delivery::Job;
 use crate::ports::{JobQueue, QueueError, QueueMessage};
+use crate::recovery::Task;
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -154,20 +154,20 @@ impl JobSource for MemoryQueue {
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+    async fn enqueue_tasks(&self, jobs: &[Task]) -> Result<(), QueueError> {
         {
             let mut inner = self.lock();
             for job in jobs {
-                let body = serde_json::to_string(job).expect("jobs serialize");
+                let body = serde_json::to_string(job).expect("tasks serialize");
                 let id = inner.next_id;
                 inner.next_id += 1;
-                inner.heap.push(Reverse((job.due_at, id)));
+                inner.heap.push(Reverse((job.due_at(), id)));
                 inner.entries.insert(
                     id,
                     Entry {
                         body,
                         receives: 0,
-                        visible_at: job.due_at,
+                        visible_at: job.due_at(),
                     },
                 );
             }
@@ -180,7 +180,7 @@ impl JobQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::DeliveryId;
+    use crate::delivery::{DeliveryId, Job};
     use crate::hook::HookId;
 
     fn job(due_at: i64) -> Job {
@@ -189,6 +189,7 @@ mod tests {
             delivery_id: DeliveryId::generate(),
             attempt: 1,
             due_at,
+            reopen: false,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
 };
+use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ struct State {
     /// Per hook, (requests, successes) by unix hour.
     #[serde(default)]
     stats: BTreeMap<HookId, BTreeMap<i64, (u64, u64)>>,
+    #[serde(default)]
+    recoveries: BTreeMap<RecoveryId, Recovery>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -334,13 +337,16 @@ impl Store for MemoryStore {
         hook: &HookId,
         id: &DeliveryId,
         now_ms: i64,
+        expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError> {
         let reopened = {
             let mut state = self.lock();
             let Some(d) = state.deliveries.get_mut(hook).and_then(|m| m.get_mut(id)) else {
                 return Ok(None);
             };
-            if d.status == DeliveryStatus::Pending {
+            if d.status == DeliveryStatus::Pending
+                || expected_attempts.is_some_and(|n| d.attempt_count() != n)
+            {
                 return Err(StoreError::Conflict);
             }
             d.status = DeliveryStatus::Pending;
@@ -350,6 +356,62 @@ impl Store for MemoryStore {
         };
         self.changed();
         Ok(Some(reopened))
+    }
+
+    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            if state.recoveries.contains_key(&recovery.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            state
+                .recoveries
+                .insert(recovery.id.clone(), recovery.clone());
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn get_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError> {
+        Ok(self
+            .lock()
+            .recoveries
+            .get(id)
+            .filter(|r| &r.hook_id == hook)
+            .cloned())
+    }
+
+    async fn advance_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+        from: Option<&DeliveryId>,
+        to: Option<&DeliveryId>,
+        resent: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        {
+            let mut state = self.lock();
+            let Some(r) = state.recoveries.get_mut(id).filter(|r| &r.hook_id == hook) else {
+                return Ok(false);
+            };
+            if r.status != RecoveryStatus::Running || r.cursor.as_ref() != from {
+                return Ok(false);
+            }
+            r.cursor = to.cloned();
+            r.resent += resent;
+            r.steps += 1;
+            r.updated_at = now_ms;
+            if to.is_none() {
+                r.status = RecoveryStatus::Done;
+            }
+        }
+        self.changed();
+        Ok(true)
     }
 
     async fn claim_event(

@@ -3,8 +3,8 @@
 
 use crate::clock::now_ms;
 use crate::consumer::JobSource;
-use crate::delivery::Job;
 use crate::ports::{JobQueue, QueueError, QueueMessage};
+use crate::recovery::Task;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -124,7 +124,7 @@ impl JobSource for SqsQueue {
 
 #[async_trait]
 impl JobQueue for SqsQueue {
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+    async fn enqueue_tasks(&self, jobs: &[Task]) -> Result<(), QueueError> {
         for chunk in jobs.chunks(10) {
             let now = now_ms();
             let mut pending: Vec<SendMessageBatchRequestEntry> = chunk
@@ -133,8 +133,8 @@ impl JobQueue for SqsQueue {
                 .map(|(i, job)| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(serde_json::to_string(job).expect("jobs serialize"))
-                        .delay_seconds(delay_secs(job.due_at, now))
+                        .message_body(serde_json::to_string(job).expect("tasks serialize"))
+                        .delay_seconds(delay_secs(job.due_at(), now))
                         .build()
                         .expect("id and body are set")
                 })

@@ -23,6 +23,8 @@ pub enum ApiError {
     HookNotFound,
     #[error("delivery not found")]
     DeliveryNotFound,
+    #[error("recovery not found")]
+    RecoveryNotFound,
     #[error("{0}")]
     Validation(ValidationError),
     #[error("the request line or header section is not valid HTTP, or too large")]
@@ -53,9 +55,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RouteNotFound | ApiError::HookNotFound | ApiError::DeliveryNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::RouteNotFound
+            | ApiError::HookNotFound
+            | ApiError::DeliveryNotFound
+            | ApiError::RecoveryNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation(_) | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "route.method_not_allowed",
             ApiError::HookNotFound => "hook.not_found",
             ApiError::DeliveryNotFound => "delivery.not_found",
+            ApiError::RecoveryNotFound => "recovery.not_found",
             ApiError::Validation(_) => "request.invalid",
             ApiError::MalformedRequest => "request.malformed",
             ApiError::PayloadTooLarge(_) => "request.too_large",

@@ -3,7 +3,7 @@
 
 use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
 use super::paging::{Paging, encode_cursor, next_link};
-use super::views::{delivery_log_json, hook_json};
+use super::views::{delivery_log_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
 use crate::clock::now_ms;
@@ -12,6 +12,7 @@ use crate::event::sample_event;
 use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
 use crate::ports::{DeliveryFilter, JobQueue, Page, Store, StoreError};
+use crate::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep, Task};
 use crate::signing::sign;
 use crate::validation::ValidationError;
 use axum::Json;
@@ -24,8 +25,6 @@ use serde_json::Value;
 use std::sync::Arc;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-/// Deliveries read per round while recovering.
-const RECOVER_PAGE: usize = 100;
 
 pub struct ManagementHandler {
     store: Arc<dyn Store>,
@@ -42,6 +41,7 @@ type Answer = Result<Response, ApiError>;
 pub(crate) struct Ids {
     hook: String,
     delivery: String,
+    recovery: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ids {
@@ -56,6 +56,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ids {
                 {
                     ApiError::DeliveryNotFound
                 }
+                RawPathParamsRejection::InvalidUtf8InPathParam(e)
+                    if e.body_text().contains("recoveryId") =>
+                {
+                    ApiError::RecoveryNotFound
+                }
                 _ => ApiError::HookNotFound,
             })?;
         let get = |name: &str| {
@@ -68,6 +73,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Ids {
         Ok(Ids {
             hook: get("id"),
             delivery: get("deliveryId"),
+            recovery: params
+                .iter()
+                .find(|(k, _)| *k == "recoveryId")
+                .map(|(_, v)| v.to_string()),
         })
     }
 }
@@ -187,7 +196,7 @@ impl ManagementHandler {
             DeliveryId::parse(&ids.delivery).map_err(|_| ApiError::DeliveryNotFound)?;
         let reopened = match this
             .store
-            .reopen_delivery(&hook.id, &delivery_id, now_ms())
+            .reopen_delivery(&hook.id, &delivery_id, now_ms(), None)
             .await
         {
             Ok(Some(d)) => d,
@@ -201,10 +210,12 @@ impl ManagementHandler {
     }
 
     /// Re-sends every delivery of the hook that failed (or was dropped) since `since` (unix ms).
+    /// Starts re-sending every delivery of the hook that failed (or was dropped) in
+    /// `[since, until]`: 202 with the recovery at once; the steps run from the queue.
     pub(crate) async fn recover(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
         if let Some(unknown) = body
             .as_object()
-            .and_then(|o| o.keys().find(|k| k.as_str() != "since"))
+            .and_then(|o| o.keys().find(|k| !["since", "until"].contains(&k.as_str())))
         {
             return Err(ValidationError::new(unknown.as_str(), "is not a known field").into());
         }
@@ -212,36 +223,52 @@ impl ManagementHandler {
             .get("since")
             .and_then(Value::as_i64)
             .ok_or_else(|| ValidationError::new("since", "must be unix milliseconds"))?;
-        let hook = this.load(&ids.hook).await?;
         let now = now_ms();
-        let filter = DeliveryFilter {
-            statuses: Some(vec![DeliveryStatus::Error, DeliveryStatus::Dropped]),
-            ..DeliveryFilter::between(since, now)
+        let until = match body.get("until") {
+            None | Some(Value::Null) => now,
+            Some(v) => v.as_i64().filter(|u| *u >= since).ok_or_else(|| {
+                ValidationError::new("until", "must be unix milliseconds, not before since")
+            })?,
         };
-        let mut reopened = Vec::new();
-        let mut after: Option<DeliveryId> = None;
-        loop {
-            let page = this
-                .store
-                .page_deliveries(&hook.id, &filter, after.as_ref(), RECOVER_PAGE)
-                .await?;
-            for d in &page.items {
-                match this.store.reopen_delivery(&hook.id, &d.id, now).await {
-                    Ok(Some(d)) => reopened.push(d),
-                    Ok(None) | Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            after = page.next;
-            if after.is_none() {
-                break;
-            }
-        }
-        this.enqueue_now(&reopened.iter().collect::<Vec<_>>())
-            .await?;
-        tracing::info!(hook_id = %hook.id, deliveries = reopened.len(), "failed deliveries recovered");
-        let answer = serde_json::json!({ "recovered": reopened.len() });
-        Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+        let hook = this.load(&ids.hook).await?;
+        let recovery = Recovery {
+            id: RecoveryId::generate(),
+            hook_id: hook.id.clone(),
+            since,
+            until,
+            status: RecoveryStatus::Running,
+            resent: 0,
+            steps: 0,
+            cursor: None,
+            created_at: now,
+            updated_at: now,
+        };
+        this.store.create_recovery(&recovery).await?;
+        let step = RecoveryStep {
+            hook_id: hook.id.clone(),
+            recovery_id: recovery.id.clone(),
+            after: None,
+            due_at: now,
+        };
+        this.queue.enqueue_tasks(&[Task::Recovery(step)]).await?;
+        tracing::info!(hook_id = %hook.id, recovery_id = %recovery.id, since, until, "recovery started");
+        Ok((StatusCode::ACCEPTED, Json(recovery_json(&recovery))).into_response())
+    }
+
+    /// `GET /api/hooks/{id}/recoveries/{recoveryId}`: a recovery's progress.
+    pub(crate) async fn recovery(State(this): This, ids: Ids) -> Answer {
+        let hook = this.load(&ids.hook).await?;
+        let id = ids
+            .recovery
+            .as_deref()
+            .and_then(|r| RecoveryId::parse(r).ok())
+            .ok_or(ApiError::RecoveryNotFound)?;
+        let recovery = this
+            .store
+            .get_recovery(&hook.id, &id)
+            .await?
+            .ok_or(ApiError::RecoveryNotFound)?;
+        Ok(Json(recovery_json(&recovery)).into_response())
     }
 
     async fn enqueue_now(&self, deliveries: &[&Delivery]) -> Result<(), ApiError> {

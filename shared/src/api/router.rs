@@ -84,6 +84,10 @@ pub fn router(api: Api) -> Router {
             post(Hooks::retry),
         )
         .route("/api/hooks/{id}/recover", post(Hooks::recover))
+        .route(
+            "/api/hooks/{id}/recoveries/{recoveryId}",
+            get(Hooks::recovery),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(guard(Access::Admin));
     let exact = ingest

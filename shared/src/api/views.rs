@@ -4,6 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::hook::{CustomHeaders, Hook};
+use crate::recovery::Recovery;
 use serde_json::{Map, Value, json};
 
 /// A hook as its owner sees it, signing key and header values included.
@@ -69,4 +70,19 @@ pub fn catalog_json() -> Value {
             .map(|e| json!({ "event": e.as_str(), "group": e.group() }))
             .collect(),
     )
+}
+
+/// A recovery and how far it got.
+pub fn recovery_json(r: &Recovery) -> Value {
+    json!({
+        "id": r.id,
+        "hookId": r.hook_id,
+        "since": r.since,
+        "until": r.until,
+        "status": r.status,
+        "resent": r.resent,
+        "steps": r.steps,
+        "createdAt": r.created_at,
+        "updatedAt": r.updated_at,
+    })
 }

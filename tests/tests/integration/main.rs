@@ -17,6 +17,7 @@ mod openapi;
 mod operator;
 mod panics;
 mod pipeline;
+mod recovery;
 mod secrets;
 mod sqs_queue;
 mod ssrf_client;

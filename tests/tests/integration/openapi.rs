@@ -100,6 +100,7 @@ fn fill(template: &str, hook: &str, delivery: &str) -> String {
     template
         .replace("{id}", hook)
         .replace("{deliveryId}", delivery)
+        .replace("{recoveryId}", "rcv_01JAAAAAAAAAAAAAAAAAAAAAAA")
 }
 
 /// Whether `path` is an instance of `template` (`{name}` matches one segment).
@@ -614,6 +615,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::MethodNotAllowed,
         ApiError::HookNotFound,
         ApiError::DeliveryNotFound,
+        ApiError::RecoveryNotFound,
         ApiError::Validation(ValidationError::new("config.url", "must use https")),
         ApiError::MalformedRequest,
         ApiError::PayloadTooLarge(MAX_BODY_BYTES),
@@ -636,6 +638,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::MethodNotAllowed
             | ApiError::HookNotFound
             | ApiError::DeliveryNotFound
+            | ApiError::RecoveryNotFound
             | ApiError::Validation(_)
             | ApiError::MalformedRequest
             | ApiError::PayloadTooLarge(_)
@@ -927,9 +930,36 @@ async fn answers_match_the_documented_statuses_and_schemas() {
     let r = t
         .admin(202, recover, &at("/recover"), json!({"since": 0}))
         .await;
-    assert_eq!(r.body_json()["recovered"], 1);
+    assert_eq!(r.body_json()["status"], "running");
+    let started = r.body_json()["id"].as_str().unwrap().to_string();
+    let recovery = "GET /api/hooks/{id}/recoveries/{recoveryId}";
+    let r = t
+        .admin(
+            200,
+            recovery,
+            &at(&format!("/recoveries/{started}")),
+            none.clone(),
+        )
+        .await;
+    assert_eq!(r.body_json()["id"], started.as_str());
+    let r = t
+        .admin(
+            404,
+            recovery,
+            &at("/recoveries/rcv_01JAAAAAAAAAAAAAAAAAAAAAAA"),
+            none.clone(),
+        )
+        .await;
+    assert_eq!(code(&r), "recovery.not_found");
     t.admin(400, recover, &at("/recover"), json!({"since": "yesterday"}))
         .await;
+    t.admin(
+        400,
+        recover,
+        &at("/recover"),
+        json!({"since": 5, "until": 4}),
+    )
+    .await;
 
     // Refusals that no happy path reaches.
     let mut req = request(&Method::POST, "/api/hooks", Some(ADMIN), "name=x");

@@ -302,11 +302,25 @@ async fn test_button_resend_recover_and_execution_stats() {
         )
         .await;
     assert_eq!(recovered.status, 202);
-    assert_eq!(recovered.body_json()["recovered"], 1);
+    assert_eq!(recovered.body_json()["status"], "running");
     pump_until(&p.moto.queue, &p.sender, WAIT, || {
         flaky.received().len() >= 6
     })
     .await;
+    let progress = p
+        .admin(
+            Method::GET,
+            &format!(
+                "/api/hooks/{}/recoveries/{}",
+                id(&flaky_hook),
+                recovered.body_json()["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await
+        .body_json();
+    assert_eq!(progress["status"], "done");
+    assert_eq!(progress["resent"], 1);
     let mut successes = serde_json::Value::Null;
     for _ in 0..20 {
         successes = p

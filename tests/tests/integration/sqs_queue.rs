@@ -13,6 +13,7 @@ fn job(due_at: i64) -> Job {
         delivery_id: DeliveryId::generate(),
         attempt: 1,
         due_at,
+        reopen: false,
     }
 }
 

@@ -367,7 +367,7 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
     s.insert_deliveries(std::slice::from_ref(&d)).await.unwrap();
     assert!(
         matches!(
-            s.reopen_delivery(&hook.id, &d.id, now).await,
+            s.reopen_delivery(&hook.id, &d.id, now, None).await,
             Err(StoreError::Conflict)
         ),
         "a pending delivery cannot be reopened"
@@ -383,7 +383,7 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
     };
     s.record_attempt(&failed).await.unwrap();
     let reopened = s
-        .reopen_delivery(&hook.id, &d.id, now + 5)
+        .reopen_delivery(&hook.id, &d.id, now + 5, Some(0))
         .await
         .unwrap()
         .unwrap();
@@ -392,7 +392,7 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
     assert_eq!(reopened.reason, None);
     let unknown = DeliveryId::derive(now, &EventId::generate(), &hook.id);
     assert!(
-        s.reopen_delivery(&hook.id, &unknown, now)
+        s.reopen_delivery(&hook.id, &unknown, now, None)
             .await
             .unwrap()
             .is_none()

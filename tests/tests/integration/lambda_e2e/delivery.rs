@@ -258,6 +258,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
             delivery_id,
             attempt: 1,
             due_at: webhooks::clock::now_ms(),
+            reopen: false,
         })
         .unwrap()
     };
