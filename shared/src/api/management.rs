@@ -11,7 +11,7 @@ use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
 use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
-use crate::ports::{DeliveryFilter, JobQueue, Page, Store, StoreError};
+use crate::ports::{AttemptRecord, DeliveryFilter, JobQueue, Page, Store, StoreError};
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep, Task};
 use crate::signing::sign;
 use crate::validation::ValidationError;
@@ -194,9 +194,19 @@ impl ManagementHandler {
         let hook = this.load(&ids.hook).await?;
         let delivery_id =
             DeliveryId::parse(&ids.delivery).map_err(|_| ApiError::DeliveryNotFound)?;
+        let before = this
+            .store
+            .get_delivery(&hook.id, &delivery_id)
+            .await?
+            .ok_or(ApiError::DeliveryNotFound)?;
         let reopened = match this
             .store
-            .reopen_delivery(&hook.id, &delivery_id, now_ms(), None)
+            .reopen_delivery(
+                &hook.id,
+                &delivery_id,
+                now_ms(),
+                Some(before.attempt_count()),
+            )
             .await
         {
             Ok(Some(d)) => d,
@@ -204,7 +214,23 @@ impl ManagementHandler {
             Err(StoreError::Conflict) => return Err(ApiError::DeliveryPending),
             Err(e) => return Err(e.into()),
         };
-        this.enqueue_now(&[&reopened]).await?;
+        if let Err(e) = this.enqueue_now(&[&reopened]).await {
+            // Not queued: put the delivery back as it was, so it is not left pending without
+            // a job and the operator can retry.
+            let restore = AttemptRecord {
+                hook_id: hook.id.clone(),
+                delivery_id: delivery_id.clone(),
+                expected_attempts: reopened.attempt_count(),
+                attempt: None,
+                status: before.status,
+                next_attempt_at: None,
+                reason: before.reason.clone(),
+            };
+            if let Err(restore_error) = this.store.record_attempt(&restore).await {
+                tracing::error!(hook_id = %hook.id, delivery_id = %delivery_id, error = %restore_error, "a re-send that could not be queued is left pending");
+            }
+            return Err(e);
+        }
         tracing::info!(hook_id = %hook.id, delivery_id = %delivery_id, "delivery re-sent by an operator");
         Ok((StatusCode::ACCEPTED, Json(delivery_log_json(&reopened))).into_response())
     }

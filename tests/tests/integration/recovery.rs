@@ -1,5 +1,6 @@
 //! Recovery at volume: `recover` answers at once and its steps run from the queue, page by
-//! page; every failed delivery is re-sent exactly once, on the embedded store and on moto.
+//! page; every failed delivery is re-sent exactly once, on the embedded store and on moto; a
+//! single re-send the queue refuses leaves its delivery as it was.
 
 use crate::log_paging::deliveries;
 use crate::support::{ADMIN, pipeline, request, send, settings, tokens};
@@ -7,6 +8,7 @@ use axum::Router;
 use http::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::memory_queue::MemoryQueue;
 use webhooks::adapters::memory_store::MemoryStore;
@@ -15,7 +17,8 @@ use webhooks::consumer::consume;
 use webhooks::delivery::{Delivery, DeliveryStatus};
 use webhooks::hook::HookId;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::{JobQueue, QueueError, Store};
+use webhooks::recovery::Task;
 use webhooks::sender::Sender;
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
@@ -157,4 +160,60 @@ async fn two_thousand_failed_deliveries_are_resent_once_on_moto() {
     let seen = arrivals(&receiver);
     assert_eq!(seen.len(), N);
     assert!(seen.values().all(|n| *n == 1), "none twice");
+}
+
+/// A queue that refuses everything, as SQS during an outage.
+struct RefusingQueue;
+
+#[async_trait::async_trait]
+impl JobQueue for RefusingQueue {
+    async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError> {
+        Err(QueueError::NotAccepted {
+            failed: tasks.len(),
+            total: tasks.len(),
+            reason: "the queue is down".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_resend_the_queue_refuses_leaves_the_delivery_as_it_was() {
+    let store = MemoryStore::new();
+    let settings = settings("1s");
+    let router = router(Api::new(
+        store.clone(),
+        Arc::new(RefusingQueue),
+        DeliveryClient::from_settings(&settings),
+        tokens(),
+        &settings,
+    ));
+    let req = request(
+        Method::POST,
+        "/api/hooks",
+        ADMIN,
+        Some(
+            json!({"name": "down", "events": ["PostSignIn"], "config": {"url": "http://127.0.0.1:9/x"}}),
+        ),
+    );
+    let hook = send(&router, req).await.body_json();
+    let hook = HookId::parse(hook["id"].as_str().unwrap()).unwrap();
+    let mut failed = failed(&hook, 1).remove(0);
+    failed.reason = Some("all attempts failed".into());
+    store
+        .insert_deliveries(std::slice::from_ref(&failed))
+        .await
+        .unwrap();
+
+    let path = format!("/api/hooks/{hook}/deliveries/{}/retry", failed.id);
+    let r = send(&router, request(Method::POST, &path, ADMIN, None)).await;
+    assert_eq!(r.status, 503, "{}", r.body_json());
+    let stored = store
+        .get_delivery(&hook, &failed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Error, "not left pending");
+    assert_eq!(stored.reason.as_deref(), Some("all attempts failed"));
+    let again = send(&router, request(Method::POST, &path, ADMIN, None)).await;
+    assert_eq!(again.status, 503, "the operator may try again");
 }
