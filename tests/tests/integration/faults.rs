@@ -2,7 +2,7 @@
 //! mid-batch, the AWS services frozen while events arrive, endpoints that fail, hang, reset or
 //! never stop talking, and jobs that keep failing until the dead-letter queue takes them.
 
-use crate::support::{Moto, Pipeline, moto, pipeline, settings, tokens};
+use crate::support::{Moto, Pipeline, moto, pipeline, set_visibility_timeout, settings, tokens};
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -45,15 +45,6 @@ async fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> boo
         assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-async fn set_visibility_timeout(sqs: &aws_sdk_sqs::Client, queue_url: &str, seconds: u32) {
-    sqs.set_queue_attributes()
-        .queue_url(queue_url)
-        .attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string())
-        .send()
-        .await
-        .expect("set the queue's visibility timeout");
 }
 
 /// Messages in the queue: visible, in flight and delayed.
@@ -151,7 +142,7 @@ const KILL_DELAYS_MS: [u64; 6] = [0, 290, 0, 320, 0, 260];
 async fn a_sender_killed_mid_batch_loses_nothing_and_never_resends_a_recorded_success() {
     bounded(Duration::from_secs(100), async {
         let p = pipeline("killed", "1s").await;
-        set_visibility_timeout(&p.moto.sqs, &p.moto.provisioned.queue_url, 2).await;
+        set_visibility_timeout(&p.moto, 2).await;
         let receiver = SlowReceiver::start(Duration::from_millis(250)).await;
         let hooks = [
             hook_id(&p.create_hook(&receiver.url("/a"), &["User.Created"]).await),
@@ -644,7 +635,7 @@ async fn a_2xx_whose_body_outlasts_the_timeout_is_a_success_every_time() {
 async fn a_job_failing_on_infrastructure_moves_to_the_dlq_after_five_receives() {
     bounded(Duration::from_secs(60), async {
         let m = moto("dlq").await;
-        set_visibility_timeout(&m.sqs, &m.provisioned.queue_url, 1).await;
+        set_visibility_timeout(&m, 1).await;
         let missing = Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&moto_config().await),
             format!("{}-missing-hooks", m.provisioned.hooks_table),
