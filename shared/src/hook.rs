@@ -208,6 +208,35 @@ pub fn is_reserved_header(lower: &str) -> bool {
         || lower.starts_with("logto-signature-")
 }
 
+/// Where a hook stands in the listing: oldest first, ties by id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HookPosition {
+    pub created_at: i64,
+    pub id: HookId,
+}
+
+impl HookPosition {
+    pub fn of(hook: &Hook) -> Self {
+        Self {
+            created_at: hook.created_at,
+            id: hook.id.clone(),
+        }
+    }
+
+    /// A sort key that orders as the positions do: zero-padded milliseconds, then the id.
+    pub fn sort_key(&self) -> String {
+        format!("{:013}#{}", self.created_at.max(0), self.id)
+    }
+
+    pub fn parse_sort_key(key: &str) -> Option<Self> {
+        let (at, id) = key.split_once('#')?;
+        Some(Self {
+            created_at: at.parse().ok()?,
+            id: HookId::parse(id).ok()?,
+        })
+    }
+}
+
 /// An older key still signing during its grace period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

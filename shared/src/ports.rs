@@ -4,7 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
-use crate::hook::{Hook, HookId};
+use crate::hook::{Hook, HookId, HookPosition};
 use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
 
@@ -104,12 +104,12 @@ impl DeliveryFilter {
 
 /// One page of a listing, and the position after its last item while there may be more.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, C = DeliveryId> {
     pub items: Vec<T>,
-    pub next: Option<DeliveryId>,
+    pub next: Option<C>,
 }
 
-impl<T> Default for Page<T> {
+impl<T, C> Default for Page<T, C> {
     fn default() -> Self {
         Self {
             items: Vec::new(),
@@ -123,7 +123,13 @@ pub trait Store: Send + Sync {
     /// Creates the hook and its subscriptions.
     async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError>;
     async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError>;
-    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError>;
+    /// One page of hooks, oldest first, after `after` (exclusive).
+    async fn page_hooks(
+        &self,
+        after: Option<&HookPosition>,
+        limit: usize,
+    ) -> Result<Page<Hook, HookPosition>, StoreError>;
+    async fn count_hooks(&self) -> Result<u64, StoreError>;
     /// Replaces `previous` (as read) by `next`, subscriptions included; `Conflict` if it changed.
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError>;
     /// Deletes the hook and its subscriptions; false when it did not exist.

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, Semaphore};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
-use webhooks::hook::{Hook, HookId};
+use webhooks::hook::{Hook, HookId, HookPosition};
 use webhooks::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
@@ -161,9 +161,17 @@ impl Store for FaultyStore {
         self.enter("get_hook").await?;
         self.inner.get_hook(id).await
     }
-    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        self.enter("list_hooks").await?;
-        self.inner.list_hooks().await
+    async fn page_hooks(
+        &self,
+        after: Option<&HookPosition>,
+        limit: usize,
+    ) -> Result<Page<Hook, HookPosition>, StoreError> {
+        self.enter("page_hooks").await?;
+        self.inner.page_hooks(after, limit).await
+    }
+    async fn count_hooks(&self) -> Result<u64, StoreError> {
+        self.enter("count_hooks").await?;
+        self.inner.count_hooks().await
     }
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
         self.enter("update_hook").await?;

@@ -5,7 +5,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
-use crate::hook::{Hook, HookId};
+use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
@@ -26,6 +26,10 @@ use std::time::Duration;
 type Item = HashMap<String, AttributeValue>;
 
 pub const SUBSCRIPTION_INDEX: &str = "by-event";
+/// Hook items by creation (sparse: subscriptions carry no `listPk`).
+pub const LISTING_INDEX: &str = "by-created";
+/// The listing partition of hooks; a tenant component joins it when tenants share a table.
+const HOOK_LIST: &str = "hooks";
 const HOOK_SK: &str = "HOOK";
 const SUB_PREFIX: &str = "SUB#";
 /// Query rounds one page of a filtered delivery listing may take.
@@ -66,6 +70,8 @@ impl DynamoStore {
         let mut item: Item = serde_dynamo::to_item(hook).map_err(corrupt)?;
         item.insert("pk".into(), s(hook.id.as_str()));
         item.insert("sk".into(), s(HOOK_SK));
+        item.insert("listPk".into(), s(HOOK_LIST));
+        item.insert("listSk".into(), s(&HookPosition::of(hook).sort_key()));
         Put::builder()
             .table_name(&self.hooks_table)
             .set_item(Some(item))
@@ -246,26 +252,54 @@ impl Store for DynamoStore {
             .transpose()
     }
 
-    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        let items: Vec<Item> = self
+    async fn page_hooks(
+        &self,
+        after: Option<&HookPosition>,
+        limit: usize,
+    ) -> Result<Page<Hook, HookPosition>, StoreError> {
+        if limit == 0 {
+            return Ok(Page::default());
+        }
+        let mut query = self
             .client
-            .scan()
+            .query()
             .table_name(&self.hooks_table)
-            .filter_expression("sk = :hook")
-            .expression_attribute_values(":hook", s(HOOK_SK))
-            .consistent_read(true)
+            .index_name(LISTING_INDEX)
+            .expression_attribute_values(":list", s(HOOK_LIST))
+            .limit(limit as i32 + 1);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("listPk = :list AND listSk > :after")
+                .expression_attribute_values(":after", s(&after.sort_key())),
+            None => query.key_condition_expression("listPk = :list"),
+        };
+        let out = query.send().await.map_err(unavailable)?;
+        let mut hooks = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Hook>(item).map_err(corrupt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (hooks.len() > limit).then(|| HookPosition::of(&hooks[limit - 1]));
+        hooks.truncate(limit);
+        Ok(Page { items: hooks, next })
+    }
+
+    async fn count_hooks(&self) -> Result<u64, StoreError> {
+        let pages: Vec<_> = self
+            .client
+            .query()
+            .table_name(&self.hooks_table)
+            .index_name(LISTING_INDEX)
+            .key_condition_expression("listPk = :list")
+            .expression_attribute_values(":list", s(HOOK_LIST))
+            .select(aws_sdk_dynamodb::types::Select::Count)
             .into_paginator()
-            .items()
             .send()
             .try_collect()
             .await
             .map_err(unavailable)?;
-        let mut hooks = items
-            .into_iter()
-            .map(|item| serde_dynamo::from_item::<_, Hook>(item).map_err(corrupt))
-            .collect::<Result<Vec<_>, _>>()?;
-        hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(hooks)
+        Ok(pages.iter().map(|p| p.count.max(0) as u64).sum())
     }
 
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
-use crate::hook::{Hook, HookId};
+use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
     StoreError,
@@ -173,10 +173,26 @@ impl Store for MemoryStore {
         Ok(self.lock().hooks.get(id).cloned())
     }
 
-    async fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        let mut hooks: Vec<Hook> = self.lock().hooks.values().cloned().collect();
-        hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(hooks)
+    async fn page_hooks(
+        &self,
+        after: Option<&HookPosition>,
+        limit: usize,
+    ) -> Result<Page<Hook, HookPosition>, StoreError> {
+        let mut hooks: Vec<Hook> = self
+            .lock()
+            .hooks
+            .values()
+            .filter(|h| after.is_none_or(|a| &HookPosition::of(h) > a))
+            .cloned()
+            .collect();
+        hooks.sort_by_key(HookPosition::of);
+        let next = (hooks.len() > limit).then(|| HookPosition::of(&hooks[limit - 1]));
+        hooks.truncate(limit);
+        Ok(Page { items: hooks, next })
+    }
+
+    async fn count_hooks(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().hooks.len() as u64)
     }
 
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {

@@ -2,7 +2,9 @@
 //! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
 use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
-use super::paging::{Paging, encode_cursor, next_link};
+use super::paging::{
+    Paging, decode_cursor, decode_hook_cursor, encode_cursor, encode_hook_cursor, next_link,
+};
 use super::views::{delivery_log_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
@@ -96,21 +98,50 @@ impl ManagementHandler {
         }
     }
 
-    pub(crate) async fn list(State(this): This, RawQuery(query): RawQuery) -> Answer {
+    /// Hooks oldest first, one page at a time; the total is exact (a count of the listing
+    /// index, which holds nothing but hooks).
+    pub(crate) async fn list(
+        State(this): This,
+        uri: Uri,
+        headers: HeaderMap,
+        RawQuery(query): RawQuery,
+    ) -> Answer {
         let query = query.as_deref();
-        let page = Paging::from_query(query)?;
-        let hooks = this.store.list_hooks().await?;
-        let total = hooks.len();
+        let paging = Paging::from_query(query)?;
+        let mut after = paging
+            .cursor
+            .as_deref()
+            .map(decode_hook_cursor)
+            .transpose()?;
+        let mut page = Page::default();
+        for number in 1..=paging.page {
+            page = this.store.page_hooks(after.as_ref(), paging.size).await?;
+            if number < paging.page {
+                after = match page.next.take() {
+                    Some(next) => Some(next),
+                    None => {
+                        page = Page::default();
+                        break;
+                    }
+                };
+            }
+        }
+        let total = this.store.count_hooks().await?;
         let with_stats = wants_stats(query);
-        let mut items = Vec::new();
-        for hook in page.slice(&hooks) {
+        let mut items = Vec::with_capacity(page.items.len());
+        for hook in &page.items {
             items.push(this.hook_json(hook, with_stats).await?);
         }
-        Ok((
-            [("total-number", total.to_string())],
-            Json(Value::Array(items)),
-        )
-            .into_response())
+        let mut response = Json(Value::Array(items)).into_response();
+        let answer = response.headers_mut();
+        answer.insert("total-number", total.into());
+        if let Some(next) = &page.next
+            && let Ok(link) =
+                HeaderValue::from_str(&next_link(&uri, &headers, &encode_hook_cursor(next)))
+        {
+            answer.insert(http::header::LINK, link);
+        }
+        Ok(response)
     }
 
     pub(crate) async fn create(State(this): This, JsonBody(body): JsonBody) -> Answer {
@@ -367,7 +398,7 @@ impl ManagementHandler {
         };
         // `page` walks from the newest entry (bounded by MAX_PAGE_OFFSET); a cursor goes on
         // from where the previous page ended.
-        let mut after = paging.cursor.clone();
+        let mut after = paging.cursor.as_deref().map(decode_cursor).transpose()?;
         let mut before = 0;
         let mut page = Page::default();
         for number in 1..=paging.page {

@@ -3,6 +3,7 @@
 
 use super::{ApiError, query_param};
 use crate::delivery::DeliveryId;
+use crate::hook::HookPosition;
 use crate::validation::ValidationError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,7 +19,8 @@ pub const MAX_PAGE_OFFSET: usize = 10_000;
 pub struct Paging {
     pub page: usize,
     pub size: usize,
-    pub cursor: Option<DeliveryId>,
+    /// As given; each listing decodes its own.
+    pub cursor: Option<String>,
 }
 
 impl Paging {
@@ -38,9 +40,7 @@ impl Paging {
         };
         let page = parse("page", 1, 1_000_000)?;
         let size = parse("page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
-        let cursor = query_param(query, "cursor")
-            .map(|c| decode_cursor(&c))
-            .transpose()?;
+        let cursor = query_param(query, "cursor");
         if page > 1 && cursor.is_some() {
             return Err(ValidationError::new("page", "cannot be combined with cursor").into());
         }
@@ -53,26 +53,39 @@ impl Paging {
         }
         Ok(Self { page, size, cursor })
     }
-
-    /// Items of the listing in memory, sliced by `page` and `page_size` (small listings).
-    pub fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
-        let start = (self.page - 1).saturating_mul(self.size).min(items.len());
-        let end = start.saturating_add(self.size).min(items.len());
-        &items[start..end]
-    }
 }
 
+/// The cursor after a delivery of a log listing.
 pub fn encode_cursor(after: &DeliveryId) -> String {
     URL_SAFE_NO_PAD.encode(after.to_string())
 }
 
-fn decode_cursor(cursor: &str) -> Result<DeliveryId, ApiError> {
+pub fn decode_cursor(cursor: &str) -> Result<DeliveryId, ApiError> {
+    decode(cursor)
+        .and_then(|id| DeliveryId::parse(&id).ok())
+        .ok_or_else(not_a_cursor)
+}
+
+/// The cursor after a hook of the hooks listing.
+pub fn encode_hook_cursor(after: &HookPosition) -> String {
+    URL_SAFE_NO_PAD.encode(after.sort_key())
+}
+
+pub fn decode_hook_cursor(cursor: &str) -> Result<HookPosition, ApiError> {
+    decode(cursor)
+        .and_then(|key| HookPosition::parse_sort_key(&key))
+        .ok_or_else(not_a_cursor)
+}
+
+fn decode(cursor: &str) -> Option<String> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|id| DeliveryId::parse(&id).ok())
-        .ok_or_else(|| ValidationError::new("cursor", "is not a cursor of this listing").into())
+}
+
+fn not_a_cursor() -> ApiError {
+    ValidationError::new("cursor", "is not a cursor of this listing").into()
 }
 
 /// The URL of the next page: this request's URL with `cursor` set and `page` dropped.
@@ -144,6 +157,12 @@ mod tests {
         assert!(Paging::from_query(Some("page=102&page_size=100")).is_err());
         let cursor = encode_cursor(&DeliveryId::lowest_at(5));
         assert!(Paging::from_query(Some(&format!("page=2&cursor={cursor}"))).is_err());
-        assert!(Paging::from_query(Some("cursor=junk")).is_err());
+        assert!(decode_cursor("junk").is_err());
+        let at = HookPosition {
+            created_at: 1_795_000_000_000,
+            id: crate::hook::HookId::parse("hook_a1").unwrap(),
+        };
+        assert_eq!(decode_hook_cursor(&encode_hook_cursor(&at)).unwrap(), at);
+        assert!(decode_hook_cursor(&encode_cursor(&DeliveryId::lowest_at(5))).is_err());
     }
 }

@@ -136,3 +136,36 @@ async fn the_log_pages_by_cursor_with_every_filter_kept() {
     assert_eq!(r.status, 400);
     assert_eq!(r.body_json()["details"]["field"], "cursor");
 }
+
+#[tokio::test]
+async fn hooks_page_by_cursor_oldest_first_with_an_exact_total() {
+    let p = pipeline("hookpages", "1s").await;
+    let mut created = Vec::new();
+    for _ in 0..23 {
+        let hook = p.create_hook("http://127.0.0.1:9/x", &["PostSignIn"]).await;
+        created.push(hook["id"].as_str().unwrap().to_string());
+    }
+    let mut path = Some("/api/hooks?page_size=10&includeExecutionStats=true".to_string());
+    let (mut seen, mut pages) = (Vec::new(), 0);
+    while let Some(next) = path {
+        let r = p.admin(Method::GET, &next, None).await;
+        assert_eq!(r.status, 200, "{}", r.body_json());
+        assert_eq!(r.headers["total-number"], "23");
+        let items = r.body_json();
+        for hook in items.as_array().unwrap() {
+            assert!(hook["executionStats"].is_object(), "filters are kept");
+            seen.push(hook["id"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        path = next_of(r.headers.get("link"));
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, created, "every hook once, oldest first");
+    let r = p
+        .admin(Method::GET, "/api/hooks?page=3&page_size=10", None)
+        .await;
+    assert_eq!(r.body_json().as_array().unwrap().len(), 3);
+    let r = p.admin(Method::GET, "/api/hooks?cursor=bm9wZQ", None).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body_json()["details"]["field"], "cursor");
+}

@@ -11,7 +11,7 @@ use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
 use webhooks::event::EventId;
-use webhooks::hook::{Hook, HookId, UrlPolicy};
+use webhooks::hook::{Hook, HookId, HookPosition, UrlPolicy};
 use webhooks::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
 use webhooks::ports::{DeliveryFilter, EventClaim};
 
@@ -73,6 +73,10 @@ contract!(
 );
 contract!(reopen_and_hourly_stats, "reopen");
 contract!(delivery_pages_follow_cursors_and_filters, "pages");
+contract!(
+    hook_pages_run_oldest_first_and_count_every_hook,
+    "hookpages"
+);
 
 async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>) {
     let s = s.as_ref();
@@ -86,9 +90,10 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>
     ));
     assert_eq!(s.get_hook(&a.id).await.unwrap().as_ref(), Some(&a));
     let listed: Vec<_> = s
-        .list_hooks()
+        .page_hooks(None, 100)
         .await
         .unwrap()
+        .items
         .into_iter()
         .map(|h| h.id)
         .collect();
@@ -503,4 +508,45 @@ async fn walk(
             return (ids, pages);
         }
     }
+}
+
+async fn hook_pages_run_oldest_first_and_count_every_hook(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let empty = s.page_hooks(None, 5).await.unwrap();
+    assert!(empty.items.is_empty() && empty.next.is_none());
+    assert_eq!(s.count_hooks().await.unwrap(), 0);
+    // Seven hooks; two pairs share a creation time, so ties are ordered by id.
+    let mut made = Vec::new();
+    for at in [5_000, 1_000, 3_000, 3_000, 9_000, 7_000, 7_000] {
+        let mut hook = new_hook(&["PostSignIn"]);
+        hook.created_at = 1_795_000_000_000 + at;
+        hook.updated_at = hook.created_at;
+        s.create_hook(&hook).await.unwrap();
+        made.push(hook);
+    }
+    let mut want: Vec<HookPosition> = made.iter().map(HookPosition::of).collect();
+    want.sort();
+    assert_eq!(s.count_hooks().await.unwrap(), 7);
+    for size in [1, 3, 6, 7, 8] {
+        let (mut got, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = s.page_hooks(after.as_ref(), size).await.unwrap();
+            assert!(page.items.len() <= size);
+            pages += 1;
+            got.extend(page.items.iter().map(HookPosition::of));
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(got, want, "page size {size}");
+        assert_eq!(
+            pages,
+            7usize.div_ceil(size),
+            "no empty last page at size {size}"
+        );
+    }
+    // Subscriptions are not hooks: deleting one hook leaves six listed.
+    assert!(s.delete_hook(&made[0]).await.unwrap());
+    assert_eq!(s.count_hooks().await.unwrap(), 6);
 }
