@@ -835,10 +835,7 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let number = |item: &Item, name: &str| match item.get(name) {
-            Some(AttributeValue::N(v)) => v.parse::<u64>().unwrap_or(0),
-            _ => 0,
-        };
+        let number = |item: &Item, name: &str| number_attr(item, name).unwrap_or(0).max(0) as u64;
         Ok(out
             .items
             .unwrap_or_default()
