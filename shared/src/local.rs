@@ -1,15 +1,13 @@
 //! The local dev server: the whole API and the sender loop in one process, on the embedded
 //! store and queue. Same handlers and sender logic as the Lambda functions.
 
-use crate::adapters::memory_queue::MemoryQueue;
-use crate::adapters::memory_store::MemoryStore;
+use crate::adapters::sqlite::{Database, SqliteQueue, SqliteStore};
 use crate::api::listener::JsonErrorListener;
 use crate::api::{Api, Tokens, router};
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
-use crate::ports::JobQueue;
 use crate::sender::Sender;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,12 +18,16 @@ use tokio::task::JoinHandle;
 
 const VISIBILITY: Duration = Duration::from_secs(60);
 const MAX_RECEIVES: u32 = 5;
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// `WEBHOOKS_DATA_DIR` when unset; `:memory:` keeps nothing.
+pub const DEFAULT_DATA_DIR: &str = ".webhooks";
 
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
     pub bind: SocketAddr,
     pub admin_tokens: String,
     pub ingest_tokens: String,
+    /// Where the database file lives; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     pub settings: Settings,
     /// Concurrent sender loops, each taking batches of ten jobs.
@@ -56,14 +58,20 @@ impl LocalConfig {
                 bind,
                 admin_tokens,
                 ingest_tokens,
-                data_dir: var("WEBHOOKS_DATA_DIR")
-                    .filter(|d| !d.trim().is_empty())
-                    .map(PathBuf::from),
+                data_dir: data_dir(var("WEBHOOKS_DATA_DIR")),
                 settings: Settings::from_env(Defaults::local())?,
                 workers: 4,
             },
             generated,
         ))
+    }
+}
+
+fn data_dir(value: Option<String>) -> Option<PathBuf> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Some(PathBuf::from(DEFAULT_DATA_DIR)),
+        Some(":memory:") => None,
+        Some(dir) => Some(PathBuf::from(dir)),
     }
 }
 
@@ -76,27 +84,30 @@ fn random_token(prefix: &str) -> String {
 /// A running dev server.
 pub struct LocalServer {
     pub addr: SocketAddr,
-    pub store: Arc<MemoryStore>,
-    pub queue: Arc<MemoryQueue>,
+    pub store: Arc<SqliteStore>,
+    pub queue: Arc<SqliteQueue>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl LocalServer {
     pub async fn start(config: LocalConfig) -> std::io::Result<Self> {
-        let store = match &config.data_dir {
-            Some(dir) => MemoryStore::open(dir).await?,
-            None => MemoryStore::new(),
+        let db = match &config.data_dir {
+            Some(dir) => Database::open(dir).map_err(std::io::Error::other)?,
+            None => Database::in_memory(),
         };
-        let queue = MemoryQueue::new(VISIBILITY, MAX_RECEIVES);
-        let pending = store.pending_jobs(now_ms());
-        if !pending.is_empty() {
-            tracing::info!(jobs = pending.len(), "re-queued pending deliveries");
-            queue
-                .enqueue(&pending)
-                .await
-                .map_err(std::io::Error::other)?;
+        let released = db
+            .release_in_flight_jobs(now_ms())
+            .map_err(std::io::Error::other)?;
+        if released > 0 {
+            tracing::info!(
+                jobs = released,
+                "jobs in flight at the last stop are queued again"
+            );
         }
+        db.spawn_expiry(EXPIRE_EVERY);
+        let store = SqliteStore::new(db.clone());
+        let queue = SqliteQueue::new(db, VISIBILITY, MAX_RECEIVES);
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
         let client = DeliveryClient::from_settings(settings);
@@ -147,14 +158,11 @@ impl LocalServer {
         })
     }
 
-    /// Stops serving, lets in-flight batches finish, and writes the store snapshot.
+    /// Stops serving and lets in-flight batches finish; everything is already committed.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
-        }
-        if let Err(e) = self.store.flush().await {
-            tracing::error!(error = %e, "could not write the store snapshot");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! independent signature verifiers, and the SQS → sender loop Lambda's event source runs.
 
 pub mod captured;
+pub mod dev_server;
 pub mod emf;
 pub mod faulty_store;
 pub mod hostile;

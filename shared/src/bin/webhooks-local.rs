@@ -44,8 +44,11 @@ async fn main() {
         );
     }
     match &config.data_dir {
-        Some(dir) => println!("data persists in {}", dir.display()),
-        None => println!("data is kept in memory (set WEBHOOKS_DATA_DIR to persist it)"),
+        Some(dir) => println!(
+            "data persists in {} (WEBHOOKS_DATA_DIR; :memory: keeps nothing)",
+            dir.join(webhooks::adapters::sqlite::FILE_NAME).display()
+        ),
+        None => println!("data is kept in memory only (WEBHOOKS_DATA_DIR=:memory:)"),
     }
     println!("listening on http://{}", server.addr);
     let _ = tokio::signal::ctrl_c().await;

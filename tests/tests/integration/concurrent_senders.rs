@@ -6,7 +6,7 @@ use crate::support::{faulty_pipeline, settings};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use webhooks::adapters::memory_queue::MemoryQueue;
+use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{DeliveryId, DeliveryStatus, Job};
 use webhooks::hook::HookId;
@@ -60,7 +60,7 @@ async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry
     // until both have sent.
     let faulty = FaultyStore::new(p.moto.store.clone());
     let gate = faulty.hold("record_attempt");
-    let queue = MemoryQueue::new(Duration::from_secs(30), 5);
+    let queue = SqliteQueue::in_memory(Duration::from_secs(30), 5);
     let s = settings("1s,1s");
     let sender = || {
         Sender::new(
@@ -114,7 +114,7 @@ async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
     let (job, delivery) = first_job(p.moto.store.as_ref(), &hook_id).await;
     let faulty = FaultyStore::new(p.moto.store.clone());
     let gate = faulty.hold("record_attempt");
-    let queue = MemoryQueue::new(Duration::from_secs(30), 5);
+    let queue = SqliteQueue::in_memory(Duration::from_secs(30), 5);
     let s = settings("1s");
     let senders: Vec<Arc<Sender>> = (0..2)
         .map(|_| {

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::{Api, ApiError, router};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
@@ -114,9 +114,9 @@ fn instance_of(template: &str, path: &str) -> bool {
 }
 
 /// The router every entry point serves, on the embedded store and queue.
-fn api() -> (Router, Arc<MemoryStore>) {
-    let store = MemoryStore::new();
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+fn api() -> (Router, Arc<SqliteStore>) {
+    let store = SqliteStore::in_memory();
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let settings = settings("1s");
     let client = DeliveryClient::from_settings(&settings);
     let api = Api::new(store.clone(), queue, client, tokens(), &settings);

@@ -5,8 +5,8 @@ use crate::support::{INGEST, request, send, settings, tokens};
 use http::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, router};
 use webhooks::delivery::{DeliveryStatus, Job};
@@ -22,9 +22,9 @@ const VISIBILITY: Duration = Duration::from_millis(400);
 #[tokio::test]
 async fn a_panicking_job_is_reported_failed_and_received_again() {
     let receiver = Receiver::start(&[]).await;
-    let inner = MemoryStore::new();
+    let inner = SqliteStore::in_memory();
     let store = FaultyStore::new(inner.clone());
-    let queue = MemoryQueue::new(VISIBILITY, 5);
+    let queue = SqliteQueue::in_memory(VISIBILITY, 5);
     let settings = settings("1s");
     let hook = NewHook::parse(
         &json!({"name": "panics", "events": ["User.Created"],
@@ -82,12 +82,14 @@ async fn a_panicking_job_is_reported_failed_and_received_again() {
     assert_eq!(stuck.status, DeliveryStatus::Pending);
     assert_eq!(stuck.attempt_count(), 0);
 
-    queue.acknowledge(
-        batch
-            .iter()
-            .map(|m| m.id.as_str())
-            .filter(|id| !failed.iter().any(|f| f == id)),
-    );
+    queue
+        .acknowledge(
+            batch
+                .iter()
+                .map(|m| m.id.as_str())
+                .filter(|id| !failed.iter().any(|f| f == id)),
+        )
+        .unwrap();
     assert_eq!(queue.len(), 1, "the failed job stays on the queue");
     let again = tokio::time::timeout(Duration::from_secs(5), queue.receive(10))
         .await
@@ -100,7 +102,9 @@ async fn a_panicking_job_is_reported_failed_and_received_again() {
 
     store.poison(None);
     assert!(sender.process_batch(&again).await.is_empty());
-    queue.acknowledge(again.iter().map(|m| m.id.as_str()));
+    queue
+        .acknowledge(again.iter().map(|m| m.id.as_str()))
+        .unwrap();
     let got = receiver.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(got[1].header("webhook-id"), jobs[0].delivery_id.to_string());
     assert!(queue.is_empty());

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::{Api, router};
 use webhooks::consumer::consume;
 use webhooks::delivery::{Delivery, DeliveryStatus};
@@ -61,8 +61,8 @@ async fn progress(router: &Router, hook: &HookId, recovery: &str) -> Value {
 async fn twenty_thousand_failed_deliveries_are_resent_once_on_the_embedded_store() {
     const N: usize = 20_000;
     let receiver = Receiver::start(&[]).await;
-    let store = MemoryStore::new();
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let store = SqliteStore::in_memory();
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let settings = settings("1s");
     let api = Api::new(
         store.clone(),
@@ -178,7 +178,7 @@ impl JobQueue for RefusingQueue {
 
 #[tokio::test]
 async fn a_resend_the_queue_refuses_leaves_the_delivery_as_it_was() {
-    let store = MemoryStore::new();
+    let store = SqliteStore::in_memory();
     let settings = settings("1s");
     let router = router(Api::new(
         store.clone(),

@@ -3,164 +3,14 @@
 
 use reqwest::Method as M;
 use serde_json::{Value, json};
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use webhooks_tests::dev_server::{DevServer, dev_server_binary};
 use webhooks_tests::receiver::Receiver;
 
 const ADMIN: &str = "adm-Secret-7f3c9e1d5b2a4c6e8f0a";
 const INGEST: &str = "ing-Secret-2b4d6f8a0c1e3g5h7j9k";
 const IMPORTED_KEY: &str = "ImportedSigningKeyQ7vX9zR2mW4pL8sT";
 const HEADER_VALUE: &str = "HeaderSecret-5Kq2Wz8Rt1Yv4Xn7";
-
-/// `webhooks-local`, built the way the workspace test build (`scripts/test`) builds its
-/// dependencies, so it costs a link once the tests are built; the path comes from cargo.
-fn dev_server_binary() -> String {
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = webhooks_tests::nested_cargo(&cargo)
-        // `--examples` (there are none) resolves features with dev-dependencies, as the test
-        // build does, so the binary links against the library the tests already built.
-        .args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--examples",
-            "--bin",
-            "webhooks-local",
-        ])
-        .args(["--message-format", "json-render-diagnostics"])
-        .current_dir(workspace)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo could not build webhooks-local"
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["profile"]["test"] == false)
-        .filter(|m| m["target"]["name"] == "webhooks-local")
-        .find_map(|m| m["executable"].as_str().map(str::to_string))
-        .expect("cargo reports the webhooks-local executable")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The server process, with everything it wrote to stdout and stderr.
-struct Server {
-    child: Child,
-    output: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    base: String,
-}
-
-impl Server {
-    fn start(binary: &str) -> Self {
-        let port = free_port();
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "debug")
-            .env("WEBHOOKS_BIND", format!("127.0.0.1:{port}"))
-            .env("WEBHOOKS_ADMIN_TOKEN", ADMIN)
-            .env("WEBHOOKS_INGEST_TOKEN", INGEST)
-            .env("WEBHOOKS_RETRY_SCHEDULE", "1s")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the dev server starts");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        let readers = [stdout, stderr]
-            .into_iter()
-            .map(|mut pipe| {
-                let output = output.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = pipe.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        output.lock().unwrap().extend_from_slice(&buf[..n]);
-                    }
-                })
-            })
-            .collect();
-        Self {
-            child,
-            output,
-            readers,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Everything printed so far, without terminal colour codes (they could split a secret).
-    fn output(&self) -> String {
-        let raw = String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned();
-        let mut plain = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                chars.by_ref().find(char::is_ascii_alphabetic);
-            } else {
-                plain.push(c);
-            }
-        }
-        plain
-    }
-
-    async fn ready(&mut self) {
-        let started = Instant::now();
-        while !self.output().contains("listening on") {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the dev server exited with {status}:\n{}", self.output());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the dev server did not start:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stops the server with SIGINT (its Ctrl-C path) and returns everything it printed.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let started = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            if started.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for reader in std::mem::take(&mut self.readers) {
-            reader.join().unwrap();
-        }
-        self.output()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn send(
     http: &reqwest::Client,
@@ -183,7 +33,16 @@ async fn no_secret_reaches_the_dev_servers_output() {
     let binary = tokio::task::spawn_blocking(dev_server_binary)
         .await
         .unwrap();
-    let mut server = Server::start(&binary);
+    let mut server = DevServer::start(
+        &binary,
+        &[
+            ("RUST_LOG", "debug"),
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_RETRY_SCHEDULE", "1s"),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+        ],
+    );
     server.ready().await;
     let base = server.base.clone();
     let receiver = Receiver::start(&[500]).await;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
@@ -210,8 +210,8 @@ async fn dns_rebinding_never_reaches_the_private_address() {
 #[tokio::test]
 async fn a_blocked_delivery_is_recorded_once_and_not_retried() {
     let receiver = Receiver::start(&[]).await;
-    let store = MemoryStore::new();
-    let queue = MemoryQueue::new(Duration::from_secs(30), 5);
+    let store = SqliteStore::in_memory();
+    let queue = SqliteQueue::in_memory(Duration::from_secs(30), 5);
     let lookup = Arc::new(FixedLookup::new([(
         "internal.example.test",
         vec![ips(&["127.0.0.1", "10.0.0.7"])],

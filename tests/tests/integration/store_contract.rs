@@ -1,11 +1,11 @@
-//! One contract for every store: the same cases run against the embedded store and the
+//! One contract for every store: the same cases run against the SQLite store (a file) and the
 //! DynamoDB store (moto), so the two cannot drift apart (hooks and subscriptions, conditional
 //! attempts, delivery listing, event claims, stats).
 
 use crate::support::moto;
 use serde_json::json;
 use std::sync::Arc;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::{HookPatch, NewHook};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
@@ -49,8 +49,11 @@ macro_rules! contract {
     ($name:ident, $short:literal) => {
         mod $name {
             #[tokio::test]
-            async fn embedded() {
-                super::$name(super::MemoryStore::new()).await;
+            async fn sqlite() {
+                let dir = std::env::temp_dir().join(webhooks_tests::unique_prefix("contract"));
+                let db = webhooks::adapters::sqlite::Database::open(&dir).unwrap();
+                super::$name(super::SqliteStore::new(db)).await;
+                std::fs::remove_dir_all(dir).ok();
             }
 
             #[tokio::test]

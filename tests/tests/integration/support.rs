@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
@@ -89,9 +89,9 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
 }
 
 /// The router on the embedded store and queue (no emulator needed), with local settings.
-pub fn memory_router() -> (Router, Arc<MemoryStore>, Arc<MemoryQueue>) {
-    let store = MemoryStore::new();
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+pub fn memory_router() -> (Router, Arc<SqliteStore>, Arc<SqliteQueue>) {
+    let store = SqliteStore::in_memory();
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let settings = settings("1s");
     let client = DeliveryClient::from_settings(&settings);
     let api = Api::new(store.clone(), queue.clone(), client, tokens(), &settings);

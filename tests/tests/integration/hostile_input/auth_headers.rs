@@ -137,9 +137,9 @@ async fn check_headers(
     hook: &Hook,
     case: HeaderCase,
 ) -> Result<Outcome, TestCaseError> {
-    let store = MemoryStore::new();
+    let store = SqliteStore::in_memory();
     store.create_hook(hook).await.expect("the hook is stored");
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let mut headers = HeaderMap::new();
     let auth = case
         .auth

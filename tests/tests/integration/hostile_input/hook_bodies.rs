@@ -774,8 +774,8 @@ struct HookRig {
 
 async fn check_hooks(rig: &HookRig, case: HookCase) -> Result<Outcome, TestCaseError> {
     let (patch, allow_http) = (case.patch, case.allow_http);
-    let store = MemoryStore::new();
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let store = SqliteStore::in_memory();
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let app = app(store.clone(), queue, &rig.client, allow_http);
     let base = webhooks::api::views::hook_json(&rig.base);
     let base_path = format!("/api/hooks/{}", rig.base.id);

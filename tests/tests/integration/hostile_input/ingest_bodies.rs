@@ -401,9 +401,9 @@ async fn check_ingest(
     hook: &Hook,
     case: IngestCase,
 ) -> Result<Outcome, TestCaseError> {
-    let store = MemoryStore::new();
+    let store = SqliteStore::in_memory();
     store.create_hook(hook).await.expect("the hook is stored");
-    let queue = MemoryQueue::new(Duration::from_secs(60), 5);
+    let queue = SqliteQueue::in_memory(Duration::from_secs(60), 5);
     let app = app(store, queue.clone(), client, false);
     let (bytes, expect) = case.render();
     let headers = json_headers(INGEST);

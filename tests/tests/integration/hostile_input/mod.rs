@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webhooks::adapters::memory_queue::MemoryQueue;
-use webhooks::adapters::memory_store::MemoryStore;
+use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
@@ -132,8 +132,8 @@ fn request(method: Method, path: &str, headers: HeaderMap, body: Vec<u8>) -> Req
 
 /// The router on a fresh embedded store and queue, as every entry point serves it.
 fn app(
-    store: Arc<MemoryStore>,
-    queue: Arc<MemoryQueue>,
+    store: Arc<SqliteStore>,
+    queue: Arc<SqliteQueue>,
     client: &DeliveryClient,
     allow_http: bool,
 ) -> Router {

@@ -1,0 +1,207 @@
+//! Opening the database: an existing file is checked before anything is written to it, then
+//! one connection (exclusive lock, WAL, `synchronous=NORMAL`: a commit survives the process
+//! being killed) is shared by the store and the queue.
+
+use super::schema;
+use crate::ports::StoreError;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "webhooks.sqlite3";
+
+/// Rows deleted per statement by [`Database::expire`], so a large backlog never holds the
+/// connection for long.
+const EXPIRY_BATCH: i64 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a usable webhooks database ({reason}); it was left untouched: move it \
+         away or set WEBHOOKS_DATA_DIR to another directory"
+    )]
+    Unusable { path: PathBuf, reason: String },
+    #[error("{path} is in use by another process")]
+    Locked { path: PathBuf },
+    #[error("cannot open {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+pub struct Database {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+impl Database {
+    /// A database that lives and dies with the process.
+    pub fn in_memory() -> Arc<Self> {
+        let conn = Connection::open_in_memory().expect("an in-memory database opens");
+        conn.execute_batch(schema::CREATE)
+            .and_then(|()| conn.pragma_update(None, "user_version", schema::VERSION))
+            .expect("the schema is valid");
+        Arc::new(Self {
+            conn: Mutex::new(conn),
+            path: None,
+        })
+    }
+
+    /// Opens (or creates) the database in `dir`. A file that is not a database of this
+    /// schema, or is damaged, is refused and left as it is.
+    pub fn open(dir: &Path) -> Result<Arc<Self>, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let existed = path.exists();
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if !existed {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let sqlite = |source| classify(&path, source);
+        let conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_millis(500))
+            .map_err(sqlite)?;
+        let _: String = conn
+            .query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        let unusable = |reason: String| OpenError::Unusable {
+            path: path.clone(),
+            reason,
+        };
+        match (tables, version) {
+            (0, 0) => {}
+            (_, schema::VERSION) => {
+                let check: String = conn
+                    .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+                    .map_err(sqlite)?;
+                if check != "ok" {
+                    return Err(unusable(format!("integrity check: {check}")));
+                }
+            }
+            (_, 0) => return Err(unusable("it holds tables of another program".into())),
+            (_, v) => return Err(unusable(format!("unknown schema version {v}"))),
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(unusable(format!("journal mode {mode} instead of wal")));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sqlite)?;
+        if tables == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = {}; COMMIT;",
+                schema::CREATE,
+                schema::VERSION
+            ))
+            .map_err(sqlite)?;
+        }
+        Ok(Arc::new(Self {
+            conn: Mutex::new(conn),
+            path: Some(path),
+        }))
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes jobs that were being processed when the previous process stopped visible again:
+    /// only one process opens the file, so nobody else holds them.
+    pub fn release_in_flight_jobs(&self, now_ms: i64) -> Result<usize, StoreError> {
+        Ok(self.lock().execute(
+            "UPDATE jobs SET visible_at = ?1 WHERE receives > 0 AND visible_at > ?1",
+            [now_ms],
+        )?)
+    }
+
+    /// Deletes one batch of each kind of expired record (deliveries past their retention,
+    /// idempotency windows that ended, hourly counters past 49 hours); returns how many rows
+    /// went, so a caller can go on while a backlog remains.
+    pub fn expire(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        let now_s = now_ms / 1000;
+        let mut removed = conn.execute(
+            "DELETE FROM deliveries WHERE (hook_id, id) IN (SELECT hook_id, id FROM deliveries \
+             WHERE expires_at <= ?1 LIMIT ?2)",
+            [now_s, EXPIRY_BATCH],
+        )?;
+        removed += conn.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE window_ends_at <= ?1 \
+             LIMIT ?2)",
+            [now_ms, EXPIRY_BATCH],
+        )?;
+        removed += conn.execute(
+            "DELETE FROM hourly_stats WHERE (hook_id, hour) IN (SELECT hook_id, hour FROM \
+             hourly_stats WHERE (hour + 49) * 3600 <= ?1 LIMIT ?2)",
+            [now_s, EXPIRY_BATCH],
+        )?;
+        Ok(removed)
+    }
+
+    /// Runs [`Database::expire`] every `every` while the database is in use.
+    pub fn spawn_expiry(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(db) = weak.upgrade() else { break };
+                loop {
+                    match db.expire(crate::clock::now_ms()) {
+                        Ok(n) if n > 0 => tokio::task::yield_now().await,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not delete expired records");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn classify(path: &Path, source: rusqlite::Error) -> OpenError {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::Locked {
+            path: path.to_path_buf(),
+        },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => OpenError::Unusable {
+            path: path.to_path_buf(),
+            reason: source.to_string(),
+        },
+        _ => OpenError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,12 @@
+//! The embedded database: one SQLite file in WAL mode holding hooks, deliveries, claims,
+//! counters and the job queue, so the dev server answers 202 only once both the deliveries
+//! and their jobs are committed. `:memory:` gives the same model without a file (tests).
+
+mod database;
+pub mod queue;
+mod schema;
+pub mod store;
+
+pub use database::{Database, FILE_NAME, OpenError};
+pub use queue::SqliteQueue;
+pub use store::SqliteStore;

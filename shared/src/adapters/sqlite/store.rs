@@ -1,0 +1,552 @@
+//! The Store port on SQLite: the same items and conditions as the DynamoDB adapter, each
+//! port call one statement or one transaction on the shared connection.
+
+use super::Database;
+use crate::catalog::EventName;
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use crate::event::EventId;
+use crate::hook::{Hook, HookId, HookPosition};
+use crate::ports::{
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
+    StoreError,
+};
+use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Rows a filtered listing examines per page beyond the page size: a selective filter
+/// yields a short page with a cursor rather than a scan of the whole log.
+const SCAN_FACTOR: usize = 10;
+const MIN_SCAN: usize = 1_000;
+
+pub struct SqliteStore {
+    db: Arc<Database>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Database>) -> Arc<Self> {
+        Arc::new(Self { db })
+    }
+
+    /// A store on its own in-memory database.
+    pub fn in_memory() -> Arc<Self> {
+        Self::new(Database::in_memory())
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored records serialize")
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}
+
+fn write_subscriptions(tx: &Transaction<'_>, hook: &Hook) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM subscriptions WHERE hook_id = ?1",
+        [hook.id.as_str()],
+    )?;
+    if hook.enabled {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO subscriptions (event, hook_id) VALUES (?1, ?2)",
+        )?;
+        for event in &hook.events {
+            insert.execute([event.as_str(), hook.id.as_str()])?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (hook_id, id, event, status, expires_at, record) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        d.hook_id.as_str(),
+        d.id.to_string(),
+        d.event.as_str(),
+        d.status.as_str(),
+        d.expires_at,
+        to_json(d)
+    ])
+}
+
+fn read_delivery(
+    conn: &Connection,
+    hook: &HookId,
+    id: &DeliveryId,
+) -> Result<Option<Delivery>, StoreError> {
+    let record: Option<String> = conn
+        .prepare_cached("SELECT record FROM deliveries WHERE hook_id = ?1 AND id = ?2")?
+        .query_row([hook.as_str(), &id.to_string()], |r| r.get(0))
+        .optional()?;
+    record.as_deref().map(from_json).transpose()
+}
+
+fn write_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?3, record = ?4 WHERE hook_id = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        d.hook_id.as_str(),
+        d.id.to_string(),
+        d.status.as_str(),
+        to_json(d)
+    ])
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        match tx.execute(
+            "INSERT INTO hooks (id, position, record) VALUES (?1, ?2, ?3)",
+            params![
+                hook.id.as_str(),
+                HookPosition::of(hook).sort_key(),
+                to_json(hook)
+            ],
+        ) {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
+            other => other?,
+        };
+        write_subscriptions(&tx, hook)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        let conn = self.db.lock();
+        let record: Option<String> = conn
+            .prepare_cached("SELECT record FROM hooks WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        record.as_deref().map(from_json).transpose()
+    }
+
+    async fn page_hooks(
+        &self,
+        after: Option<&HookPosition>,
+        limit: usize,
+    ) -> Result<Page<Hook, HookPosition>, StoreError> {
+        let conn = self.db.lock();
+        let after = after.map(HookPosition::sort_key).unwrap_or_default();
+        let mut stmt = conn.prepare_cached(
+            "SELECT record FROM hooks WHERE position > ?1 ORDER BY position LIMIT ?2",
+        )?;
+        let records = stmt
+            .query_map(params![after, limit as i64 + 1], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = records
+            .iter()
+            .map(|r| from_json::<Hook>(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (items.len() > limit).then(|| HookPosition::of(&items[limit - 1]));
+        items.truncate(limit);
+        Ok(Page { items, next })
+    }
+
+    async fn count_hooks(&self) -> Result<u64, StoreError> {
+        let conn = self.db.lock();
+        let n: i64 = conn.query_row("SELECT count(*) FROM hooks", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT record FROM hooks WHERE id = ?1",
+                [previous.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(current) = current else {
+            return Err(StoreError::Conflict);
+        };
+        if from_json::<Hook>(&current)?.updated_at != previous.updated_at {
+            return Err(StoreError::Conflict);
+        }
+        tx.execute(
+            "UPDATE hooks SET position = ?2, record = ?3 WHERE id = ?1",
+            params![
+                next.id.as_str(),
+                HookPosition::of(next).sort_key(),
+                to_json(next)
+            ],
+        )?;
+        write_subscriptions(&tx, next)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let existed = tx.execute("DELETE FROM hooks WHERE id = ?1", [hook.id.as_str()])? > 0;
+        tx.execute(
+            "DELETE FROM subscriptions WHERE hook_id = ?1",
+            [hook.id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare_cached("SELECT hook_id FROM subscriptions WHERE event = ?1")?;
+        let ids = stmt
+            .query_map([event.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| HookId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        for d in deliveries {
+            insert_delivery(&tx, d)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn insert_missing_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        let mut stored = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            if insert_delivery(&tx, d)? == 1 {
+                stored.push((d.clone(), true));
+            } else {
+                let existing = read_delivery(&tx, &d.hook_id, &d.id)?
+                    .ok_or_else(|| StoreError::Corrupt("a delivery vanished".into()))?;
+                stored.push((existing, false));
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM deliveries WHERE hook_id = ?1 AND id = ?2")?;
+            for d in deliveries {
+                delete.execute([d.hook_id.as_str(), &d.id.to_string()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn get_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        read_delivery(&self.db.lock(), hook, id)
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
+        let conn = self.db.lock();
+        let Some(mut d) = read_delivery(&conn, &record.hook_id, &record.delivery_id)? else {
+            return Ok(RecordOutcome::AlreadyRecorded);
+        };
+        if d.status != DeliveryStatus::Pending || d.attempt_count() != record.expected_attempts {
+            return Ok(RecordOutcome::AlreadyRecorded);
+        }
+        d.attempts.extend(record.attempt.clone());
+        d.status = record.status;
+        d.next_attempt_at = record.next_attempt_at;
+        d.reason = record.reason.clone();
+        write_delivery(&conn, &d)?;
+        Ok(RecordOutcome::Recorded)
+    }
+
+    async fn page_deliveries(
+        &self,
+        hook: &HookId,
+        filter: &DeliveryFilter,
+        after: Option<&DeliveryId>,
+        limit: usize,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let low = DeliveryId::lowest_at(filter.from_ms);
+        let mut high = DeliveryId::highest_at(filter.to_ms);
+        if let Some(after) = after {
+            match after.predecessor() {
+                Some(before) => high = high.min(before),
+                None => return Ok(Page::default()),
+            }
+        }
+        if low > high || limit == 0 {
+            return Ok(Page::default());
+        }
+        let scan = (limit * SCAN_FACTOR).max(MIN_SCAN);
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, event, status, record FROM deliveries \
+             WHERE hook_id = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id DESC LIMIT ?4",
+        )?;
+        let mut rows = stmt.query(params![
+            hook.as_str(),
+            low.to_string(),
+            high.to_string(),
+            scan as i64 + 1
+        ])?;
+        let mut items = Vec::new();
+        let mut examined = 0;
+        let mut last_examined: Option<String> = None;
+        let mut more = false;
+        while let Some(row) = rows.next()? {
+            if items.len() == limit || examined == scan {
+                more = true;
+                break;
+            }
+            examined += 1;
+            let id: String = row.get(0)?;
+            let event: String = row.get(1)?;
+            let status: String = row.get(2)?;
+            let event_matches = filter.event.is_none_or(|e| e.as_str() == event);
+            let status_matches = filter
+                .statuses
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|s| s.as_str() == status));
+            if event_matches && status_matches {
+                items.push(from_json::<Delivery>(&row.get::<_, String>(3)?)?);
+            }
+            last_examined = Some(id);
+        }
+        let next = if more {
+            last_examined
+                .map(|id| DeliveryId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn reopen_delivery(
+        &self,
+        hook: &HookId,
+        id: &DeliveryId,
+        now_ms: i64,
+        expected_attempts: Option<u32>,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let conn = self.db.lock();
+        let Some(mut d) = read_delivery(&conn, hook, id)? else {
+            return Ok(None);
+        };
+        if d.status == DeliveryStatus::Pending
+            || expected_attempts.is_some_and(|n| d.attempt_count() != n)
+        {
+            return Err(StoreError::Conflict);
+        }
+        d.status = DeliveryStatus::Pending;
+        d.next_attempt_at = Some(now_ms);
+        d.reason = None;
+        write_delivery(&conn, &d)?;
+        Ok(Some(d))
+    }
+
+    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+        let conn = self.db.lock();
+        match conn.execute(
+            "INSERT INTO recoveries (hook_id, id, updated_at, record) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                recovery.hook_id.as_str(),
+                recovery.id.to_string(),
+                recovery.updated_at,
+                to_json(recovery)
+            ],
+        ) {
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn get_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError> {
+        let conn = self.db.lock();
+        let record: Option<String> = conn
+            .query_row(
+                "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
+                [hook.as_str(), &id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        record.as_deref().map(from_json).transpose()
+    }
+
+    async fn advance_recovery(
+        &self,
+        hook: &HookId,
+        id: &RecoveryId,
+        from: Option<&DeliveryId>,
+        to: Option<&DeliveryId>,
+        resent: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.db.lock();
+        let record: Option<String> = conn
+            .query_row(
+                "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
+                [hook.as_str(), &id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(mut r) = record.as_deref().map(from_json::<Recovery>).transpose()? else {
+            return Ok(false);
+        };
+        if r.status != RecoveryStatus::Running || r.cursor.as_ref() != from {
+            return Ok(false);
+        }
+        r.cursor = to.cloned();
+        r.resent += resent;
+        r.steps += 1;
+        r.updated_at = now_ms;
+        if to.is_none() {
+            r.status = RecoveryStatus::Done;
+        }
+        conn.execute(
+            "UPDATE recoveries SET updated_at = ?3, record = ?4 WHERE hook_id = ?1 AND id = ?2",
+            params![hook.as_str(), id.to_string(), now_ms, to_json(&r)],
+        )?;
+        Ok(true)
+    }
+
+    async fn claim_event(
+        &self,
+        id: &EventId,
+        now_ms: i64,
+        window_ms: i64,
+        stale_ms: i64,
+    ) -> Result<EventClaim, StoreError> {
+        let conn = self.db.lock();
+        let existing: Option<(i64, i64, i64, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT claimed_at, first_claimed_at, window_ends_at, answer FROM events \
+                 WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        match existing {
+            Some((claimed_at, first, window_ends_at, answer)) if window_ends_at > now_ms => {
+                if let Some(answer) = answer {
+                    return Ok(EventClaim::Accepted(from_json(&answer)?));
+                }
+                if claimed_at + stale_ms > now_ms {
+                    return Ok(EventClaim::InProgress);
+                }
+                conn.prepare_cached("UPDATE events SET claimed_at = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_str(), now_ms])?;
+                Ok(EventClaim::Claimed {
+                    first_claimed_at: first,
+                    resumed: true,
+                })
+            }
+            _ => {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO events \
+                     (id, claimed_at, first_claimed_at, window_ends_at, answer) \
+                     VALUES (?1, ?2, ?2, ?3, NULL)",
+                )?
+                .execute(params![id.as_str(), now_ms, now_ms + window_ms])?;
+                Ok(EventClaim::Claimed {
+                    first_claimed_at: now_ms,
+                    resumed: false,
+                })
+            }
+        }
+    }
+
+    async fn complete_event(
+        &self,
+        id: &EventId,
+        answer: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.db
+            .lock()
+            .prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?
+            .execute(params![id.as_str(), to_json(answer)])?;
+        Ok(())
+    }
+
+    async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
+        self.db.lock().execute(
+            "UPDATE events SET claimed_at = 0 WHERE id = ?1 AND answer IS NULL",
+            [id.as_str()],
+        )?;
+        Ok(())
+    }
+
+    async fn count_attempt(
+        &self,
+        hook: &HookId,
+        at_ms: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        self.db
+            .lock()
+            .prepare_cached(
+                "INSERT INTO hourly_stats (hook_id, hour, requests, successes) \
+                 VALUES (?1, ?2, 1, ?3) ON CONFLICT (hook_id, hour) DO UPDATE SET \
+                 requests = requests + 1, successes = successes + excluded.successes",
+            )?
+            .execute(params![
+                hook.as_str(),
+                at_ms.div_euclid(3_600_000),
+                i64::from(succeeded)
+            ])?;
+        Ok(())
+    }
+
+    async fn execution_stats(
+        &self,
+        hook: &HookId,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<ExecutionStats, StoreError> {
+        let (requests, successes): (i64, i64) = self.db.lock().query_row(
+            "SELECT coalesce(sum(requests), 0), coalesce(sum(successes), 0) FROM hourly_stats \
+             WHERE hook_id = ?1 AND hour >= ?2 AND hour <= ?3",
+            params![hook.as_str(), from_hour, to_hour],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(ExecutionStats {
+            request_count: requests as u64,
+            success_count: successes as u64,
+        })
+    }
+}
