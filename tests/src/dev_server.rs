@@ -66,7 +66,20 @@ impl DevServer {
 
     /// As [`DevServer::start`], on a chosen port (a restart keeps its address).
     pub fn start_on(binary: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_in(binary, port, None, env)
+    }
+
+    /// As [`DevServer::start_on`], in the working directory `cwd`.
+    pub fn start_in(
+        binary: &str,
+        port: u16,
+        cwd: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(binary);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -3,6 +3,7 @@
 
 mod concurrent_senders;
 mod duplicate_keys;
+mod durable_store;
 mod edge;
 mod faults;
 mod gone;

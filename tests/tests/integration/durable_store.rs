@@ -1,0 +1,420 @@
+//! The dev server's SQLite store as a process sees it: `kill -9` while events flow loses no
+//! accepted event, retries resume at their due time after a restart, a damaged file stops
+//! start-up untouched, and expired records go in the background.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use webhooks::adapters::sqlite::{Database, FILE_NAME, SqliteStore};
+use webhooks::catalog::EventName;
+use webhooks::clock::now_ms;
+use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use webhooks::event::EventId;
+use webhooks::hook::HookId;
+use webhooks::ports::{DeliveryFilter, EventClaim, Store};
+use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::receiver::Receiver;
+
+const ADMIN: &str = "durable-admin";
+const INGEST: &str = "durable-ingest";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(webhooks_tests::unique_prefix(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn binary() -> String {
+    tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap()
+}
+
+fn env<'a>(data_dir: &'a str, retries: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+        ("WEBHOOKS_INGEST_TOKEN", INGEST),
+        ("WEBHOOKS_DATA_DIR", data_dir),
+        ("WEBHOOKS_RETRY_SCHEDULE", retries),
+    ]
+}
+
+async fn create_hook(http: &reqwest::Client, base: &str, url: String) -> String {
+    let r = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": url, "events": ["PostSignIn"], "config": {"url": url}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Posts events until `stop`, each with a fresh `userId`; records the ones answered 202 and
+/// when the last 202 arrived.
+struct Posting {
+    accepted: Mutex<Vec<String>>,
+    last_accepted: Mutex<Option<Instant>>,
+    answered: Notify,
+    next: AtomicU64,
+}
+
+async fn post_until(posting: Arc<Posting>, base: String, stop: Arc<AtomicBool>) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    while !stop.load(Ordering::Acquire) {
+        let n = posting.next.fetch_add(1, Ordering::AcqRel);
+        let user = format!("u{n}");
+        let sent = http
+            .post(format!("{base}/api/events"))
+            .bearer_auth(INGEST)
+            .json(&json!({"event": "PostSignIn", "userId": user}))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == 202 => {
+                posting.accepted.lock().unwrap().push(user);
+                *posting.last_accepted.lock().unwrap() = Some(Instant::now());
+                posting.answered.notify_waiters();
+            }
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorded_success() {
+    let binary = binary().await;
+    let dir = temp_dir("kill9");
+    let data = dir.to_string_lossy().into_owned();
+    let env = env(&data, "1s,1s,2s");
+    let port = free_port();
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+    let mut server = DevServer::start_on(&binary, port, &env);
+    server.ready().await;
+    let base = server.base.clone();
+    for path in ["/a", "/b"] {
+        create_hook(&http, &base, receiver.url(path)).await;
+    }
+
+    let posting = Arc::new(Posting {
+        accepted: Mutex::new(Vec::new()),
+        last_accepted: Mutex::new(None),
+        answered: Notify::new(),
+        next: AtomicU64::new(0),
+    });
+    let mut kills = Vec::new();
+    for round in 0..10u64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let posters: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(post_until(posting.clone(), base.clone(), stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150 + 25 * round)).await;
+        posting.answered.notified().await;
+        server.kill9();
+        let killed = Instant::now();
+        let since_last = killed - posting.last_accepted.lock().unwrap().unwrap();
+        assert!(
+            since_last <= Duration::from_millis(20),
+            "round {round}: killed {since_last:?} after the last 202"
+        );
+        kills.push(killed);
+        stop.store(true, Ordering::Release);
+        for p in posters {
+            p.await.unwrap();
+        }
+        server = DevServer::start_on(&binary, port, &env);
+        server.ready().await;
+    }
+
+    let accepted = posting.accepted.lock().unwrap().clone();
+    assert!(
+        accepted.len() >= 50,
+        "only {} events accepted",
+        accepted.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let received = receiver.received();
+        let got: std::collections::HashSet<(String, String)> = received
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                (
+                    body["hookId"].as_str().unwrap_or_default().to_string(),
+                    body["userId"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let hooks: std::collections::HashSet<&String> = got.iter().map(|(h, _)| h).collect();
+        let missing: Vec<String> = accepted
+            .iter()
+            .filter(|u| {
+                hooks.len() < 2
+                    || hooks
+                        .iter()
+                        .any(|h| !got.contains(&((*h).clone(), (*u).clone())))
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "{} of {} accepted events never reached both hooks, e.g. {:?}",
+        missing.len(),
+        accepted.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    // A delivery is sent again only when the process died before its success was recorded:
+    // a kill lies between any two receipts of one webhook-id.
+    let mut by_id: HashMap<String, Vec<Instant>> = HashMap::new();
+    for r in receiver.received() {
+        by_id
+            .entry(r.header("webhook-id").to_string())
+            .or_default()
+            .push(r.at);
+    }
+    let mut repeated = 0;
+    for (id, times) in &by_id {
+        for pair in times.windows(2) {
+            repeated += 1;
+            assert!(
+                kills.iter().any(|k| pair[0] < *k && *k < pair[1]),
+                "{id} was delivered twice without a kill in between"
+            );
+        }
+    }
+    eprintln!(
+        "{} events accepted, {} deliveries received, {repeated} repeated across kills",
+        accepted.len(),
+        by_id.len()
+    );
+    server.stop();
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_pending_retry_resumes_at_its_due_time_after_a_kill() {
+    let binary = binary().await;
+    let dir = temp_dir("resume");
+    let data = dir.to_string_lossy().into_owned();
+    let env = env(&data, "3s");
+    let port = free_port();
+    let receiver = Receiver::start(&[500]).await;
+    let http = reqwest::Client::new();
+    let mut server = DevServer::start_on(&binary, port, &env);
+    server.ready().await;
+    create_hook(&http, &server.base, receiver.url("/r")).await;
+    let r = http
+        .post(format!("{}/api/events", server.base))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostSignIn", "userId": "u_resume"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await[0].at;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9();
+
+    let mut server = DevServer::start_on(&binary, port, &env);
+    server.ready().await;
+    let got = receiver.wait_for(2, Duration::from_secs(15)).await;
+    let waited = got[1].at - first;
+    assert!(
+        waited >= Duration::from_millis(2_900) && waited < Duration::from_secs(8),
+        "the retry came {waited:?} after the first attempt (due after 3 s)"
+    );
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 2, "the retry is sent once");
+    server.stop();
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_damaged_database_stops_start_up_and_is_left_untouched() {
+    let binary = binary().await;
+    let dir = temp_dir("damaged");
+    let file = dir.join(FILE_NAME);
+    let garbage: Vec<u8> = (0..16_384u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &garbage).unwrap();
+    let data = dir.to_string_lossy().into_owned();
+
+    let server = DevServer::start(&binary, &env(&data, "1s"));
+    let (code, output) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&file.display().to_string())
+            && output.contains("is not a usable webhooks database"),
+        "{output}"
+    );
+    assert!(!output.contains("listening on"), "{output}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        garbage,
+        "the file is unchanged"
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec![FILE_NAME.to_string()],
+        "nothing was added beside it"
+    );
+
+    // A file of another program is refused the same way.
+    let other = temp_dir("foreign");
+    let foreign = foreign_database(&other);
+    let before = std::fs::read(&foreign).unwrap();
+    let server = DevServer::start(&binary, &env(&other.to_string_lossy(), "1s"));
+    let (code, output) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("tables of another program"), "{output}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::remove_dir_all(other).ok();
+}
+
+/// A SQLite file of some other program, where the store's file would be.
+fn foreign_database(dir: &Path) -> PathBuf {
+    let file = dir.join(FILE_NAME);
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    drop(conn);
+    file
+}
+
+#[tokio::test]
+async fn data_persists_under_dot_webhooks_by_default_and_one_process_owns_it() {
+    let binary = binary().await;
+    let cwd = temp_dir("cwd");
+    let mut server = DevServer::start_in(
+        &binary,
+        free_port(),
+        Some(&cwd),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+        ],
+    );
+    server.ready().await;
+    assert!(
+        server.output().contains(".webhooks/webhooks.sqlite3"),
+        "the banner names the file:\n{}",
+        server.output()
+    );
+    assert!(cwd.join(".webhooks").join(FILE_NAME).is_file());
+
+    let second = DevServer::start_in(
+        &binary,
+        free_port(),
+        Some(&cwd),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+        ],
+    );
+    let (code, output) = second.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("is in use by another process"), "{output}");
+    server.stop();
+
+    let memory = temp_dir("memory");
+    let mut server = DevServer::start_in(
+        &binary,
+        free_port(),
+        Some(&memory),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+        ],
+    );
+    server.ready().await;
+    assert!(server.output().contains("kept in memory only"));
+    server.stop();
+    assert_eq!(std::fs::read_dir(&memory).unwrap().count(), 0);
+    std::fs::remove_dir_all(cwd).ok();
+    std::fs::remove_dir_all(memory).ok();
+}
+
+fn delivery(hook: &HookId, at_ms: i64, expires_at_s: i64) -> Delivery {
+    let event_id = EventId::generate();
+    Delivery {
+        hook_id: hook.clone(),
+        id: DeliveryId::derive(at_ms, &event_id, hook),
+        event_id,
+        event: EventName::PostSignIn,
+        body: "{}".into(),
+        status: DeliveryStatus::Success,
+        attempts: vec![],
+        next_attempt_at: None,
+        reason: None,
+        event_created_at: at_ms,
+        created_at: at_ms,
+        expires_at: expires_at_s,
+    }
+}
+
+#[tokio::test]
+async fn expired_records_are_deleted_in_batches_and_live_ones_stay() {
+    let dir = temp_dir("expiry");
+    let db = Database::open(&dir).unwrap();
+    let store = SqliteStore::new(db.clone());
+    let hook = HookId::generate();
+    let now = now_ms();
+    let expired: Vec<Delivery> = (0..2_500)
+        .map(|i| delivery(&hook, now - 20 * 86_400_000 + i, now / 1000 - 1))
+        .collect();
+    store.insert_deliveries(&expired).await.unwrap();
+    let live = delivery(&hook, now, now / 1000 + 3_600);
+    store
+        .insert_deliveries(std::slice::from_ref(&live))
+        .await
+        .unwrap();
+    let old_event = EventId::generate();
+    store
+        .claim_event(&old_event, now - 100_000, 1_000, 1_000)
+        .await
+        .unwrap();
+
+    let mut rounds = 0;
+    while db.expire(now).unwrap() > 0 {
+        rounds += 1;
+    }
+    assert!(rounds >= 2, "a backlog is deleted in more than one batch");
+    let page = store
+        .page_deliveries(&hook, &DeliveryFilter::between(0, now + 1), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![live]);
+    assert!(matches!(
+        store
+            .claim_event(&old_event, now, 1_000, 1_000)
+            .await
+            .unwrap(),
+        EventClaim::Claimed { resumed: false, .. }
+    ));
+    std::fs::remove_dir_all(dir).ok();
+}
