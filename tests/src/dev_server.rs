@@ -119,6 +119,10 @@ impl DevServer {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything printed so far, without terminal colour codes (they could split a secret).
     pub fn output(&self) -> String {
         let raw = String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned();

@@ -55,6 +55,8 @@ pub struct DynamoStore {
     client: Client,
     hooks_table: String,
     deliveries_table: String,
+    /// Updates return the whole new item (free in capacity units) so a usage meter sees its size.
+    report_sizes: bool,
 }
 
 impl DynamoStore {
@@ -63,6 +65,24 @@ impl DynamoStore {
             client,
             hooks_table,
             deliveries_table,
+            report_sizes: false,
+        }
+    }
+
+    /// Makes every update return the item as written, for [`crate::adapters::usage`].
+    pub fn reporting_item_sizes(mut self) -> Self {
+        self.report_sizes = true;
+        self
+    }
+
+    fn update_item(
+        &self,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let update = self.client.update_item();
+        if self.report_sizes {
+            update.return_values(ReturnValue::AllNew)
+        } else {
+            update
         }
     }
 
@@ -424,7 +444,6 @@ impl Store for DynamoStore {
         let mut set = vec!["#status = :status"];
         let mut remove = Vec::new();
         let mut update = self
-            .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(record.hook_id.as_str()))
@@ -552,7 +571,6 @@ impl Store for DynamoStore {
         expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError> {
         let mut update = self
-            .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(hook.as_str()))
@@ -636,7 +654,6 @@ impl Store for DynamoStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut update = self
-            .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(hook.as_str()))
@@ -709,7 +726,6 @@ impl Store for DynamoStore {
         // Within the window: take over a claim that was released or abandoned, keeping the
         // time of the first claim.
         let takeover = self
-            .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(&event_pk(id)))
@@ -764,8 +780,7 @@ impl Store for DynamoStore {
         id: &EventId,
         answer: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.client
-            .update_item()
+        self.update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(&event_pk(id)))
             .key("sk", s(EVENT_SK))
@@ -779,7 +794,6 @@ impl Store for DynamoStore {
 
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
         let result = self
-            .client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(&event_pk(id)))
@@ -803,8 +817,7 @@ impl Store for DynamoStore {
         succeeded: bool,
     ) -> Result<(), StoreError> {
         let hour = at_ms.div_euclid(3_600_000);
-        self.client
-            .update_item()
+        self.update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(hook.as_str()))
             .key("sk", s(&stats_sk(hour)))

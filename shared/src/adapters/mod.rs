@@ -3,3 +3,4 @@
 pub mod dynamo;
 pub mod sqlite;
 pub mod sqs;
+pub mod usage;

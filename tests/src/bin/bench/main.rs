@@ -1,0 +1,196 @@
+//! The benchmark (`scripts/bench`): the dev server binary with 10 hooks subscribed to
+//! `PostSignIn` and 10,000 events of about 1 KB from 32 clients, persisted and in memory, a
+//! steady rate, a bare client's ceiling, and the metered price of a delivery on AWS. The last
+//! line printed is one JSON object with every figure.
+
+mod cost;
+mod local;
+mod receiver;
+
+use local::{HOOKS, Load, Persistence, RunFigures};
+use serde_json::json;
+
+struct Args {
+    server: String,
+    events: usize,
+    in_flight: usize,
+    rate: Option<usize>,
+    seconds: usize,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S]"
+    );
+    std::process::exit(2)
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        server: String::new(),
+        events: 10_000,
+        in_flight: 32,
+        rate: None,
+        seconds: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage());
+        let mut number = || value().parse::<usize>().unwrap_or_else(|_| usage());
+        match flag.as_str() {
+            "--server" => args.server = it.next().unwrap_or_else(|| usage()),
+            "--events" => args.events = number(),
+            "--in-flight" => args.in_flight = number(),
+            "--rate" => args.rate = Some(number()),
+            "--seconds" => args.seconds = number(),
+            _ => usage(),
+        }
+    }
+    if args.server.is_empty() {
+        usage();
+    }
+    args
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, {cpu}")
+}
+
+fn row(name: &str, f: &RunFigures) {
+    println!(
+        "| {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3} | {:.1} |",
+        f.events_per_s,
+        f.deliveries_per_s,
+        f.p50_ms,
+        f.p99_ms,
+        f.cpu_s_per_1000_deliveries,
+        f.peak_rss_mb
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    println!("machine: {}", machine());
+    println!(
+        "| run | events/s | deliveries/s | p50 ms | p99 ms | CPU-s per 1,000 deliveries | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    if let Some(rate) = args.rate {
+        let steady = local::run(
+            &args.server,
+            Persistence::File,
+            Load::Rate {
+                per_s: rate,
+                seconds: args.seconds,
+            },
+        )
+        .await;
+        row(
+            &format!("steady {rate} events/s × {HOOKS} hooks, persisted"),
+            &steady,
+        );
+        println!(
+            "{}",
+            json!({"machine": machine(), "rate_events_per_s": rate, "hooks": HOOKS, "steady_p50_ms": steady.p50_ms, "steady_p99_ms": steady.p99_ms, "steady": steady})
+        );
+        return;
+    }
+
+    let ceiling = local::ceiling(args.events * HOOKS, args.in_flight).await;
+    let burst = Load::Burst {
+        events: args.events,
+        in_flight: args.in_flight,
+    };
+    let file = local::run(&args.server, Persistence::File, burst).await;
+    row("burst, persisted (default)", &file);
+    let burst = Load::Burst {
+        events: args.events,
+        in_flight: args.in_flight,
+    };
+    let memory = local::run(&args.server, Persistence::Memory, burst).await;
+    row("burst, :memory:", &memory);
+    let steady = local::run(
+        &args.server,
+        Persistence::File,
+        Load::Rate {
+            per_s: 1000,
+            seconds: args.seconds,
+        },
+    )
+    .await;
+    row(
+        &format!("steady 1,000 events/s × {HOOKS} hooks, persisted"),
+        &steady,
+    );
+    println!("bare reqwest POSTs/s to the same receiver (ceiling): {ceiling:.0}");
+
+    let aws = cost::Bench::start().await;
+    let fan_out_1 = aws.measure("f1", 1, 500, 100).await;
+    let fan_out_10 = aws.measure("f10", 10, 100, 100).await;
+    let single = aws.measure("single", 1, 200, 1).await;
+    println!();
+    println!(
+        "| AWS, per delivery (prices of {}) | WRU | RRU | DynamoDB requests | SQS requests | Lambda ms | $ per million: total | DynamoDB | SQS | Lambda | API Gateway |",
+        aws.prices().as_of
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for c in [&fan_out_1, &fan_out_10, &single] {
+        println!(
+            "| fan-out {}, {} event(s) per request | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            c.fan_out,
+            c.events_per_request,
+            c.wru_per_delivery,
+            c.rru_per_delivery,
+            c.dynamodb_requests_per_delivery,
+            c.sqs_requests_per_delivery,
+            c.lambda_ms_per_delivery,
+            c.usd_per_million_deliveries,
+            c.usd_share.dynamodb,
+            c.usd_share.sqs,
+            c.usd_share.lambda,
+            c.usd_share.api_gateway
+        );
+    }
+    println!(
+        "{}",
+        json!({
+            "machine": machine(),
+            "hooks": HOOKS,
+            "events": file.events,
+            "deliveries_per_s": file.deliveries_per_s,
+            "events_per_s": file.events_per_s,
+            "p50_ms": file.p50_ms,
+            "p99_ms": file.p99_ms,
+            "steady_p99_ms": steady.p99_ms,
+            "cpu_s_per_1000_deliveries": file.cpu_s_per_1000_deliveries,
+            "peak_rss_mb": file.peak_rss_mb,
+            "ceiling_deliveries_per_s": ceiling,
+            "share_of_ceiling": file.deliveries_per_s / ceiling,
+            "wru_per_delivery": fan_out_1.wru_per_delivery,
+            "rru_per_delivery": fan_out_1.rru_per_delivery,
+            "wru_per_delivery_fan_out_10": fan_out_10.wru_per_delivery,
+            "rru_per_delivery_fan_out_10": fan_out_10.rru_per_delivery,
+            "usd_per_million_deliveries": {
+                "fan_out_1": fan_out_1.usd_per_million_deliveries,
+                "fan_out_10": fan_out_10.usd_per_million_deliveries,
+                "fan_out_1_one_event_per_request": single.usd_per_million_deliveries,
+            },
+            "prices_as_of": aws.prices().as_of,
+            "memory": memory,
+            "steady": steady,
+            "cost": [fan_out_1, fan_out_10, single],
+        })
+    );
+}
