@@ -69,6 +69,15 @@ pub enum EventClaim {
     InProgress,
 }
 
+/// Attempts to add to one hook's counters of one hour (unix hours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyCount {
+    pub hook_id: HookId,
+    pub hour: i64,
+    pub requests: u64,
+    pub successes: u64,
+}
+
 /// Requests and successes of one hook over a time range.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecutionStats {
@@ -212,13 +221,9 @@ pub trait Store: Send + Sync {
     /// `resumed` with the same `first_claimed_at`.
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError>;
 
-    /// Counts one attempt in the hook's hourly counters.
-    async fn count_attempt(
-        &self,
-        hook: &HookId,
-        at_ms: i64,
-        succeeded: bool,
-    ) -> Result<(), StoreError>;
+    /// Adds attempts to hourly counters: one write per (hook, hour), however many attempts a
+    /// sender batch made.
+    async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError>;
     /// Sums the hourly counters of the hours `[from_hour, to_hour]` (unix hours).
     async fn execution_stats(
         &self,

@@ -9,8 +9,8 @@ use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, JobQueue, QueueError, QueueMessage, RecordOutcome, Store,
-    StoreError,
+    AttemptRecord, DeliveryFilter, HourlyCount, JobQueue, QueueError, QueueMessage, RecordOutcome,
+    Store, StoreError,
 };
 use crate::recovery::{RecoveryStatus, RecoveryStep, Task};
 use crate::retry::RetrySchedule;
@@ -72,14 +72,17 @@ impl Sender {
         })
     }
 
-    /// Processes a batch concurrently; returns the ids of messages to retry.
+    /// Processes a batch concurrently, then adds its attempts to the hourly counters in one
+    /// write per hook; returns the ids of messages to retry.
     pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {
+        let tally = Arc::new(Tally::default());
         let tasks: Vec<_> = messages
             .iter()
             .map(|m| {
                 let this = Arc::clone(self);
                 let body = m.body.clone();
-                tokio::spawn(async move { this.process_message(&body).await })
+                let tally = tally.clone();
+                tokio::spawn(async move { this.process_message(&body, &tally).await })
             })
             .collect();
         let mut failed = Vec::new();
@@ -90,12 +93,13 @@ impl Sender {
                 failed.push(message.id.clone());
             }
         }
+        self.flush_counts(&tally).await;
         failed
     }
 
-    async fn process_message(&self, body: &str) -> Result<JobOutcome, SenderError> {
+    async fn process_message(&self, body: &str, tally: &Tally) -> Result<JobOutcome, SenderError> {
         match serde_json::from_str(body).map_err(|_| SenderError::Malformed)? {
-            Task::Delivery(job) => self.process(&job).await,
+            Task::Delivery(job) => self.process_counted(&job, tally).await,
             Task::Recovery(step) => self.recover(&step).await,
         }
     }
@@ -173,7 +177,27 @@ impl Sender {
         Ok(JobOutcome::RecoveryStep)
     }
 
+    /// Processes one delivery job on its own (counting its attempt at once).
     pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
+        let tally = Tally::default();
+        let outcome = self.process_counted(job, &tally).await;
+        self.flush_counts(&tally).await;
+        outcome
+    }
+
+    /// Adds a batch's attempts to the hooks' counters; a failure costs only stats, so it is
+    /// logged and the jobs stay done.
+    async fn flush_counts(&self, tally: &Tally) {
+        let counts = tally.take();
+        if counts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.count_attempts(&counts).await {
+            tracing::warn!(error = %e, hooks = counts.len(), "could not add attempts to the hooks' stats");
+        }
+    }
+
+    async fn process_counted(&self, job: &Job, tally: &Tally) -> Result<JobOutcome, SenderError> {
         let now = now_ms();
         if job.due_at > now + EARLY_TOLERANCE_MS {
             self.queue.enqueue(std::slice::from_ref(job)).await?;
@@ -241,7 +265,7 @@ impl Sender {
                 return Ok(JobOutcome::Dropped);
             }
         };
-        self.attempt(&hook, &delivery, job.attempt).await
+        self.attempt(&hook, &delivery, job.attempt, tally).await
     }
 
     async fn attempt(
@@ -249,6 +273,7 @@ impl Sender {
         hook: &Hook,
         delivery: &Delivery,
         number: u32,
+        tally: &Tally,
     ) -> Result<JobOutcome, SenderError> {
         let started_at = now_ms();
         let headers = sign(
@@ -306,13 +331,7 @@ impl Sender {
         if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
-        if let Err(e) = self
-            .store
-            .count_attempt(&hook.id, started_at, answer.succeeded())
-            .await
-        {
-            tracing::warn!(hook_id = %hook.id, error = %e, "could not count the attempt in the hook's stats");
-        }
+        tally.add(&hook.id, started_at, answer.succeeded());
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }
@@ -412,5 +431,32 @@ impl Sender {
             }
         }
         Err(StoreError::Conflict)
+    }
+}
+
+/// Attempts recorded by one batch, by hook and hour, until they are added to the counters.
+#[derive(Default)]
+struct Tally(std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), (u64, u64)>>);
+
+impl Tally {
+    fn add(&self, hook: &HookId, at_ms: i64, succeeded: bool) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = counts
+            .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(succeeded);
+    }
+
+    fn take(&self) -> Vec<HourlyCount> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .map(|((hook_id, hour), (requests, successes))| HourlyCount {
+                hook_id,
+                hour,
+                requests,
+                successes,
+            })
+            .collect()
     }
 }

@@ -11,8 +11,8 @@ use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
 use webhooks::hook::{Hook, HookId, HookPosition};
 use webhooks::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
-    StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
+    Store, StoreError,
 };
 use webhooks::recovery::{Recovery, RecoveryId};
 
@@ -289,14 +289,9 @@ impl Store for FaultyStore {
         self.enter("release_event").await?;
         self.inner.release_event(id).await
     }
-    async fn count_attempt(
-        &self,
-        hook: &HookId,
-        at_ms: i64,
-        succeeded: bool,
-    ) -> Result<(), StoreError> {
-        self.enter("count_attempt").await?;
-        self.inner.count_attempt(hook, at_ms, succeeded).await
+    async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
+        self.enter("count_attempts").await?;
+        self.inner.count_attempts(counts).await
     }
     async fn execution_stats(
         &self,

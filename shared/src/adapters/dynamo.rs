@@ -7,8 +7,8 @@ use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
-    StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
+    Store, StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId};
 use async_trait::async_trait;
@@ -810,24 +810,21 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn count_attempt(
-        &self,
-        hook: &HookId,
-        at_ms: i64,
-        succeeded: bool,
-    ) -> Result<(), StoreError> {
-        let hour = at_ms.div_euclid(3_600_000);
-        self.update_item()
-            .table_name(&self.deliveries_table)
-            .key("pk", s(hook.as_str()))
-            .key("sk", s(&stats_sk(hour)))
-            .update_expression("ADD requestCount :one, successCount :ok SET expiresAt = :exp")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":ok", n(i64::from(succeeded)))
-            .expression_attribute_values(":exp", n((hour + 49) * 3600))
-            .send()
-            .await
-            .map_err(unavailable)?;
+    async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
+        let updates = counts.iter().map(|c| {
+            self.update_item()
+                .table_name(&self.deliveries_table)
+                .key("pk", s(c.hook_id.as_str()))
+                .key("sk", s(&stats_sk(c.hour)))
+                .update_expression("ADD requestCount :r, successCount :ok SET expiresAt = :exp")
+                .expression_attribute_values(":r", n(c.requests as i64))
+                .expression_attribute_values(":ok", n(c.successes as i64))
+                .expression_attribute_values(":exp", n((c.hour + 49) * 3600))
+                .send()
+        });
+        for result in futures::future::join_all(updates).await {
+            result.map_err(unavailable)?;
+        }
         Ok(())
     }
 

@@ -22,6 +22,8 @@ pub struct Usage {
     read_half_units: AtomicU64,
     sqs_requests: AtomicU64,
     sqs_empty_receives: AtomicU64,
+    /// DynamoDB operation → (requests, write half units, read half units).
+    by_operation: std::sync::Mutex<std::collections::BTreeMap<&'static str, [u64; 3]>>,
 }
 
 /// The counts at one moment; subtract two to get an interval's.
@@ -64,14 +66,35 @@ impl Usage {
         }
     }
 
-    fn write(&self, units: u64) {
-        self.write_half_units
-            .fetch_add(units * 2, Ordering::Relaxed);
+    /// DynamoDB requests, write units and read units by operation, so far.
+    pub fn by_operation(&self) -> Vec<(&'static str, u64, f64, f64)> {
+        self.lock_operations()
+            .iter()
+            .map(|(op, [requests, w, r])| (*op, *requests, *w as f64 / 2.0, *r as f64 / 2.0))
+            .collect()
     }
 
-    fn read(&self, half_units: u64) {
+    fn lock_operations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<&'static str, [u64; 3]>> {
+        self.by_operation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(&self, op: &'static str) {
+        self.dynamodb_requests.fetch_add(1, Ordering::Relaxed);
+        self.lock_operations().entry(op).or_default()[0] += 1;
+    }
+
+    fn write(&self, op: &'static str, units: u64) {
+        self.write_half_units
+            .fetch_add(units * 2, Ordering::Relaxed);
+        self.lock_operations().entry(op).or_default()[1] += units * 2;
+    }
+
+    fn read(&self, op: &'static str, half_units: u64) {
         self.read_half_units
             .fetch_add(half_units, Ordering::Relaxed);
+        self.lock_operations().entry(op).or_default()[2] += half_units;
     }
 }
 
@@ -161,41 +184,55 @@ impl Intercept for DynamoDbMeter {
             transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
         };
         let usage = &self.0;
-        usage.dynamodb_requests.fetch_add(1, Ordering::Relaxed);
         let input = context.input();
         if let Some(put) = input.downcast_ref::<PutItemInput>() {
-            usage.write(write_units(put.item.as_ref().map_or(0, item_size)));
+            usage.request("PutItem");
+            usage.write(
+                "PutItem",
+                write_units(put.item.as_ref().map_or(0, item_size)),
+            );
         } else if input.downcast_ref::<DeleteItemInput>().is_some() {
-            usage.write(1);
+            usage.request("DeleteItem");
+            usage.write("DeleteItem", 1);
         } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+            usage.request("BatchWriteItem");
             for request in batch
                 .request_items
                 .iter()
                 .flat_map(|m| m.values())
                 .flatten()
             {
-                usage.write(write_units(
-                    request
-                        .put_request
-                        .as_ref()
-                        .map_or(0, |p| item_size(&p.item)),
-                ));
+                usage.write(
+                    "BatchWriteItem",
+                    write_units(
+                        request
+                            .put_request
+                            .as_ref()
+                            .map_or(0, |p| item_size(&p.item)),
+                    ),
+                );
             }
         } else if let Some(tx) = input.downcast_ref::<TransactWriteItemsInput>() {
+            usage.request("TransactWriteItems");
             for item in tx.transact_items.iter().flatten() {
                 let size = item.put.as_ref().map_or(0, |p| item_size(&p.item));
-                usage.write(2 * write_units(size));
+                usage.write("TransactWriteItems", 2 * write_units(size));
             }
         } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            usage.request("GetItem");
             cfg.interceptor_state().store_put(Pending::Read {
                 consistent: get.consistent_read == Some(true),
             });
         } else if let Some(query) = input.downcast_ref::<QueryInput>() {
+            usage.request("Query");
             cfg.interceptor_state().store_put(Pending::Read {
                 consistent: query.consistent_read == Some(true),
             });
         } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            usage.request("UpdateItem");
             cfg.interceptor_state().store_put(Pending::Update);
+        } else {
+            usage.request("other");
         }
         Ok(())
     }
@@ -218,23 +255,29 @@ impl Intercept for DynamoDbMeter {
         let Ok(output) = outcome else {
             // A refused conditional update still costs a unit.
             if matches!(pending, Some(Pending::Update)) {
-                usage.write(1);
+                usage.write("UpdateItem", 1);
             }
             return Ok(());
         };
         if let Some(get) = output.downcast_ref::<GetItemOutput>() {
-            usage.read(read_half_units(
-                get.item.as_ref().map_or(0, item_size),
-                consistent,
-            ));
+            usage.read(
+                "GetItem",
+                read_half_units(get.item.as_ref().map_or(0, item_size), consistent),
+            );
         } else if let Some(query) = output.downcast_ref::<QueryOutput>() {
             let returned: u64 = query.items().iter().map(item_size).sum();
             // Items a filter dropped were read too: count them at the returned items' mean.
             let scanned = query.scanned_count.max(query.count).max(1) as u64;
             let count = (query.count as u64).max(1);
-            usage.read(read_half_units(returned * scanned / count, consistent));
+            usage.read(
+                "Query",
+                read_half_units(returned * scanned / count, consistent),
+            );
         } else if let Some(update) = output.downcast_ref::<UpdateItemOutput>() {
-            usage.write(write_units(update.attributes.as_ref().map_or(0, item_size)));
+            usage.write(
+                "UpdateItem",
+                write_units(update.attributes.as_ref().map_or(0, item_size)),
+            );
         }
         Ok(())
     }

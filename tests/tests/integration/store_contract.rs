@@ -12,7 +12,7 @@ use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
 use webhooks::event::EventId;
 use webhooks::hook::{Hook, HookId, HookPosition, UrlPolicy};
-use webhooks::ports::{AttemptRecord, RecordOutcome, Store, StoreError};
+use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError};
 use webhooks::ports::{DeliveryFilter, EventClaim};
 
 const POLICY: UrlPolicy = UrlPolicy { allow_http: false };
@@ -408,15 +408,24 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
 
     let hour = 3_600_000;
     let base = (now / hour) * hour;
-    for (at, ok) in [
-        (base, true),
-        (base + 10, false),
-        (base - hour, true),
-        (base - 30 * hour, true),
-    ] {
-        s.count_attempt(&hook.id, at, ok).await.unwrap();
-    }
     let h = base / hour;
+    let other = HookId::generate();
+    let count = |hook: &HookId, hour: i64, requests: u64, successes: u64| HourlyCount {
+        hook_id: hook.clone(),
+        hour,
+        requests,
+        successes,
+    };
+    s.count_attempts(&[
+        count(&hook.id, h, 1, 1),
+        count(&hook.id, h - 1, 1, 1),
+        count(&hook.id, h - 30, 1, 1),
+        count(&other, h, 5, 0),
+    ])
+    .await
+    .unwrap();
+    s.count_attempts(&[count(&hook.id, h, 1, 0)]).await.unwrap();
+    s.count_attempts(&[]).await.unwrap();
     let stats = s.execution_stats(&hook.id, h - 23, h).await.unwrap();
     assert_eq!((stats.request_count, stats.success_count), (3, 2));
     let stats = s.execution_stats(&hook.id, h, h).await.unwrap();

@@ -7,8 +7,8 @@ use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, Page, RecordOutcome, Store,
-    StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
+    Store, StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
@@ -511,24 +511,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn count_attempt(
-        &self,
-        hook: &HookId,
-        at_ms: i64,
-        succeeded: bool,
-    ) -> Result<(), StoreError> {
-        self.db
-            .lock()
-            .prepare_cached(
+    async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
+        let mut conn = self.db.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut add = tx.prepare_cached(
                 "INSERT INTO hourly_stats (hook_id, hour, requests, successes) \
-                 VALUES (?1, ?2, 1, ?3) ON CONFLICT (hook_id, hour) DO UPDATE SET \
-                 requests = requests + 1, successes = successes + excluded.successes",
-            )?
-            .execute(params![
-                hook.as_str(),
-                at_ms.div_euclid(3_600_000),
-                i64::from(succeeded)
-            ])?;
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hook_id, hour) DO UPDATE SET \
+                 requests = requests + excluded.requests, \
+                 successes = successes + excluded.successes",
+            )?;
+            for c in counts {
+                add.execute(params![
+                    c.hook_id.as_str(),
+                    c.hour,
+                    c.requests as i64,
+                    c.successes as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -73,6 +73,8 @@ pub struct Cost {
     pub usd_per_million_deliveries: f64,
     /// Each service's dollars per million deliveries.
     pub usd_share: Shares,
+    /// DynamoDB operation → requests, write units and read units per delivery.
+    pub dynamodb_per_delivery: Vec<(String, f64, f64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +167,7 @@ impl Bench {
         }
 
         let before = usage.counts();
+        let ops_before = usage.by_operation();
         let mut lambda_ms = 0.0;
         let mut invocations = 0usize;
         let mut api_requests = 0.0;
@@ -203,6 +206,24 @@ impl Bench {
             queue.acknowledge(&done).await.expect("delete from moto");
         }
         let used = usage.counts().since(&before);
+        let d = deliveries as f64;
+        let dynamodb_per_delivery = usage
+            .by_operation()
+            .into_iter()
+            .map(|(op, requests, w, r)| {
+                let (r0, w0, rr0) = ops_before
+                    .iter()
+                    .find(|(o, ..)| *o == op)
+                    .map_or((0, 0.0, 0.0), |(_, a, b, c)| (*a, *b, *c));
+                (
+                    op.to_string(),
+                    (requests - r0) as f64 / d,
+                    (w - w0) / d,
+                    (r - rr0) / d,
+                )
+            })
+            .filter(|(_, requests, ..)| *requests > 0.0)
+            .collect();
         if let Err(e) = receiver.check_exactly_once(events, &hooks) {
             eprintln!("the metered run lost or duplicated deliveries: {e}");
             std::process::exit(1);
@@ -240,6 +261,7 @@ impl Bench {
                 + shares.lambda
                 + shares.api_gateway,
             usd_share: shares,
+            dynamodb_per_delivery,
         }
     }
 }

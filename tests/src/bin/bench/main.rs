@@ -16,11 +16,13 @@ struct Args {
     in_flight: usize,
     rate: Option<usize>,
     seconds: usize,
+    /// `local` or `cost`: one part of the run (for working on it).
+    only: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S]"
+        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S] [--only local|cost]"
     );
     std::process::exit(2)
 }
@@ -32,6 +34,7 @@ fn args() -> Args {
         in_flight: 32,
         rate: None,
         seconds: 10,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +46,7 @@ fn args() -> Args {
             "--in-flight" => args.in_flight = number(),
             "--rate" => args.rate = Some(number()),
             "--seconds" => args.seconds = number(),
+            "--only" => args.only = Some(value()),
             _ => usage(),
         }
     }
@@ -108,6 +112,14 @@ async fn main() {
         return;
     }
 
+    if args.only.as_deref() == Some("cost") {
+        let aws = cost::Bench::start().await;
+        for (name, fan_out, events, per_request) in [("f1", 1, 500, 100), ("f10", 10, 100, 100)] {
+            let c = aws.measure(name, fan_out, events, per_request).await;
+            println!("{}", serde_json::to_string_pretty(&c).unwrap());
+        }
+        return;
+    }
     let ceiling = local::ceiling(args.events * HOOKS, args.in_flight).await;
     let burst = Load::Burst {
         events: args.events,
