@@ -98,6 +98,7 @@ impl LocalServer {
         };
         let released = db
             .release_in_flight_jobs(now_ms())
+            .await
             .map_err(std::io::Error::other)?;
         if released > 0 {
             tracing::info!(

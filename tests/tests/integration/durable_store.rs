@@ -400,7 +400,7 @@ async fn expired_records_are_deleted_in_batches_and_live_ones_stay() {
         .unwrap();
 
     let mut rounds = 0;
-    while db.expire(now).unwrap() > 0 {
+    while db.expire(now).await.unwrap() > 0 {
         rounds += 1;
     }
     assert!(rounds >= 2, "a backlog is deleted in more than one batch");

@@ -64,9 +64,16 @@ impl SqliteQueue {
     }
 
     fn look(&self, max: usize) -> Result<Look, StoreError> {
-        let mut conn = self.db.lock();
         let now = now_ms();
-        let tx = conn.transaction()?;
+        self.db.write_soon(|tx| self.take_due(tx, now, max))
+    }
+
+    fn take_due(
+        &self,
+        tx: &rusqlite::Connection,
+        now: i64,
+        max: usize,
+    ) -> Result<Look, StoreError> {
         let due: Vec<(i64, u32, String)> = tx
             .prepare_cached(
                 "SELECT id, receives, body FROM jobs WHERE visible_at <= ?1 \
@@ -104,7 +111,6 @@ impl SqliteQueue {
                 body,
             });
         }
-        tx.commit()?;
         Ok(if out.is_empty() {
             Look::WaitFor(Duration::from_millis(1))
         } else {
@@ -117,18 +123,15 @@ impl SqliteQueue {
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        {
+        self.db.write_soon(|tx| {
             let mut delete = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
             for id in ids {
                 if let Ok(id) = id.parse::<i64>() {
                     delete.execute([id])?;
                 }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Messages still queued or in flight.
@@ -187,21 +190,18 @@ impl JobSource for SqliteQueue {
 #[async_trait]
 impl JobQueue for SqliteQueue {
     async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError> {
-        let inserted = (|| -> Result<(), StoreError> {
-            let mut conn = self.db.lock();
-            let tx = conn.transaction()?;
-            {
+        self.db
+            .write(|tx| {
                 let mut insert =
                     tx.prepare_cached("INSERT INTO jobs (visible_at, body) VALUES (?1, ?2)")?;
                 for task in tasks {
                     let body = serde_json::to_string(task).expect("tasks serialize");
                     insert.execute(params![task.due_at(), body])?;
                 }
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        inserted.map_err(|e| not_accepted(tasks.len(), e))?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| not_accepted(tasks.len(), e))?;
         self.ready.notify_waiters();
         Ok(())
     }

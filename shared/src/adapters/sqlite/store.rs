@@ -12,7 +12,7 @@ use crate::ports::{
 };
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn write_subscriptions(tx: &Transaction<'_>, hook: &Hook) -> rusqlite::Result<()> {
+fn write_subscriptions(tx: &Connection, hook: &Hook) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM subscriptions WHERE hook_id = ?1",
         [hook.id.as_str()],
@@ -114,22 +114,23 @@ fn write_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        match tx.execute(
-            "INSERT INTO hooks (id, position, record) VALUES (?1, ?2, ?3)",
-            params![
-                hook.id.as_str(),
-                HookPosition::of(hook).sort_key(),
-                to_json(hook)
-            ],
-        ) {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
-            other => other?,
-        };
-        write_subscriptions(&tx, hook)?;
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|conn| {
+                match conn.execute(
+                    "INSERT INTO hooks (id, position, record) VALUES (?1, ?2, ?3)",
+                    params![
+                        hook.id.as_str(),
+                        HookPosition::of(hook).sort_key(),
+                        to_json(hook)
+                    ],
+                ) {
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
+                    other => other?,
+                };
+                write_subscriptions(conn, hook)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
@@ -170,44 +171,47 @@ impl Store for SqliteStore {
     }
 
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT record FROM hooks WHERE id = ?1",
-                [previous.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(current) = current else {
-            return Err(StoreError::Conflict);
-        };
-        if from_json::<Hook>(&current)?.updated_at != previous.updated_at {
-            return Err(StoreError::Conflict);
-        }
-        tx.execute(
-            "UPDATE hooks SET position = ?2, record = ?3 WHERE id = ?1",
-            params![
-                next.id.as_str(),
-                HookPosition::of(next).sort_key(),
-                to_json(next)
-            ],
-        )?;
-        write_subscriptions(&tx, next)?;
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|tx| {
+                let current: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM hooks WHERE id = ?1",
+                        [previous.id.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(current) = current else {
+                    return Err(StoreError::Conflict);
+                };
+                if from_json::<Hook>(&current)?.updated_at != previous.updated_at {
+                    return Err(StoreError::Conflict);
+                }
+                tx.execute(
+                    "UPDATE hooks SET position = ?2, record = ?3 WHERE id = ?1",
+                    params![
+                        next.id.as_str(),
+                        HookPosition::of(next).sort_key(),
+                        to_json(next)
+                    ],
+                )?;
+                write_subscriptions(tx, next)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        let existed = tx.execute("DELETE FROM hooks WHERE id = ?1", [hook.id.as_str()])? > 0;
-        tx.execute(
-            "DELETE FROM subscriptions WHERE hook_id = ?1",
-            [hook.id.as_str()],
-        )?;
-        tx.commit()?;
-        Ok(existed)
+        self.db
+            .write(|tx| {
+                let existed =
+                    tx.execute("DELETE FROM hooks WHERE id = ?1", [hook.id.as_str()])? > 0;
+                tx.execute(
+                    "DELETE FROM subscriptions WHERE hook_id = ?1",
+                    [hook.id.as_str()],
+                )?;
+                Ok(existed)
+            })
+            .await
     }
 
     async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
@@ -222,47 +226,48 @@ impl Store for SqliteStore {
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        for d in deliveries {
-            insert_delivery(&tx, d)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|tx| {
+                for d in deliveries {
+                    insert_delivery(tx, d)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn insert_missing_deliveries(
         &self,
         deliveries: &[Delivery],
     ) -> Result<Vec<(Delivery, bool)>, StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        let mut stored = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            if insert_delivery(&tx, d)? == 1 {
-                stored.push((d.clone(), true));
-            } else {
-                let existing = read_delivery(&tx, &d.hook_id, &d.id)?
-                    .ok_or_else(|| StoreError::Corrupt("a delivery vanished".into()))?;
-                stored.push((existing, false));
-            }
-        }
-        tx.commit()?;
-        Ok(stored)
+        self.db
+            .write(|tx| {
+                let mut stored = Vec::with_capacity(deliveries.len());
+                for d in deliveries {
+                    if insert_delivery(tx, d)? == 1 {
+                        stored.push((d.clone(), true));
+                    } else {
+                        let existing = read_delivery(tx, &d.hook_id, &d.id)?
+                            .ok_or_else(|| StoreError::Corrupt("a delivery vanished".into()))?;
+                        stored.push((existing, false));
+                    }
+                }
+                Ok(stored)
+            })
+            .await
     }
 
     async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut delete =
-                tx.prepare_cached("DELETE FROM deliveries WHERE hook_id = ?1 AND id = ?2")?;
-            for d in deliveries {
-                delete.execute([d.hook_id.as_str(), &d.id.to_string()])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.db
+            .write(|tx| {
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM deliveries WHERE hook_id = ?1 AND id = ?2")?;
+                for d in deliveries {
+                    delete.execute([d.hook_id.as_str(), &d.id.to_string()])?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn get_delivery(
@@ -274,19 +279,24 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
-        let conn = self.db.lock();
-        let Some(mut d) = read_delivery(&conn, &record.hook_id, &record.delivery_id)? else {
-            return Ok(RecordOutcome::AlreadyRecorded);
-        };
-        if d.status != DeliveryStatus::Pending || d.attempt_count() != record.expected_attempts {
-            return Ok(RecordOutcome::AlreadyRecorded);
-        }
-        d.attempts.extend(record.attempt.clone());
-        d.status = record.status;
-        d.next_attempt_at = record.next_attempt_at;
-        d.reason = record.reason.clone();
-        write_delivery(&conn, &d)?;
-        Ok(RecordOutcome::Recorded)
+        self.db
+            .write(|conn| {
+                let Some(mut d) = read_delivery(conn, &record.hook_id, &record.delivery_id)? else {
+                    return Ok(RecordOutcome::AlreadyRecorded);
+                };
+                if d.status != DeliveryStatus::Pending
+                    || d.attempt_count() != record.expected_attempts
+                {
+                    return Ok(RecordOutcome::AlreadyRecorded);
+                }
+                d.attempts.extend(record.attempt.clone());
+                d.status = record.status;
+                d.next_attempt_at = record.next_attempt_at;
+                d.reason = record.reason.clone();
+                write_delivery(conn, &d)?;
+                Ok(RecordOutcome::Recorded)
+            })
+            .await
     }
 
     async fn page_deliveries(
@@ -359,25 +369,29 @@ impl Store for SqliteStore {
         now_ms: i64,
         expected_attempts: Option<u32>,
     ) -> Result<Option<Delivery>, StoreError> {
-        let conn = self.db.lock();
-        let Some(mut d) = read_delivery(&conn, hook, id)? else {
-            return Ok(None);
-        };
-        if d.status == DeliveryStatus::Pending
-            || expected_attempts.is_some_and(|n| d.attempt_count() != n)
-        {
-            return Err(StoreError::Conflict);
-        }
-        d.status = DeliveryStatus::Pending;
-        d.next_attempt_at = Some(now_ms);
-        d.reason = None;
-        write_delivery(&conn, &d)?;
-        Ok(Some(d))
+        self.db
+            .write(|conn| {
+                let Some(mut d) = read_delivery(conn, hook, id)? else {
+                    return Ok(None);
+                };
+                if d.status == DeliveryStatus::Pending
+                    || expected_attempts.is_some_and(|n| d.attempt_count() != n)
+                {
+                    return Err(StoreError::Conflict);
+                }
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at = Some(now_ms);
+                d.reason = None;
+                write_delivery(conn, &d)?;
+                Ok(Some(d))
+            })
+            .await
     }
 
     async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
-        let conn = self.db.lock();
-        match conn.execute(
+        self.db
+            .write(|conn| {
+                match conn.execute(
             "INSERT INTO recoveries (hook_id, id, updated_at, record) VALUES (?1, ?2, ?3, ?4)",
             params![
                 recovery.hook_id.as_str(),
@@ -389,6 +403,8 @@ impl Store for SqliteStore {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
             other => other.map(|_| ()).map_err(Into::into),
         }
+            })
+            .await
     }
 
     async fn get_recovery(
@@ -416,32 +432,35 @@ impl Store for SqliteStore {
         resent: u64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let conn = self.db.lock();
-        let record: Option<String> = conn
-            .query_row(
-                "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
-                [hook.as_str(), &id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(mut r) = record.as_deref().map(from_json::<Recovery>).transpose()? else {
-            return Ok(false);
-        };
-        if r.status != RecoveryStatus::Running || r.cursor.as_ref() != from {
-            return Ok(false);
-        }
-        r.cursor = to.cloned();
-        r.resent += resent;
-        r.steps += 1;
-        r.updated_at = now_ms;
-        if to.is_none() {
-            r.status = RecoveryStatus::Done;
-        }
-        conn.execute(
+        self.db
+            .write(|conn| {
+                let record: Option<String> = conn
+                    .query_row(
+                        "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
+                        [hook.as_str(), &id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(mut r) = record.as_deref().map(from_json::<Recovery>).transpose()? else {
+                    return Ok(false);
+                };
+                if r.status != RecoveryStatus::Running || r.cursor.as_ref() != from {
+                    return Ok(false);
+                }
+                r.cursor = to.cloned();
+                r.resent += resent;
+                r.steps += 1;
+                r.updated_at = now_ms;
+                if to.is_none() {
+                    r.status = RecoveryStatus::Done;
+                }
+                conn.execute(
             "UPDATE recoveries SET updated_at = ?3, record = ?4 WHERE hook_id = ?1 AND id = ?2",
             params![hook.as_str(), id.to_string(), now_ms, to_json(&r)],
         )?;
-        Ok(true)
+                Ok(true)
+            })
+            .await
     }
 
     async fn claim_event(
@@ -451,44 +470,53 @@ impl Store for SqliteStore {
         window_ms: i64,
         stale_ms: i64,
     ) -> Result<EventClaim, StoreError> {
-        let conn = self.db.lock();
-        let existing: Option<(i64, i64, i64, Option<String>)> = conn
-            .prepare_cached(
-                "SELECT claimed_at, first_claimed_at, window_ends_at, answer FROM events \
+        self.db
+            .write(|conn| {
+                let existing: Option<(i64, i64, i64, Option<String>)> = conn
+                    .prepare_cached(
+                        "SELECT claimed_at, first_claimed_at, window_ends_at, answer FROM events \
                  WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        match existing {
-            Some((claimed_at, first, window_ends_at, answer)) if window_ends_at > now_ms => {
-                if let Some(answer) = answer {
-                    return Ok(EventClaim::Accepted(from_json(&answer)?));
-                }
-                if claimed_at + stale_ms > now_ms {
-                    return Ok(EventClaim::InProgress);
-                }
-                conn.prepare_cached("UPDATE events SET claimed_at = ?2 WHERE id = ?1")?
-                    .execute(params![id.as_str(), now_ms])?;
-                Ok(EventClaim::Claimed {
-                    first_claimed_at: first,
-                    resumed: true,
-                })
-            }
-            _ => {
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO events \
+                    )?
+                    .query_row([id.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()?;
+                match existing {
+                    Some((claimed_at, first, window_ends_at, answer))
+                        if window_ends_at > now_ms =>
+                    {
+                        if let Some(answer) = answer {
+                            return Ok(EventClaim::Accepted(from_json(&answer)?));
+                        }
+                        if claimed_at + stale_ms > now_ms {
+                            return Ok(EventClaim::InProgress);
+                        }
+                        conn.prepare_cached("UPDATE events SET claimed_at = ?2 WHERE id = ?1")?
+                            .execute(params![id.as_str(), now_ms])?;
+                        Ok(EventClaim::Claimed {
+                            first_claimed_at: first,
+                            resumed: true,
+                        })
+                    }
+                    _ => {
+                        conn.prepare_cached(
+                            "INSERT OR REPLACE INTO events \
                      (id, claimed_at, first_claimed_at, window_ends_at, answer) \
                      VALUES (?1, ?2, ?2, ?3, NULL)",
-                )?
-                .execute(params![id.as_str(), now_ms, now_ms + window_ms])?;
-                Ok(EventClaim::Claimed {
-                    first_claimed_at: now_ms,
-                    resumed: false,
-                })
-            }
-        }
+                        )?
+                        .execute(params![
+                            id.as_str(),
+                            now_ms,
+                            now_ms + window_ms
+                        ])?;
+                        Ok(EventClaim::Claimed {
+                            first_claimed_at: now_ms,
+                            resumed: false,
+                        })
+                    }
+                }
+            })
+            .await
     }
 
     async fn complete_event(
@@ -497,41 +525,46 @@ impl Store for SqliteStore {
         answer: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.db
-            .lock()
-            .prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?
-            .execute(params![id.as_str(), to_json(answer)])?;
-        Ok(())
+            .write(|conn| {
+                conn.prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_str(), to_json(answer)])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
-        self.db.lock().execute(
-            "UPDATE events SET claimed_at = 0 WHERE id = ?1 AND answer IS NULL",
-            [id.as_str()],
-        )?;
-        Ok(())
+        self.db
+            .write(|conn| {
+                conn.execute(
+                    "UPDATE events SET claimed_at = 0 WHERE id = ?1 AND answer IS NULL",
+                    [id.as_str()],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
-        let mut conn = self.db.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut add = tx.prepare_cached(
-                "INSERT INTO hourly_stats (hook_id, hour, requests, successes) \
+        self.db
+            .write(|tx| {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO hourly_stats (hook_id, hour, requests, successes) \
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hook_id, hour) DO UPDATE SET \
                  requests = requests + excluded.requests, \
                  successes = successes + excluded.successes",
-            )?;
-            for c in counts {
-                add.execute(params![
-                    c.hook_id.as_str(),
-                    c.hour,
-                    c.requests as i64,
-                    c.successes as i64
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+                )?;
+                for c in counts {
+                    add.execute(params![
+                        c.hook_id.as_str(),
+                        c.hour,
+                        c.requests as i64,
+                        c.successes as i64
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn execution_stats(

@@ -147,6 +147,9 @@ async fn main() {
         &steady,
     );
     println!("bare reqwest POSTs/s to the same receiver (ceiling): {ceiling:.0}");
+    if args.only.as_deref() == Some("local") {
+        return;
+    }
 
     let aws = cost::Bench::start().await;
     let fan_out_1 = aws.measure("f1", 1, 500, 100).await;
