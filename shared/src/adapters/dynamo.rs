@@ -121,8 +121,22 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// A delivery as an item: its ids only in the key, its body deflated when that is smaller
+    /// (a 1 KB event then fits one write unit with its first attempts).
     fn delivery_item(&self, d: &Delivery) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
+        item.remove("hookId");
+        item.remove("id");
+        if d.body.len() >= COMPRESS_FROM {
+            let deflated = miniz_oxide::deflate::compress_to_vec(d.body.as_bytes(), 6);
+            if deflated.len() < d.body.len() {
+                item.remove("body");
+                item.insert(
+                    "bodyZ".into(),
+                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(deflated)),
+                );
+            }
+        }
         item.insert("pk".into(), s(d.hook_id.as_str()));
         item.insert("sk".into(), s(&d.id.to_string()));
         item.insert("attemptCount".into(), n(d.attempt_count().into()));
@@ -148,7 +162,7 @@ impl DynamoStore {
                     let existing = failed
                         .item
                         .ok_or_else(|| corrupt("a conflicting delivery without its item"))?;
-                    Ok((serde_dynamo::from_item(existing).map_err(corrupt)?, false))
+                    Ok((delivery_from_item(existing)?, false))
                 }
                 other => Err(unavailable(other)),
             },
@@ -207,6 +221,30 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// Bodies from this length are stored deflated when that saves space.
+const COMPRESS_FROM: usize = 256;
+/// The most a stored body may inflate to (bodies are accepted up to 256 KiB).
+const MAX_INFLATED: usize = 1024 * 1024;
+
+/// The delivery an item holds, whichever way its body and ids were stored.
+fn delivery_from_item(mut item: Item) -> Result<Delivery, StoreError> {
+    for (field, key) in [("hookId", "pk"), ("id", "sk")] {
+        if !item.contains_key(field)
+            && let Some(value) = item.get(key).cloned()
+        {
+            item.insert(field.into(), value);
+        }
+    }
+    if let Some(AttributeValue::B(deflated)) = item.remove("bodyZ") {
+        let bytes =
+            miniz_oxide::inflate::decompress_to_vec_with_limit(deflated.as_ref(), MAX_INFLATED)
+                .map_err(|e| corrupt(format!("a stored body does not inflate: {e:?}")))?;
+        let body = String::from_utf8(bytes).map_err(corrupt)?;
+        item.insert("body".into(), AttributeValue::S(body));
+    }
+    serde_dynamo::from_item(item).map_err(corrupt)
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -435,9 +473,7 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
-            .transpose()
+        out.item.map(delivery_from_item).transpose()
     }
 
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
@@ -546,7 +582,7 @@ impl Store for DynamoStore {
                 .await
                 .map_err(unavailable)?;
             for item in out.items.unwrap_or_default() {
-                items.push(serde_dynamo::from_item::<_, Delivery>(item).map_err(corrupt)?);
+                items.push(delivery_from_item(item)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -589,10 +625,7 @@ impl Store for DynamoStore {
             None => update.condition_expression("attribute_exists(pk) AND #status <> :pending"),
         };
         match update.send().await {
-            Ok(out) => out
-                .attributes
-                .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
-                .transpose(),
+            Ok(out) => out.attributes.map(delivery_from_item).transpose(),
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
                 match self.get_delivery(hook, id).await? {
                     Some(_) => Err(StoreError::Conflict),

@@ -232,7 +232,10 @@ impl IngestHandler {
                 }
             }
         }
-        let jobs: Vec<Job> = queued.iter().map(|d| Job::for_delivery(d, now)).collect();
+        // Grouped by hook, so a sender batch tends to hold one hook's jobs and adds them to its
+        // counters in one write.
+        let mut jobs: Vec<Job> = queued.iter().map(|d| Job::for_delivery(d, now)).collect();
+        jobs.sort_by(|a, b| a.hook_id.cmp(&b.hook_id));
         if !jobs.is_empty()
             && let Err(e) = self.queue.enqueue(&jobs).await
         {

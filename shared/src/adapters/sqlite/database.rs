@@ -40,8 +40,8 @@ pub enum OpenError {
     },
 }
 
-/// Pages SQLite may cache (negative: KiB), and how much of the file it may map.
-const PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;";
+/// Pages SQLite may cache (negative: KiB).
+const PRAGMAS: &str = "PRAGMA cache_size = -16384;";
 /// How long a group stays open for more writes before it commits.
 const GROUP_WINDOW: Duration = Duration::from_millis(1);
 

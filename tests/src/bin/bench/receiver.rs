@@ -85,6 +85,23 @@ impl Receiver {
     }
 }
 
+/// Text that compresses about as well as real profile data does (hex digests: about half).
+fn varied_text(n: usize, len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut text = String::with_capacity(len + 64);
+    let mut i = 0u32;
+    while text.len() < len {
+        let digest = Sha256::new()
+            .chain_update(n.to_le_bytes())
+            .chain_update(i.to_le_bytes())
+            .finalize();
+        text.push_str(&hex::encode(digest));
+        i += 1;
+    }
+    text.truncate(len);
+    text
+}
+
 /// A body of about 1 KB: the event, its number as `userId`, and a profile.
 pub fn event_body(n: usize) -> serde_json::Value {
     serde_json::json!({
@@ -96,7 +113,7 @@ pub fn event_body(n: usize) -> serde_json::Value {
             "username": format!("user{n}"),
             "primaryEmail": format!("user{n}@example.com"),
             "name": "Benchmark User",
-            "customData": {"bio": "b".repeat(700)}
+            "customData": {"bio": varied_text(n, 700)}
         }
     })
 }
