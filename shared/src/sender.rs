@@ -75,14 +75,14 @@ impl Sender {
     /// Processes a batch concurrently, then adds its attempts to the hourly counters in one
     /// write per hook; returns the ids of messages to retry.
     pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {
-        let tally = Arc::new(Tally::default());
+        let batch = Arc::new(Batch::default());
         let tasks: Vec<_> = messages
             .iter()
             .map(|m| {
                 let this = Arc::clone(self);
                 let body = m.body.clone();
-                let tally = tally.clone();
-                tokio::spawn(async move { this.process_message(&body, &tally).await })
+                let batch = batch.clone();
+                tokio::spawn(async move { this.process_message(&body, &batch).await })
             })
             .collect();
         let mut failed = Vec::new();
@@ -93,13 +93,13 @@ impl Sender {
                 failed.push(message.id.clone());
             }
         }
-        self.flush_counts(&tally).await;
+        self.flush_counts(&batch).await;
         failed
     }
 
-    async fn process_message(&self, body: &str, tally: &Tally) -> Result<JobOutcome, SenderError> {
+    async fn process_message(&self, body: &str, batch: &Batch) -> Result<JobOutcome, SenderError> {
         match serde_json::from_str(body).map_err(|_| SenderError::Malformed)? {
-            Task::Delivery(job) => self.process_counted(&job, tally).await,
+            Task::Delivery(job) => self.process_counted(&job, batch).await,
             Task::Recovery(step) => self.recover(&step).await,
         }
     }
@@ -179,16 +179,16 @@ impl Sender {
 
     /// Processes one delivery job on its own (counting its attempt at once).
     pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
-        let tally = Tally::default();
-        let outcome = self.process_counted(job, &tally).await;
-        self.flush_counts(&tally).await;
+        let batch = Batch::default();
+        let outcome = self.process_counted(job, &batch).await;
+        self.flush_counts(&batch).await;
         outcome
     }
 
     /// Adds a batch's attempts to the hooks' counters; a failure costs only stats, so it is
     /// logged and the jobs stay done.
-    async fn flush_counts(&self, tally: &Tally) {
-        let counts = tally.take();
+    async fn flush_counts(&self, batch: &Batch) {
+        let counts = batch.take();
         if counts.is_empty() {
             return;
         }
@@ -197,7 +197,7 @@ impl Sender {
         }
     }
 
-    async fn process_counted(&self, job: &Job, tally: &Tally) -> Result<JobOutcome, SenderError> {
+    async fn process_counted(&self, job: &Job, batch: &Batch) -> Result<JobOutcome, SenderError> {
         let now = now_ms();
         if job.due_at > now + EARLY_TOLERANCE_MS {
             self.queue.enqueue(std::slice::from_ref(job)).await?;
@@ -251,7 +251,7 @@ impl Sender {
             return Ok(JobOutcome::Skipped);
         }
 
-        let hook = match self.store.get_hook(&job.hook_id).await? {
+        let hook = match batch.hook(self.store.as_ref(), &job.hook_id).await? {
             Some(h) if h.enabled => h,
             other => {
                 let reason = if other.is_some() {
@@ -265,7 +265,7 @@ impl Sender {
                 return Ok(JobOutcome::Dropped);
             }
         };
-        self.attempt(&hook, &delivery, job.attempt, tally).await
+        self.attempt(&hook, &delivery, job.attempt, batch).await
     }
 
     async fn attempt(
@@ -273,7 +273,7 @@ impl Sender {
         hook: &Hook,
         delivery: &Delivery,
         number: u32,
-        tally: &Tally,
+        batch: &Batch,
     ) -> Result<JobOutcome, SenderError> {
         let started_at = now_ms();
         let headers = sign(
@@ -331,7 +331,7 @@ impl Sender {
         if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
-        tally.add(&hook.id, started_at, answer.succeeded());
+        batch.add(&hook.id, started_at, answer.succeeded());
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }
@@ -434,13 +434,31 @@ impl Sender {
     }
 }
 
-/// Attempts recorded by one batch, by hook and hour, until they are added to the counters.
+/// What the jobs of one batch share: each hook read once (a batch tends to hold one hook's
+/// jobs), and the attempts recorded, by hook and hour, until they are added to the counters.
 #[derive(Default)]
-struct Tally(std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), (u64, u64)>>);
+struct Batch {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), (u64, u64)>>,
+    hooks: std::sync::Mutex<
+        std::collections::HashMap<HookId, Arc<tokio::sync::OnceCell<Option<Hook>>>>,
+    >,
+}
 
-impl Tally {
+impl Batch {
+    /// The hook as read by the first job of the batch that needed it.
+    async fn hook(&self, store: &dyn Store, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        let cell = self
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| store.get_hook(id)).await.cloned()
+    }
+
     fn add(&self, hook: &HookId, at_ms: i64, succeeded: bool) {
-        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let entry = counts
             .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
             .or_default();
@@ -449,7 +467,7 @@ impl Tally {
     }
 
     fn take(&self) -> Vec<HourlyCount> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
             .map(|((hook_id, hour), (requests, successes))| HourlyCount {
                 hook_id,
