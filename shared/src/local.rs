@@ -4,7 +4,6 @@
 use crate::adapters::sqlite::{Database, SqliteQueue, SqliteStore};
 use crate::api::listener::JsonErrorListener;
 use crate::api::{Api, Tokens, router};
-use crate::clock::now_ms;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
@@ -60,7 +59,7 @@ impl LocalConfig {
                 ingest_tokens,
                 data_dir: data_dir(var("WEBHOOKS_DATA_DIR")),
                 settings: Settings::from_env(Defaults::local())?,
-                workers: 4,
+                workers: 8,
             },
             generated,
         ))
@@ -96,16 +95,6 @@ impl LocalServer {
             Some(dir) => Database::open(dir).map_err(std::io::Error::other)?,
             None => Database::in_memory(),
         };
-        let released = db
-            .release_in_flight_jobs(now_ms())
-            .await
-            .map_err(std::io::Error::other)?;
-        if released > 0 {
-            tracing::info!(
-                jobs = released,
-                "jobs in flight at the last stop are queued again"
-            );
-        }
         db.spawn_expiry(EXPIRE_EVERY);
         let store = SqliteStore::new(db.clone());
         let queue = SqliteQueue::new(db, VISIBILITY, MAX_RECEIVES);

@@ -213,10 +213,13 @@ impl Database {
             session.open = true;
             self.opened.send_replace(());
         }
-        session.conn.execute_batch("SAVEPOINT write")?;
+        session
+            .conn
+            .prepare_cached("SAVEPOINT write")?
+            .execute([])?;
         match f(&session.conn) {
             Ok(value) => {
-                session.conn.execute_batch("RELEASE write")?;
+                session.conn.prepare_cached("RELEASE write")?.execute([])?;
                 Ok((value, session.group))
             }
             Err(e) => {
@@ -250,18 +253,6 @@ impl Database {
         self.committed.send_replace(Committed { group, failed });
     }
 
-    /// Makes jobs that were being processed when the previous process stopped visible again:
-    /// only one process opens the file, so nobody else holds them.
-    pub async fn release_in_flight_jobs(&self, now_ms: i64) -> Result<usize, StoreError> {
-        self.write(|conn| {
-            Ok(conn.execute(
-                "UPDATE jobs SET visible_at = ?1 WHERE receives > 0 AND visible_at > ?1",
-                [now_ms],
-            )?)
-        })
-        .await
-    }
-
     /// Deletes one batch of each kind of expired record (deliveries past their retention,
     /// idempotency windows that ended, hourly counters past 49 hours); returns how many rows
     /// went, so a caller can go on while a backlog remains.
@@ -272,7 +263,7 @@ impl Database {
     fn expire_batch(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
         let now_s = now_ms / 1000;
         let mut removed = conn.execute(
-            "DELETE FROM deliveries WHERE (hook_id, id) IN (SELECT hook_id, id FROM deliveries \
+            "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
              WHERE expires_at <= ?1 LIMIT ?2)",
             [now_s, EXPIRY_BATCH],
         )?;

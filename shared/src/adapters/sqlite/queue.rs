@@ -1,6 +1,7 @@
 //! The job queue on SQLite, with SQS's semantics: delayed visibility, a visibility timeout
 //! while a message is being processed, delete on acknowledge, and a dead-letter table. Jobs
-//! are rows of the same database as the deliveries, so they survive a restart.
+//! are rows of the same database as the deliveries, so they survive a restart; which ones are
+//! being processed is kept in memory (after a restart nothing is), so a receive writes nothing.
 
 use super::Database;
 use crate::clock::now_ms;
@@ -9,7 +10,8 @@ use crate::ports::{JobQueue, QueueError, QueueMessage, StoreError};
 use crate::recovery::Task;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -18,6 +20,13 @@ pub struct SqliteQueue {
     ready: Notify,
     visibility: Duration,
     max_receives: u32,
+    in_flight: Mutex<HashMap<i64, Flight>>,
+}
+
+/// A received job: hidden until then, and how often it was received.
+struct Flight {
+    hidden_until: i64,
+    receives: u32,
 }
 
 /// What one look at the queue found: messages, or how long until the next one is due.
@@ -33,7 +42,12 @@ impl SqliteQueue {
             ready: Notify::new(),
             visibility,
             max_receives,
+            in_flight: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn flights(&self) -> MutexGuard<'_, HashMap<i64, Flight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A queue on its own in-memory database.
@@ -65,57 +79,76 @@ impl SqliteQueue {
 
     fn look(&self, max: usize) -> Result<Look, StoreError> {
         let now = now_ms();
-        self.db.write_soon(|tx| self.take_due(tx, now, max))
-    }
-
-    fn take_due(
-        &self,
-        tx: &rusqlite::Connection,
-        now: i64,
-        max: usize,
-    ) -> Result<Look, StoreError> {
-        let due: Vec<(i64, u32, String)> = tx
-            .prepare_cached(
-                "SELECT id, receives, body FROM jobs WHERE visible_at <= ?1 \
-                 ORDER BY visible_at, id LIMIT ?2",
-            )?
-            .query_map(params![now, max as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        if due.is_empty() {
-            let next: Option<i64> = tx
-                .query_row("SELECT min(visible_at) FROM jobs", [], |r| r.get(0))
-                .optional()?
-                .flatten();
-            let wait = next.map_or(1000, |at| (at - now).clamp(1, 1000));
-            return Ok(Look::WaitFor(Duration::from_millis(wait as u64)));
-        }
+        let mut flights = self.flights();
+        let hidden = flights.values().filter(|f| f.hidden_until > now).count();
+        let (due, next_due): (Vec<(i64, String)>, Option<i64>) = {
+            let conn = self.db.lock();
+            let due = conn
+                .prepare_cached(
+                    "SELECT id, body FROM jobs WHERE visible_at <= ?1 \
+                     ORDER BY visible_at, id LIMIT ?2",
+                )?
+                .query_map(params![now, (max + hidden) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let next_due = conn
+                .prepare_cached(
+                    "SELECT visible_at FROM jobs WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
+                )?
+                .query_row([now], |r| r.get(0))
+                .optional()?;
+            (due, next_due)
+        };
         let hidden_until = now + self.visibility.as_millis() as i64;
-        let mut out = Vec::with_capacity(due.len());
-        for (id, receives, body) in due {
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        for (id, body) in due {
+            if out.len() == max {
+                break;
+            }
+            let receives = match flights.get(&id) {
+                Some(f) if f.hidden_until > now => continue,
+                Some(f) => f.receives,
+                None => 0,
+            };
             if receives >= self.max_receives {
-                tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
-                    .execute([id])?;
-                tx.prepare_cached("INSERT INTO dead_jobs (failed_at, body) VALUES (?1, ?2)")?
-                    .execute(params![now, body])?;
-                tracing::error!(message_id = id, "job moved to the dead-letter table");
+                flights.remove(&id);
+                dead.push((id, body));
                 continue;
             }
-            tx.prepare_cached(
-                "UPDATE jobs SET visible_at = ?2, receives = receives + 1 WHERE id = ?1",
-            )?
-            .execute([id, hidden_until])?;
+            flights.insert(
+                id,
+                Flight {
+                    hidden_until,
+                    receives: receives + 1,
+                },
+            );
             out.push(QueueMessage {
                 id: id.to_string(),
                 body,
             });
         }
-        Ok(if out.is_empty() {
-            Look::WaitFor(Duration::from_millis(1))
-        } else {
-            Look::Messages(out)
-        })
+        drop(flights);
+        if !dead.is_empty() {
+            self.db.write_soon(|tx| {
+                for (id, body) in &dead {
+                    tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+                        .execute([id])?;
+                    tx.prepare_cached("INSERT INTO dead_jobs (failed_at, body) VALUES (?1, ?2)")?
+                        .execute(params![now, body])?;
+                    tracing::error!(message_id = id, "job moved to the dead-letter table");
+                }
+                Ok(())
+            })?;
+        }
+        if !out.is_empty() {
+            return Ok(Look::Messages(out));
+        }
+        let next_visible = self.flights().values().map(|f| f.hidden_until).min();
+        let next = [next_due, next_visible].into_iter().flatten().min();
+        let wait = next.map_or(1000, |at| (at - now).clamp(1, 1000));
+        Ok(Look::WaitFor(Duration::from_millis(wait as u64)))
     }
 
     /// Deletes processed messages.
@@ -123,15 +156,20 @@ impl SqliteQueue {
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), StoreError> {
+        let ids: Vec<i64> = ids.into_iter().filter_map(|id| id.parse().ok()).collect();
+        // Deleted before they stop being in flight, so no receive can see them in between.
         self.db.write_soon(|tx| {
             let mut delete = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
-            for id in ids {
-                if let Ok(id) = id.parse::<i64>() {
-                    delete.execute([id])?;
-                }
+            for id in &ids {
+                delete.execute([id])?;
             }
             Ok(())
-        })
+        })?;
+        let mut flights = self.flights();
+        for id in &ids {
+            flights.remove(id);
+        }
+        Ok(())
     }
 
     /// Messages still queued or in flight.

@@ -1,5 +1,7 @@
 //! The tables, created once per database file; `user_version` names the schema so a file of
-//! another program (or another schema) is refused rather than written to.
+//! another program (or another schema) is refused rather than written to. Deliveries (rows of
+//! a kilobyte or more) live in a rowid table with a unique index on their key: a key-ordered
+//! table of large rows would rebalance on nearly every insert.
 
 /// `PRAGMA user_version` of the schema below.
 pub const VERSION: i64 = 1;
@@ -22,8 +24,8 @@ CREATE TABLE deliveries (
     status TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     record TEXT NOT NULL,
-    PRIMARY KEY (hook_id, id)
-) WITHOUT ROWID;
+    UNIQUE (hook_id, id)
+);
 CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
@@ -50,7 +52,6 @@ CREATE TABLE recoveries (
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
     visible_at INTEGER NOT NULL,
-    receives INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL
 );
 CREATE INDEX jobs_by_visibility ON jobs (visible_at);
