@@ -8,6 +8,10 @@ use crate::hook::{Hook, HookId, HookPosition};
 use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
 
+/// The namespace every store key carries. One value today; it lets several tenants share one
+/// deployment later without migrating the data already stored.
+pub const NAMESPACE: &str = "default";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write lost: the item changed since it was read.

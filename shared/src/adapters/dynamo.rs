@@ -1,14 +1,16 @@
 //! The DynamoDB store. Hooks table: the hook item (`sk = HOOK`) plus one subscription item
 //! per event (`sk = SUB#<event>`, indexed by `subEvent` in `by-event`), written in one
 //! transaction. Deliveries table: one item per delivery keyed by hook and time-sortable id.
+//! Keys shared by a deployment (the hook listing, the subscription index, event claims) carry
+//! the namespace.
 
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
-    Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, NAMESPACE, Page,
+    RecordOutcome, Store, StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId};
 use async_trait::async_trait;
@@ -28,8 +30,15 @@ type Item = HashMap<String, AttributeValue>;
 pub const SUBSCRIPTION_INDEX: &str = "by-event";
 /// Hook items by creation (sparse: subscriptions carry no `listPk`).
 pub const LISTING_INDEX: &str = "by-created";
-/// The listing partition of hooks; a tenant component joins it when tenants share a table.
-const HOOK_LIST: &str = "hooks";
+/// The listing partition of a namespace's hooks.
+fn hook_list() -> String {
+    format!("{NAMESPACE}#hooks")
+}
+
+/// The subscription index key of an event in the namespace.
+fn sub_event(event: EventName) -> String {
+    format!("{NAMESPACE}#{event}")
+}
 const HOOK_SK: &str = "HOOK";
 const SUB_PREFIX: &str = "SUB#";
 /// Query rounds one page of a filtered delivery listing may take.
@@ -39,7 +48,7 @@ const EVENT_SK: &str = "event";
 const STATS_PREFIX: &str = "stats#";
 
 fn event_pk(id: &EventId) -> String {
-    format!("event#{id}")
+    format!("{NAMESPACE}#event#{id}")
 }
 
 fn recovery_sk(id: &RecoveryId) -> String {
@@ -90,7 +99,7 @@ impl DynamoStore {
         let mut item: Item = serde_dynamo::to_item(hook).map_err(corrupt)?;
         item.insert("pk".into(), s(hook.id.as_str()));
         item.insert("sk".into(), s(HOOK_SK));
-        item.insert("listPk".into(), s(HOOK_LIST));
+        item.insert("listPk".into(), s(&hook_list()));
         item.insert("listSk".into(), s(&HookPosition::of(hook).sort_key()));
         Put::builder()
             .table_name(&self.hooks_table)
@@ -104,7 +113,7 @@ impl DynamoStore {
             .table_name(&self.hooks_table)
             .item("pk", s(hook.id.as_str()))
             .item("sk", s(&format!("{SUB_PREFIX}{event}")))
-            .item("subEvent", s(event.as_str()))
+            .item("subEvent", s(&sub_event(event)))
             .item("enabled", AttributeValue::Bool(hook.enabled))
             .build()
             .map_err(unavailable)?;
@@ -323,7 +332,7 @@ impl Store for DynamoStore {
             .query()
             .table_name(&self.hooks_table)
             .index_name(LISTING_INDEX)
-            .expression_attribute_values(":list", s(HOOK_LIST))
+            .expression_attribute_values(":list", s(&hook_list()))
             .limit(limit as i32 + 1);
         query = match after {
             Some(after) => query
@@ -350,7 +359,7 @@ impl Store for DynamoStore {
             .table_name(&self.hooks_table)
             .index_name(LISTING_INDEX)
             .key_condition_expression("listPk = :list")
-            .expression_attribute_values(":list", s(HOOK_LIST))
+            .expression_attribute_values(":list", s(&hook_list()))
             .select(aws_sdk_dynamodb::types::Select::Count)
             .into_paginator()
             .send()
@@ -407,7 +416,7 @@ impl Store for DynamoStore {
             .index_name(SUBSCRIPTION_INDEX)
             .key_condition_expression("subEvent = :e")
             .filter_expression("enabled = :t")
-            .expression_attribute_values(":e", s(event.as_str()))
+            .expression_attribute_values(":e", s(&sub_event(event)))
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .into_paginator()
             .items()

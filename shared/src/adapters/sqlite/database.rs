@@ -48,6 +48,7 @@ const GROUP_WINDOW: Duration = Duration::from_millis(1);
 
 pub struct Database {
     conn: Mutex<Session>,
+    /// The file, or `None` in memory, where each write commits at once (nothing to wait for).
     path: Option<PathBuf>,
     /// Wakes the committer when a group opens; dropped with the database, which stops it.
     opened: watch::Sender<()>,
@@ -177,12 +178,15 @@ impl Database {
     }
 
     /// Runs `f` as one all-or-nothing write in the open group and returns once the group is
-    /// committed to the file.
+    /// committed to the file (in memory, each write is its own transaction).
     pub(crate) async fn write<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let (value, group) = self.join(f)?;
+        if self.path.is_none() {
+            return Ok(value);
+        }
         let mut committed = self.committed.subscribe();
         let done = committed
             .wait_for(|c| c.group >= group)
@@ -208,7 +212,8 @@ impl Database {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut session = self.lock();
-        if !session.open {
+        // In memory, the savepoint alone is the transaction.
+        if !session.open && self.path.is_some() {
             session.conn.execute_batch("BEGIN")?;
             session.open = true;
             self.opened.send_replace(());

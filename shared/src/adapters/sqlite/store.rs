@@ -7,8 +7,8 @@ use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::event::EventId;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
-    Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, NAMESPACE, Page,
+    RecordOutcome, Store, StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
@@ -41,6 +41,12 @@ impl SqliteStore {
     }
 }
 
+/// Keys shared by the deployment (the hook listing, subscriptions, event ids) carry the
+/// namespace, as on DynamoDB.
+fn namespaced(key: &str) -> String {
+    format!("{NAMESPACE}#{key}")
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("stored records serialize")
 }
@@ -66,7 +72,7 @@ fn write_subscriptions(tx: &Connection, hook: &Hook) -> rusqlite::Result<()> {
             "INSERT OR IGNORE INTO subscriptions (event, hook_id) VALUES (?1, ?2)",
         )?;
         for event in &hook.events {
-            insert.execute([event.as_str(), hook.id.as_str()])?;
+            insert.execute([namespaced(event.as_str()).as_str(), hook.id.as_str()])?;
         }
     }
     Ok(())
@@ -120,7 +126,7 @@ impl Store for SqliteStore {
                     "INSERT INTO hooks (id, position, record) VALUES (?1, ?2, ?3)",
                     params![
                         hook.id.as_str(),
-                        HookPosition::of(hook).sort_key(),
+                        namespaced(&HookPosition::of(hook).sort_key()),
                         to_json(hook)
                     ],
                 ) {
@@ -148,12 +154,17 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Page<Hook, HookPosition>, StoreError> {
         let conn = self.db.lock();
-        let after = after.map(HookPosition::sort_key).unwrap_or_default();
+        let after = namespaced(&after.map(HookPosition::sort_key).unwrap_or_default());
+        // '$' follows '#': the end of the namespace's positions.
+        let end = format!("{NAMESPACE}$");
         let mut stmt = conn.prepare_cached(
-            "SELECT record FROM hooks WHERE position > ?1 ORDER BY position LIMIT ?2",
+            "SELECT record FROM hooks WHERE position > ?1 AND position < ?2 \
+             ORDER BY position LIMIT ?3",
         )?;
         let records = stmt
-            .query_map(params![after, limit as i64 + 1], |r| r.get::<_, String>(0))?
+            .query_map(params![after, end, limit as i64 + 1], |r| {
+                r.get::<_, String>(0)
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut items = records
             .iter()
@@ -190,7 +201,7 @@ impl Store for SqliteStore {
                     "UPDATE hooks SET position = ?2, record = ?3 WHERE id = ?1",
                     params![
                         next.id.as_str(),
-                        HookPosition::of(next).sort_key(),
+                        namespaced(&HookPosition::of(next).sort_key()),
                         to_json(next)
                     ],
                 )?;
@@ -218,7 +229,7 @@ impl Store for SqliteStore {
         let conn = self.db.lock();
         let mut stmt = conn.prepare_cached("SELECT hook_id FROM subscriptions WHERE event = ?1")?;
         let ids = stmt
-            .query_map([event.as_str()], |r| r.get::<_, String>(0))?
+            .query_map([namespaced(event.as_str())], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         ids.iter()
             .map(|id| HookId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
@@ -477,7 +488,7 @@ impl Store for SqliteStore {
                         "SELECT claimed_at, first_claimed_at, window_ends_at, answer FROM events \
                  WHERE id = ?1",
                     )?
-                    .query_row([id.as_str()], |r| {
+                    .query_row([namespaced(id.as_str())], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
@@ -492,7 +503,7 @@ impl Store for SqliteStore {
                             return Ok(EventClaim::InProgress);
                         }
                         conn.prepare_cached("UPDATE events SET claimed_at = ?2 WHERE id = ?1")?
-                            .execute(params![id.as_str(), now_ms])?;
+                            .execute(params![namespaced(id.as_str()), now_ms])?;
                         Ok(EventClaim::Claimed {
                             first_claimed_at: first,
                             resumed: true,
@@ -505,7 +516,7 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?2, ?3, NULL)",
                         )?
                         .execute(params![
-                            id.as_str(),
+                            namespaced(id.as_str()),
                             now_ms,
                             now_ms + window_ms
                         ])?;
@@ -527,7 +538,7 @@ impl Store for SqliteStore {
         self.db
             .write(|conn| {
                 conn.prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?
-                    .execute(params![id.as_str(), to_json(answer)])?;
+                    .execute(params![namespaced(id.as_str()), to_json(answer)])?;
                 Ok(())
             })
             .await
@@ -538,7 +549,7 @@ impl Store for SqliteStore {
             .write(|conn| {
                 conn.execute(
                     "UPDATE events SET claimed_at = 0 WHERE id = ?1 AND answer IS NULL",
-                    [id.as_str()],
+                    [namespaced(id.as_str())],
                 )?;
                 Ok(())
             })
