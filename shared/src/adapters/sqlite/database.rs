@@ -100,7 +100,9 @@ impl Database {
             opened,
             committed: watch::channel(Committed::default()).0,
         });
-        tokio::spawn(commit_groups(Arc::downgrade(&db), wake));
+        if db.path.is_some() {
+            tokio::spawn(commit_groups(Arc::downgrade(&db), wake));
+        }
         db
     }
 
