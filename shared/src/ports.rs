@@ -109,6 +109,17 @@ impl DeliveryFilter {
         }
     }
 
+    /// The ids a page may hold, highest first: the filter's time range, below `after` when
+    /// paging on; `None` when nothing is left.
+    pub fn id_range(&self, after: Option<&DeliveryId>) -> Option<(DeliveryId, DeliveryId)> {
+        let low = DeliveryId::lowest_at(self.from_ms);
+        let mut high = DeliveryId::highest_at(self.to_ms);
+        if let Some(after) = after {
+            high = high.min(after.predecessor()?);
+        }
+        (low <= high).then_some((low, high))
+    }
+
     pub fn matches(&self, d: &Delivery) -> bool {
         self.event.is_none_or(|e| d.event == e)
             && self.statuses.as_ref().is_none_or(|s| s.contains(&d.status))

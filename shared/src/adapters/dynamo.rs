@@ -540,17 +540,9 @@ impl Store for DynamoStore {
         after: Option<&DeliveryId>,
         limit: usize,
     ) -> Result<Page<Delivery>, StoreError> {
-        let low = DeliveryId::lowest_at(filter.from_ms);
-        let mut high = DeliveryId::highest_at(filter.to_ms);
-        if let Some(after) = after {
-            match after.predecessor() {
-                Some(before) => high = high.min(before),
-                None => return Ok(Page::default()),
-            }
-        }
-        if low > high || limit == 0 {
+        let Some((low, high)) = filter.id_range(after).filter(|_| limit > 0) else {
             return Ok(Page::default());
-        }
+        };
         let mut conditions = Vec::new();
         let mut query = self
             .client

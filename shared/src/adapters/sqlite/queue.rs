@@ -81,25 +81,17 @@ impl SqliteQueue {
         let now = now_ms();
         let mut flights = self.flights();
         let hidden = flights.values().filter(|f| f.hidden_until > now).count();
-        let (due, next_due): (Vec<(i64, String)>, Option<i64>) = {
-            let conn = self.db.lock();
-            let due = conn
-                .prepare_cached(
-                    "SELECT id, body FROM jobs WHERE visible_at <= ?1 \
-                     ORDER BY visible_at, id LIMIT ?2",
-                )?
-                .query_map(params![now, (max + hidden) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            let next_due = conn
-                .prepare_cached(
-                    "SELECT visible_at FROM jobs WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
-                )?
-                .query_row([now], |r| r.get(0))
-                .optional()?;
-            (due, next_due)
-        };
+        let due: Vec<(i64, String)> = self
+            .db
+            .lock()
+            .prepare_cached(
+                "SELECT id, body FROM jobs WHERE visible_at <= ?1 \
+                 ORDER BY visible_at, id LIMIT ?2",
+            )?
+            .query_map(params![now, (max + hidden) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
         let hidden_until = now + self.visibility.as_millis() as i64;
         let mut out = Vec::new();
         let mut dead = Vec::new();
@@ -145,6 +137,14 @@ impl SqliteQueue {
         if !out.is_empty() {
             return Ok(Look::Messages(out));
         }
+        let next_due: Option<i64> = self
+            .db
+            .lock()
+            .prepare_cached(
+                "SELECT visible_at FROM jobs WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
+            )?
+            .query_row([now], |r| r.get(0))
+            .optional()?;
         let next_visible = self.flights().values().map(|f| f.hidden_until).min();
         let next = [next_due, next_visible].into_iter().flatten().min();
         let wait = next.map_or(1000, |at| (at - now).clamp(1, 1000));

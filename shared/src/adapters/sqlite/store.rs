@@ -105,6 +105,18 @@ fn read_delivery(
     record.as_deref().map(from_json).transpose()
 }
 
+fn read_recovery(
+    conn: &Connection,
+    hook: &HookId,
+    id: &RecoveryId,
+) -> Result<Option<Recovery>, StoreError> {
+    let record: Option<String> = conn
+        .prepare_cached("SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2")?
+        .query_row([hook.as_str(), &id.to_string()], |r| r.get(0))
+        .optional()?;
+    record.as_deref().map(from_json).transpose()
+}
+
 fn write_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = ?3, record = ?4 WHERE hook_id = ?1 AND id = ?2",
@@ -317,17 +329,9 @@ impl Store for SqliteStore {
         after: Option<&DeliveryId>,
         limit: usize,
     ) -> Result<Page<Delivery>, StoreError> {
-        let low = DeliveryId::lowest_at(filter.from_ms);
-        let mut high = DeliveryId::highest_at(filter.to_ms);
-        if let Some(after) = after {
-            match after.predecessor() {
-                Some(before) => high = high.min(before),
-                None => return Ok(Page::default()),
-            }
-        }
-        if low > high || limit == 0 {
+        let Some((low, high)) = filter.id_range(after).filter(|_| limit > 0) else {
             return Ok(Page::default());
-        }
+        };
         let scan = (limit * SCAN_FACTOR).max(MIN_SCAN);
         let conn = self.db.lock();
         let mut stmt = conn.prepare_cached(
@@ -423,15 +427,7 @@ impl Store for SqliteStore {
         hook: &HookId,
         id: &RecoveryId,
     ) -> Result<Option<Recovery>, StoreError> {
-        let conn = self.db.lock();
-        let record: Option<String> = conn
-            .query_row(
-                "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
-                [hook.as_str(), &id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        record.as_deref().map(from_json).transpose()
+        read_recovery(&self.db.lock(), hook, id)
     }
 
     async fn advance_recovery(
@@ -445,14 +441,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.db
             .write(|conn| {
-                let record: Option<String> = conn
-                    .query_row(
-                        "SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2",
-                        [hook.as_str(), &id.to_string()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(mut r) = record.as_deref().map(from_json::<Recovery>).transpose()? else {
+                let Some(mut r) = read_recovery(conn, hook, id)? else {
                     return Ok(false);
                 };
                 if r.status != RecoveryStatus::Running || r.cursor.as_ref() != from {
