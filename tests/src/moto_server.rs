@@ -1,6 +1,7 @@
 //! A moto server of a test's own, on a free loopback port, for tests that must freeze or
 //! break the emulator without disturbing the shared one. Killed with its process group on drop.
 
+use crate::provision::Keys;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -67,6 +68,45 @@ impl MotoServer {
     /// SDK configuration for this server with the given timeouts and static test credentials.
     pub async fn sdk_config(&self, timeouts: TimeoutConfig) -> SdkConfig {
         sdk_config(&self.endpoint, timeouts).await
+    }
+
+    /// SDK configuration for this server holding `keys`.
+    pub async fn sdk_config_as(&self, keys: &Keys) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                keys.access_key_id.clone(),
+                keys.secret_access_key.clone(),
+                keys.session_token.clone(),
+                None,
+                "moto",
+            ))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            )
+            .load()
+            .await
+    }
+
+    /// From now on every request must be signed by an IAM identity of this server and is
+    /// allowed only what that identity's policies allow (moto's `INITIAL_NO_AUTH_ACTION_COUNT`,
+    /// set to zero through its control API).
+    pub async fn enforce_iam(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .body("0")
+            .send()
+            .await
+            .expect("moto's control API answers");
+        assert!(
+            answer.status().is_success(),
+            "reset-auth: {}",
+            answer.status()
+        );
     }
 }
 

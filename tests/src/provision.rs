@@ -1,39 +1,19 @@
-//! Creates the DynamoDB tables and SQS queues declared in `infra/template.yaml` inside moto,
-//! through the real AWS SDK, so tests run against the keys, index, TTL and redrive policy that
-//! get deployed: code and infrastructure cannot drift apart.
+//! Deploys `infra/template.yaml` into moto as a CloudFormation stack (`scripts/rehearse.py`:
+//! the SAM transform offline, then `CreateStack`), so tests run against the tables, indexes,
+//! queues, redrive policy, roles and function settings CloudFormation creates from it.
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
+use serde::Deserialize;
 use serde_yaml::Value;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::process::Stdio;
 use std::time::Duration;
 
-const TABLE: &str = "AWS::DynamoDB::Table";
-const QUEUE: &str = "AWS::SQS::Queue";
-const REQUIRED: [(&str, &str); 4] = [
-    ("HooksTable", TABLE),
-    ("DeliveriesTable", TABLE),
-    ("DeliveryQueue", QUEUE),
-    ("DeliveryDeadLetterQueue", QUEUE),
-];
-const QUEUE_ATTRIBUTES: [&str; 6] = [
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "ContentBasedDeduplication",
-];
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// Names of the resources [`provision`] created.
+/// Names of the data resources of a deployed stack.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub hooks_table: String,
@@ -43,42 +23,202 @@ pub struct Provisioned {
     pub queue_arn: String,
 }
 
-/// Parses `infra/template.yaml` and creates every `AWS::DynamoDB::Table` and `AWS::SQS::Queue`
-/// in it, named `{prefix}-{LogicalId}`. Dead-letter queues are created before the queues whose
-/// `RedrivePolicy` points at them. Panics if a required resource is missing or a call fails.
-pub async fn provision(
-    dynamo: &aws_sdk_dynamodb::Client,
-    sqs: &aws_sdk_sqs::Client,
-    prefix: &str,
-) -> Provisioned {
-    let template = Template::load();
-    for (id, kind) in REQUIRED {
-        let found = template.resources().find(|(rid, _, _)| *rid == id);
-        match found {
-            Some((_, k, _)) if k == kind => {}
-            Some((_, k, _)) => panic!("{}: {id} is a {k}, expected a {kind}", template.path),
-            None => panic!("{}: resource {id} ({kind}) is missing", template.path),
+/// Access keys, with a session token when they belong to an assumed role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Keys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// The policy statements these keys hold (for a role).
+    #[serde(default, rename = "statements")]
+    pub statements: Vec<serde_json::Value>,
+}
+
+impl Keys {
+    /// The variables the AWS SDKs read these keys from.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), self.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                self.secret_access_key.clone(),
+            ),
+        ];
+        if let Some(token) = &self.session_token {
+            vars.push(("AWS_SESSION_TOKEN".to_string(), token.clone()));
+        }
+        vars
+    }
+
+    /// Actions granted by any statement.
+    pub fn actions(&self) -> Vec<String> {
+        self.statements
+            .iter()
+            .flat_map(|s| match &s["Action"] {
+                serde_json::Value::String(a) => vec![a.clone()],
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// A deployed function as the emulator holds it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Function {
+    pub name: String,
+    pub role: String,
+    pub timeout: Option<u64>,
+    pub environment: BTreeMap<String, String>,
+    /// Only with [`Deploy::least_privilege`].
+    pub credentials: Option<Keys>,
+}
+
+/// What `scripts/rehearse.py` reports about a stack it created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stack {
+    pub stack: String,
+    /// The emulator it was created in.
+    #[serde(default)]
+    pub endpoint: String,
+    pub outputs: BTreeMap<String, String>,
+    pub resources: BTreeMap<String, String>,
+    /// Logical id -> resource type the emulator's CloudFormation does not create.
+    pub not_created: BTreeMap<String, String>,
+    /// What was applied by hand because the emulator's CloudFormation ignores it.
+    pub fallbacks: Vec<String>,
+    /// Keyed by binary (`ingest`, `api`, `sender`).
+    pub functions: BTreeMap<String, Function>,
+    pub queue_arns: BTreeMap<String, String>,
+    pub administrator: Option<Keys>,
+    /// Keyed by `function:action`: the function's policy without that action.
+    #[serde(default)]
+    pub without_action: BTreeMap<String, Keys>,
+}
+
+impl Stack {
+    pub fn provisioned(&self) -> Provisioned {
+        let output = |key: &str| {
+            self.outputs
+                .get(key)
+                .unwrap_or_else(|| panic!("stack {} has no output {key}", self.stack))
+                .clone()
+        };
+        Provisioned {
+            hooks_table: output("HooksTableName"),
+            deliveries_table: output("DeliveriesTableName"),
+            queue_url: output("DeliveryQueueUrl"),
+            dlq_url: output("DeliveryDeadLetterQueueUrl"),
+            queue_arn: self
+                .queue_arns
+                .get("DeliveryQueue")
+                .unwrap_or_else(|| panic!("stack {} has no DeliveryQueue", self.stack))
+                .clone(),
         }
     }
 
-    let (tables, queues) = tokio::join!(
-        create_tables(dynamo, &template, prefix),
-        create_queues(sqs, &template, prefix)
-    );
-    let queue = &queues["DeliveryQueue"];
-    Provisioned {
-        hooks_table: tables["HooksTable"].clone(),
-        deliveries_table: tables["DeliveriesTable"].clone(),
-        queue_url: queue.url.clone(),
-        dlq_url: queues["DeliveryDeadLetterQueue"].url.clone(),
-        queue_arn: queue.arn.clone(),
+    pub fn function(&self, binary: &str) -> &Function {
+        self.functions
+            .get(binary)
+            .unwrap_or_else(|| panic!("stack {} has no function {binary}", self.stack))
     }
+}
+
+/// A stack to create: its name, template parameters, and which credentials to make.
+pub struct Deploy<'a> {
+    pub prefix: &'a str,
+    pub parameters: Vec<(&'a str, String)>,
+    pub least_privilege: bool,
+    /// `function:action` pairs, each getting credentials without that one action.
+    pub without: Vec<&'a str>,
+}
+
+impl<'a> Deploy<'a> {
+    pub fn new(prefix: &'a str) -> Self {
+        Self {
+            prefix,
+            parameters: Vec::new(),
+            least_privilege: false,
+            without: Vec::new(),
+        }
+    }
+
+    /// Creates the stack in the emulator at `endpoint`; panics with the script's output if
+    /// it fails.
+    pub async fn run(self, endpoint: &str) -> Stack {
+        assert!(
+            endpoint.starts_with("http://127.0.0.1:"),
+            "stacks are only created in a local emulator, not at {endpoint}"
+        );
+        let suffix = ulid::Ulid::new().to_string().to_lowercase();
+        // Stage names every function and log group; queue names must stay within 80 chars.
+        let stage = format!("s{}", &suffix[14..]);
+        let mut stack: String = self
+            .prefix
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(28)
+            .collect();
+        if !stack.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            stack.insert(0, 's');
+        }
+        stack = format!("{}-{stage}", stack.trim_end_matches('-'));
+        let mut command = tokio::process::Command::new(python());
+        command
+            .arg(format!("{WORKSPACE}/scripts/rehearse.py"))
+            .args(["--endpoint", endpoint, "--stack", &stack])
+            .args(["--parameter", &format!("Stage={stage}")])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in &self.parameters {
+            command.args(["--parameter", &format!("{key}={value}")]);
+        }
+        if self.least_privilege {
+            command.arg("--least-privilege");
+        }
+        for spec in &self.without {
+            command.args(["--without", spec]);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(180), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("scripts/rehearse.py did not finish within 180 s"))
+            .unwrap_or_else(|e| panic!("cannot run scripts/rehearse.py: {e}"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "scripts/rehearse.py failed ({}):\n{stderr}{stdout}",
+            output.status
+        );
+        let mut stack: Stack = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("scripts/rehearse.py printed no stack ({e}):\n{stdout}"));
+        stack.endpoint = endpoint.to_string();
+        stack
+    }
+}
+
+/// Deploys the template with its default parameters into the emulator `sdk` points at and
+/// returns its tables and queues.
+pub async fn provision(sdk: &SdkConfig, prefix: &str) -> Provisioned {
+    let endpoint = sdk
+        .endpoint_url()
+        .expect("an SDK configuration with the emulator's endpoint");
+    Deploy::new(prefix).run(endpoint).await.provisioned()
 }
 
 /// Names of the environment variables `infra/template.yaml` gives the function built from the
 /// binary `binary` (its own and the global ones). Panics if no function builds it.
 pub fn function_variables(binary: &str) -> Vec<String> {
-    let template = Template::load();
+    let path = format!("{WORKSPACE}/infra/template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let root: Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("cannot parse {path}: {e}"));
     let variables = |scope: Option<&Value>| -> Vec<String> {
         scope
             .and_then(|s| s.get("Environment"))
@@ -92,8 +232,7 @@ pub fn function_variables(binary: &str) -> Vec<String> {
             })
             .unwrap_or_default()
     };
-    let function = template
-        .root
+    let function = root
         .get("Resources")
         .and_then(Value::as_mapping)
         .and_then(|resources| {
@@ -106,10 +245,18 @@ pub fn function_variables(binary: &str) -> Vec<String> {
                         == Some(binary)
             })
         })
-        .unwrap_or_else(|| panic!("{}: no function builds {binary}", template.path));
-    let mut names = variables(template.root.get("Globals").and_then(|g| g.get("Function")));
+        .unwrap_or_else(|| panic!("{}: no function builds {binary}", path));
+    let mut names = variables(root.get("Globals").and_then(|g| g.get("Function")));
     names.extend(variables(function.get("Properties")));
     names
+}
+
+/// The Python of the virtual environment `scripts/test` sets up.
+fn python() -> String {
+    std::env::var("WEBHOOKS_TEST_PYTHON")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| format!("{WORKSPACE}/.venv/bin/python"))
 }
 
 /// SDK configuration for the moto server at `WEBHOOKS_TEST_AWS_ENDPOINT`, with static test
@@ -137,446 +284,4 @@ pub async fn moto_config() -> SdkConfig {
         )
         .load()
         .await
-}
-
-struct Template {
-    path: String,
-    root: Value,
-}
-
-impl Template {
-    fn load() -> Self {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml").to_string();
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read the SAM template {path}: {e}"));
-        let root = serde_yaml::from_str(&text)
-            .unwrap_or_else(|e| panic!("cannot parse the SAM template {path}: {e}"));
-        Self { path, root }
-    }
-
-    /// `(logical id, type, properties)` of every resource, in template order.
-    fn resources(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
-        let resources = self
-            .root
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .unwrap_or_else(|| panic!("{}: no Resources section", self.path));
-        resources.iter().map(|(id, body)| {
-            let id = id
-                .as_str()
-                .unwrap_or_else(|| panic!("{}: non-string logical id {id:?}", self.path));
-            let kind = body.get("Type").and_then(Value::as_str).unwrap_or_default();
-            (id, kind, body.get("Properties").unwrap_or(&Value::Null))
-        })
-    }
-
-    /// Replaces `!Ref Parameter` by the parameter's default; other values are returned as is.
-    fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
-        match intrinsic(value) {
-            Some(("Ref", Value::String(name))) => self
-                .root
-                .get("Parameters")
-                .and_then(|p| p.get(name.as_str()))
-                .and_then(|p| p.get("Default"))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{}: cannot resolve Ref {name} (no parameter default)",
-                        self.path
-                    )
-                }),
-            _ => value,
-        }
-    }
-
-    fn string(&self, value: &Value, what: &str) -> String {
-        match self.resolve(value) {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => panic!("{}: {what} must be a scalar, got {other:?}", self.path),
-        }
-    }
-
-    fn bool(&self, value: &Value, what: &str) -> bool {
-        match self.string(value, what).as_str() {
-            "true" | "True" => true,
-            "false" | "False" => false,
-            other => panic!("{}: {what} must be true or false, got {other}", self.path),
-        }
-    }
-
-    fn field(&self, map: &Value, key: &str, what: &str) -> String {
-        let value = map
-            .get(key)
-            .unwrap_or_else(|| panic!("{}: {what} lacks {key}", self.path));
-        self.string(value, &format!("{what}.{key}"))
-    }
-
-    fn list<'a>(&self, props: &'a Value, key: &str, what: &str) -> &'a [Value] {
-        match props.get(key) {
-            None => &[],
-            Some(Value::Sequence(items)) => items,
-            Some(other) => panic!("{}: {what}.{key} must be a list, got {other:?}", self.path),
-        }
-    }
-
-    fn key_schema(&self, props: &Value, what: &str) -> Vec<KeySchemaElement> {
-        self.list(props, "KeySchema", what)
-            .iter()
-            .map(|k| {
-                KeySchemaElement::builder()
-                    .attribute_name(self.field(k, "AttributeName", what))
-                    .key_type(KeyType::from(self.field(k, "KeyType", what).as_str()))
-                    .build()
-                    .expect("attribute name and key type are set")
-            })
-            .collect()
-    }
-
-    fn projection(&self, props: &Value, what: &str) -> Projection {
-        let projection = props
-            .get("Projection")
-            .unwrap_or_else(|| panic!("{}: {what} lacks Projection", self.path));
-        let non_key: Vec<String> = self
-            .list(projection, "NonKeyAttributes", what)
-            .iter()
-            .map(|a| self.string(a, what))
-            .collect();
-        Projection::builder()
-            .set_projection_type(
-                projection
-                    .get("ProjectionType")
-                    .map(|t| ProjectionType::from(self.string(t, what).as_str())),
-            )
-            .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
-            .build()
-    }
-
-    fn throughput(&self, props: &Value, what: &str) -> Option<ProvisionedThroughput> {
-        let t = props.get("ProvisionedThroughput")?;
-        let units = |key: &str| -> i64 {
-            let value = self.field(t, key, what);
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{}: {what}.{key} is not a number", self.path))
-        };
-        Some(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(units("ReadCapacityUnits"))
-                .write_capacity_units(units("WriteCapacityUnits"))
-                .build()
-                .expect("read and write capacity are set"),
-        )
-    }
-}
-
-/// `Code: message` for service errors, the whole error chain otherwise (e.g. connection refused).
-fn describe<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error {
-        SdkError::ServiceError(e) => format!(
-            "{}: {}",
-            e.err().code().unwrap_or("unknown error"),
-            e.err().message().unwrap_or_default()
-        ),
-        _ => DisplayErrorContext(error).to_string(),
-    }
-}
-
-/// The intrinsic function a value calls, in short (`!GetAtt`) or long (`Fn::GetAtt`) form.
-fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
-    const NAMES: [&str; 4] = ["Ref", "GetAtt", "Sub", "ImportValue"];
-    match value {
-        Value::Tagged(tagged) => NAMES
-            .into_iter()
-            .find(|n| tagged.tag == *n)
-            .map(|n| (n, &tagged.value)),
-        Value::Mapping(map) if map.len() == 1 => {
-            let (key, inner) = map.iter().next()?;
-            let key = key.as_str()?;
-            let name = key.strip_prefix("Fn::").unwrap_or(key);
-            NAMES.into_iter().find(|n| *n == name).map(|n| (n, inner))
-        }
-        _ => None,
-    }
-}
-
-/// The logical id a `GetAtt X.Arn` points at.
-fn get_att_arn(value: &Value) -> Option<String> {
-    let (resource, attribute) = match intrinsic(value)? {
-        ("GetAtt", Value::String(s)) => {
-            let (r, a) = s.split_once('.')?;
-            (r.to_string(), a.to_string())
-        }
-        ("GetAtt", Value::Sequence(parts)) if parts.len() == 2 => (
-            parts[0].as_str()?.to_string(),
-            parts[1].as_str()?.to_string(),
-        ),
-        _ => return None,
-    };
-    (attribute == "Arn").then_some(resource)
-}
-
-async fn create_tables(
-    client: &aws_sdk_dynamodb::Client,
-    template: &Template,
-    prefix: &str,
-) -> HashMap<String, String> {
-    let mut names = HashMap::new();
-    for (id, _, props) in template.resources().filter(|(_, kind, _)| *kind == TABLE) {
-        let name = format!("{prefix}-{id}");
-        let attributes = template
-            .list(props, "AttributeDefinitions", id)
-            .iter()
-            .map(|a| {
-                let kind = template.field(a, "AttributeType", id);
-                AttributeDefinition::builder()
-                    .attribute_name(template.field(a, "AttributeName", id))
-                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                    .build()
-                    .expect("attribute name and type are set")
-            })
-            .collect();
-        let global: Vec<GlobalSecondaryIndex> = template
-            .list(props, "GlobalSecondaryIndexes", id)
-            .iter()
-            .map(|index| {
-                let what = format!("{id}.GlobalSecondaryIndexes");
-                GlobalSecondaryIndex::builder()
-                    .index_name(template.field(index, "IndexName", &what))
-                    .set_key_schema(Some(template.key_schema(index, &what)))
-                    .projection(template.projection(index, &what))
-                    .set_provisioned_throughput(template.throughput(index, &what))
-                    .build()
-                    .unwrap_or_else(|e| panic!("{}: invalid {what}: {e}", template.path))
-            })
-            .collect();
-        let local: Vec<LocalSecondaryIndex> = template
-            .list(props, "LocalSecondaryIndexes", id)
-            .iter()
-            .map(|index| {
-                let what = format!("{id}.LocalSecondaryIndexes");
-                LocalSecondaryIndex::builder()
-                    .index_name(template.field(index, "IndexName", &what))
-                    .set_key_schema(Some(template.key_schema(index, &what)))
-                    .projection(template.projection(index, &what))
-                    .build()
-                    .unwrap_or_else(|e| panic!("{}: invalid {what}: {e}", template.path))
-            })
-            .collect();
-        let billing = props
-            .get("BillingMode")
-            .map(|b| BillingMode::from(template.string(b, id).as_str()));
-
-        client
-            .create_table()
-            .table_name(&name)
-            .set_attribute_definitions(Some(attributes))
-            .set_key_schema(Some(template.key_schema(props, id)))
-            .set_billing_mode(billing)
-            .set_provisioned_throughput(template.throughput(props, id))
-            .set_global_secondary_indexes((!global.is_empty()).then_some(global))
-            .set_local_secondary_indexes((!local.is_empty()).then_some(local))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "CreateTable {name} (prefixes must be unique per moto server): {}",
-                    describe(&e)
-                )
-            });
-
-        if let Some(ttl) = props.get("TimeToLiveSpecification") {
-            let what = format!("{id}.TimeToLiveSpecification");
-            let enabled = ttl.get("Enabled").is_some_and(|e| template.bool(e, &what));
-            if enabled {
-                let spec = TimeToLiveSpecification::builder()
-                    .attribute_name(template.field(ttl, "AttributeName", &what))
-                    .enabled(true)
-                    .build()
-                    .expect("attribute name and flag are set");
-                client
-                    .update_time_to_live()
-                    .table_name(&name)
-                    .time_to_live_specification(spec)
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("UpdateTimeToLive {name}: {}", describe(&e)));
-            }
-        }
-        names.insert(id.to_string(), name);
-    }
-    names
-}
-
-struct Queue {
-    url: String,
-    arn: String,
-}
-
-async fn create_queues(
-    client: &aws_sdk_sqs::Client,
-    template: &Template,
-    prefix: &str,
-) -> HashMap<String, Queue> {
-    let mut pending: Vec<(&str, &Value)> = template
-        .resources()
-        .filter(|(_, kind, _)| *kind == QUEUE)
-        .map(|(id, _, props)| (id, props))
-        .collect();
-    let mut created: HashMap<String, Queue> = HashMap::new();
-
-    while !pending.is_empty() {
-        let ready = pending.iter().position(|(id, props)| {
-            redrive_target(template, id, props).is_none_or(|target| created.contains_key(&target))
-        });
-        let Some(index) = ready else {
-            let ids: Vec<&str> = pending.iter().map(|(id, _)| *id).collect();
-            panic!(
-                "{}: the RedrivePolicy of {ids:?} points at queues that are not in the template \
-                 or at each other",
-                template.path
-            );
-        };
-        let (id, props) = pending.remove(index);
-        let queue = create_queue(client, template, prefix, id, props, &created).await;
-        created.insert(id.to_string(), queue);
-    }
-    created
-}
-
-fn redrive_target(template: &Template, id: &str, props: &Value) -> Option<String> {
-    let target = props.get("RedrivePolicy")?.get("deadLetterTargetArn")?;
-    Some(get_att_arn(target).unwrap_or_else(|| {
-        panic!(
-            "{}: {id}.RedrivePolicy.deadLetterTargetArn must be a GetAtt of a queue's Arn",
-            template.path
-        )
-    }))
-}
-
-async fn create_queue(
-    client: &aws_sdk_sqs::Client,
-    template: &Template,
-    prefix: &str,
-    id: &str,
-    props: &Value,
-    created: &HashMap<String, Queue>,
-) -> Queue {
-    let fifo = props
-        .get("FifoQueue")
-        .is_some_and(|f| template.bool(f, &format!("{id}.FifoQueue")));
-    let name = format!("{prefix}-{id}{}", if fifo { ".fifo" } else { "" });
-
-    let mut attributes: HashMap<QueueAttributeName, String> = HashMap::new();
-    if fifo {
-        attributes.insert(QueueAttributeName::FifoQueue, "true".into());
-    }
-    for key in QUEUE_ATTRIBUTES {
-        if let Some(value) = props.get(key) {
-            let value = template.string(value, &format!("{id}.{key}"));
-            attributes.insert(QueueAttributeName::from(key), value);
-        }
-    }
-    if let Some(policy) = props.get("RedrivePolicy") {
-        let what = format!("{id}.RedrivePolicy");
-        let Some(map) = policy.as_mapping() else {
-            panic!("{}: {what} must be a mapping", template.path);
-        };
-        let mut json = serde_json::Map::new();
-        for (key, value) in map {
-            let key = key
-                .as_str()
-                .unwrap_or_else(|| panic!("{}: {what} has a non-string key", template.path));
-            let value = if key == "deadLetterTargetArn" {
-                let target = redrive_target(template, id, props).expect("checked above");
-                serde_json::Value::String(created[&target].arn.clone())
-            } else {
-                serde_json::to_value(template.resolve(value)).unwrap_or_else(|e| {
-                    panic!("{}: {what}.{key} is not plain data: {e}", template.path)
-                })
-            };
-            json.insert(key.to_string(), value);
-        }
-        attributes.insert(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::Value::Object(json).to_string(),
-        );
-    }
-
-    let url = client
-        .create_queue()
-        .queue_name(&name)
-        .set_attributes(Some(attributes))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateQueue {name}: {}", describe(&e)))
-        .queue_url
-        .unwrap_or_else(|| panic!("CreateQueue {name} returned no queue URL"));
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetQueueAttributes {name}: {}", describe(&e)))
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_else(|| panic!("GetQueueAttributes {name} returned no QueueArn"));
-    Queue { url, arn }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn yaml(text: &str) -> Value {
-        serde_yaml::from_str(text).expect("valid yaml")
-    }
-
-    #[test]
-    fn get_att_arn_reads_short_and_long_forms() {
-        assert_eq!(
-            get_att_arn(&yaml("!GetAtt Dlq.Arn")).as_deref(),
-            Some("Dlq")
-        );
-        assert_eq!(
-            get_att_arn(&yaml("!GetAtt [Dlq, Arn]")).as_deref(),
-            Some("Dlq")
-        );
-        assert_eq!(
-            get_att_arn(&yaml("Fn::GetAtt: [Dlq, Arn]")).as_deref(),
-            Some("Dlq")
-        );
-        assert_eq!(
-            get_att_arn(&yaml("Fn::GetAtt: Dlq.Arn")).as_deref(),
-            Some("Dlq")
-        );
-        assert_eq!(get_att_arn(&yaml("!GetAtt Dlq.QueueName")), None);
-        assert_eq!(get_att_arn(&yaml("!Ref Dlq")), None);
-        assert_eq!(get_att_arn(&yaml("arn:aws:sqs:us-east-1:1:q")), None);
-    }
-
-    #[test]
-    fn template_declares_the_required_resources() {
-        let template = Template::load();
-        for (id, kind) in REQUIRED {
-            assert!(
-                template.resources().any(|(r, k, _)| r == id && k == kind),
-                "{id} ({kind}) missing from {}",
-                template.path
-            );
-        }
-        let (_, _, queue) = template
-            .resources()
-            .find(|(id, _, _)| *id == "DeliveryQueue")
-            .expect("checked above");
-        assert_eq!(
-            redrive_target(&template, "DeliveryQueue", queue).as_deref(),
-            Some("DeliveryDeadLetterQueue")
-        );
-    }
 }

@@ -308,12 +308,7 @@ async fn while_moto_is_frozen_ingest_answers_503_and_every_202_is_delivered() {
                     .build(),
             )
             .await;
-        let provisioned = provision(
-            &aws_sdk_dynamodb::Client::new(&lenient),
-            &aws_sdk_sqs::Client::new(&lenient),
-            &unique_prefix("frozen"),
-        )
-        .await;
+        let provisioned = provision(&lenient, &unique_prefix("frozen")).await;
         let short = server
             .sdk_config(
                 TimeoutConfig::builder()

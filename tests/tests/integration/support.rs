@@ -36,7 +36,7 @@ pub async fn moto(name: &str) -> Moto {
     let sdk = moto_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let provisioned = provision(&dynamo, &sqs, &unique_prefix(name)).await;
+    let provisioned = provision(&sdk, &unique_prefix(name)).await;
     Moto {
         store: Arc::new(DynamoStore::new(
             dynamo,

@@ -132,7 +132,7 @@ impl Bench {
                 .interceptor(SqsMeter(usage.clone()))
                 .build(),
         );
-        let provisioned = provision(&dynamo, &sqs, &format!("bench-{name}")).await;
+        let provisioned = provision(&self.sdk, &format!("bench-{name}")).await;
         let store = Arc::new(
             DynamoStore::new(
                 dynamo,

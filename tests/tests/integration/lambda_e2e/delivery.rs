@@ -3,15 +3,16 @@
 //! broken jobs come back, and output of valid EMF and JSON logs without any secret in it.
 
 use super::{Setup, Watch, sqs_record};
-use crate::support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ssm::types::ParameterType;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
+use webhooks::adapters::sqs::SqsQueue;
 use webhooks::delivery::{DeliveryId, Job};
 use webhooks::hook::HookId;
-use webhooks_tests::provision::moto_config;
+use webhooks_tests::moto_server::MotoServer;
+use webhooks_tests::provision::{Deploy, Stack};
 use webhooks_tests::receiver::{Received, Receiver};
 use webhooks_tests::verifiers::{logto_node_verifies, standard_webhooks_verifies};
 use webhooks_tests::{emf, unique_prefix};
@@ -36,6 +37,27 @@ async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// The action the crippled ingest function lacks: queueing a delivery needs it.
+const WITHOUT: &str = "ingest:sqs:SendMessage";
+
+/// The sender neither reads tokens nor may: no token parameter in its environment, no SSM
+/// action in its role.
+fn assert_sender_reads_no_tokens(stack: &Stack) {
+    let sender = stack.function("sender");
+    let parameters: Vec<&String> = sender
+        .environment
+        .keys()
+        .filter(|k| k.contains("TOKEN"))
+        .collect();
+    assert!(parameters.is_empty(), "the sender is given {parameters:?}");
+    let actions = sender.credentials.as_ref().expect("role keys").actions();
+    assert!(!actions.is_empty(), "the sender's role holds no action");
+    assert!(
+        actions.iter().all(|a| !a.starts_with("ssm:")),
+        "the sender's role holds {actions:?}"
+    );
 }
 
 /// Both signatures verify with `key` (Standard Webhooks also with each of `also`), in the
@@ -65,21 +87,41 @@ fn bad_hook(config: Value) -> Value {
 
 #[tokio::test]
 async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
-    let m = moto("lambda").await;
-    let sdk = moto_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    // A moto of its own that enforces IAM: each function holds only its role's policy.
+    let server = MotoServer::start().await;
     let prefix = unique_prefix("lambda");
     let admin_parameter = format!("/{prefix}/admin-tokens");
     let ingest_parameter = format!("/{prefix}/ingest-tokens");
+    let stack = Deploy {
+        prefix: &prefix,
+        parameters: vec![
+            ("RetrySchedule", "1s".into()),
+            ("AdminTokenParameterName", admin_parameter.clone()),
+            ("IngestTokenParameterName", ingest_parameter.clone()),
+        ],
+        least_privilege: true,
+        without: vec![WITHOUT],
+    }
+    .run(&server.endpoint)
+    .await;
+    server.enforce_iam().await;
+    let sdk = server
+        .sdk_config_as(stack.administrator.as_ref().expect("administrator keys"))
+        .await;
+    let provisioned = stack.provisioned();
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        provisioned.queue_url.clone(),
+    );
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
     put_secure(&ssm, &admin_parameter, &format!("{ADMIN},{ADMIN_NEXT}")).await;
     put_secure(&ssm, &ingest_parameter, INGEST).await;
+    assert_sender_reads_no_tokens(&stack);
 
     let receiver = Receiver::start(&[]).await;
     let failing = Receiver::start(&[500]).await;
     let setup = Setup {
-        provisioned: &m.provisioned,
-        admin_parameter: &admin_parameter,
-        ingest_parameter: &ingest_parameter,
+        stack: &stack,
         extra: &[
             ("WEBHOOKS_ALLOW_HTTP", "true"),
             ("WEBHOOKS_ALLOWED_CIDRS", "127.0.0.0/8"),
@@ -239,13 +281,13 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
 
     // A mixed batch: the queued job, two messages that are no job, a job for an unknown
     // delivery (skipped, so a success) and one whose delivery record is unreadable.
-    let queued = m.queue.receive(10, 2).await.unwrap();
+    let queued = queue.receive(10, 2).await.unwrap();
     assert_eq!(queued.len(), 1);
     // Under a hook of its own, so the real hook's delivery log stays readable.
     let (other_hook, unreadable) = (HookId::generate(), DeliveryId::generate());
     aws_sdk_dynamodb::Client::new(&sdk)
         .put_item()
-        .table_name(&m.provisioned.deliveries_table)
+        .table_name(&provisioned.deliveries_table)
         .item("pk", AttributeValue::S(other_hook.to_string()))
         .item("sk", AttributeValue::S(unreadable.to_string()))
         .item("status", AttributeValue::N("42".into()))
@@ -262,7 +304,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
         })
         .unwrap()
     };
-    let arn = &m.provisioned.queue_arn;
+    let arn = &provisioned.queue_arn;
     let unknown = job(HookId::parse(&hook_id).unwrap(), DeliveryId::generate());
     let batch = json!({"Records": [
         sqs_record(&queued[0].message.id, &queued[0].message.body, arn),
@@ -305,7 +347,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
         .request(&http, "POST", "/api/events", ADMIN, Some(&second))
         .await;
     assert_eq!(accepted.status, 202, "{}", accepted.raw);
-    let queued = m.queue.receive(10, 2).await.unwrap();
+    let queued = queue.receive(10, 2).await.unwrap();
     assert_eq!(queued.len(), 1);
     let record = sqs_record(&queued[0].message.id, &queued[0].message.body, arn);
     let answer = sender.invoke(&http, &json!({"Records": [record]})).await;
@@ -391,6 +433,21 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
         logs.iter().any(|l| l["level"] == "DEBUG"),
         "not run at debug level:\n{output}"
     );
+
+    // The ingest function without one action of its policy: an event needing it is refused
+    // with a 503 that names no cause, the function's log says why, and nothing is queued.
+    let mut crippled = Watch::start_as("ingest", &setup, stack.without_action.get(WITHOUT));
+    crippled.ready().await;
+    let refused = crippled
+        .request(&http, "POST", "/api/events", INGEST, Some(&event))
+        .await;
+    assert_eq!(refused.status, 503, "{}", refused.raw);
+    let (stdout, stderr) = crippled.stop();
+    assert!(
+        format!("{stdout}{stderr}").contains("not authorized to perform: sqs:SendMessage"),
+        "the denial is not in the function's output:\n{stdout}{stderr}"
+    );
+    assert!(queue.receive(10, 1).await.unwrap().is_empty());
 }
 
 /// Every line that looks like EMF is a valid document in the project's namespace and

@@ -1,5 +1,5 @@
-//! The real Lambda binaries under `cargo lambda watch` (the Lambda runtime emulator), configured
-//! as `infra/template.yaml` configures each function, against moto and real receivers. Only
+//! The real Lambda binaries under `cargo lambda watch` (the Lambda runtime emulator), with the
+//! environment and role of each function of the template deployed as a stack in moto. Only
 //! invoke payloads and the processes' output are observed, so the binaries' code may change.
 
 mod delivery;
@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use webhooks_tests::captured::Captured;
-use webhooks_tests::provision::{Provisioned, function_variables};
+use webhooks_tests::provision::{Keys, Stack};
 
 /// The workspace root and the target directory `scripts/test` prebuilds the functions into.
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -19,36 +19,28 @@ fn watch_target_dir() -> String {
     format!("{WORKSPACE}/target/lambda-watch")
 }
 
-/// What a function's environment holds besides the template's variables.
+/// A deployed stack whose functions the binaries play, and what the tests add.
 pub struct Setup<'a> {
-    pub provisioned: &'a Provisioned,
-    pub admin_parameter: &'a str,
-    pub ingest_parameter: &'a str,
+    pub stack: &'a Stack,
     /// Test-only variables (allowlists, decoys).
     pub extra: &'a [(&'a str, &'a str)],
     /// `RUST_LOG` of the function only: the emulator keeps its own level.
     pub log_filter: &'a str,
 }
 
-/// The environment the template gives `function`, with test values; variables the template
-/// does not set for it stay unset.
-fn template_environment(function: &str, setup: &Setup) -> Vec<(String, String)> {
-    let p = setup.provisioned;
-    let mut env: Vec<(String, String)> = function_variables(function)
-        .into_iter()
-        .filter_map(|name| {
-            let value = match name.as_str() {
-                "WEBHOOKS_HOOKS_TABLE" => p.hooks_table.clone(),
-                "WEBHOOKS_DELIVERIES_TABLE" => p.deliveries_table.clone(),
-                "WEBHOOKS_QUEUE_URL" => p.queue_url.clone(),
-                "WEBHOOKS_RETRY_SCHEDULE" => "1s".into(),
-                "WEBHOOKS_ADMIN_TOKEN_PARAMETER" => setup.admin_parameter.into(),
-                "WEBHOOKS_INGEST_TOKEN_PARAMETER" => setup.ingest_parameter.into(),
-                _ => return None,
-            };
-            Some((name, value))
-        })
+/// The environment the stack gave `function`, its credentials (the role's when the stack was
+/// deployed with least privilege, else the caller's) and the test's extra variables.
+fn environment(function: &str, setup: &Setup, keys: Option<&Keys>) -> Vec<(String, String)> {
+    let deployed = setup.stack.function(function);
+    let mut env: Vec<(String, String)> = deployed
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), setup.stack.endpoint.clone()));
+    if let Some(keys) = keys.or(deployed.credentials.as_ref()) {
+        env.extend(keys.variables());
+    }
     env.extend(
         setup
             .extra
@@ -69,6 +61,11 @@ pub struct Watch {
 
 impl Watch {
     pub fn start(function: &'static str, setup: &Setup) -> Self {
+        Self::start_as(function, setup, None)
+    }
+
+    /// Like [`Watch::start`], holding `keys` instead of the function's own credentials.
+    pub fn start_as(function: &'static str, setup: &Setup, keys: Option<&Keys>) -> Self {
         let port = free_port();
         let manifest = format!("functions/{function}/Cargo.toml");
         let mut command = webhooks_tests::nested_cargo("cargo");
@@ -88,7 +85,8 @@ impl Watch {
             .env_remove("RUST_LOG")
             .env_remove("WEBHOOKS_ADMIN_TOKEN")
             .env_remove("WEBHOOKS_INGEST_TOKEN")
-            .envs(template_environment(function, setup))
+            .env_remove("AWS_SESSION_TOKEN")
+            .envs(environment(function, setup, keys))
             .current_dir(WORKSPACE)
             .process_group(0);
         let (child, output) = Captured::spawn(&mut command);
@@ -129,10 +127,16 @@ impl Watch {
         let response = http
             .post(&url)
             .json(payload)
-            .timeout(Duration::from_secs(240))
+            .timeout(Duration::from_secs(60))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("invoke {function}: {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "invoke {function}: {e}\n{}{}",
+                    self.output.stdout(),
+                    self.output.stderr()
+                )
+            });
         let status = response.status();
         let text = response.text().await.unwrap();
         assert!(status.is_success(), "invoke {function}: {status} {text}");

@@ -1,0 +1,360 @@
+"""Deploys infra/template.yaml into an AWS endpoint (moto) the way `sam deploy` would: the SAM
+transform runs offline, the result is created as a CloudFormation stack, and what the
+emulator's CloudFormation leaves out is named, never silently skipped. Prints one JSON object.
+
+    python scripts/rehearse.py --endpoint http://127.0.0.1:PORT --stack NAME
+        [--parameter Key=Value ...] [--least-privilege] [--without FUNCTION:ACTION ...]
+
+--least-privilege also prints an administrator's keys and, per function, temporary credentials
+of a role holding only that function's policy from the template (for an emulator that enforces
+IAM); --without adds credentials for a function's policy with one action removed.
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import pathlib
+import sys
+import time
+import uuid
+import zipfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "template.yaml"
+CACHE = ROOT / "target" / "rehearsal"
+BUCKET = "webhooks-rehearsal-artifacts"
+ARTIFACT = "functions.zip"
+
+# Resource types moto's CloudFormation accepts but does not create. Anything else it leaves
+# out stops the rehearsal, so this list (and the README's) stays exact.
+NOT_CREATED = {
+    "AWS::ApiGatewayV2::Api": "the HTTP API; the tests run the functions behind the Lambda runtime emulator",
+    "AWS::ApiGatewayV2::Stage": "the HTTP API's stage and its access log settings",
+    "AWS::CloudWatch::Alarm": "alarms; cfn-lint and checkov check them, the EMF tests check their metric names",
+}
+# Services whose resource ARNs moto's IAM checks; for the others it checks the action only,
+# against the resource "*", so their statements are widened to "*" (actions unchanged).
+RESOURCE_CHECKED = {"sqs"}
+# Operations AWS authorizes by other actions (a transaction by each item's action, an SQS batch
+# by the single-message action), where moto asks for an action named after the operation: a
+# statement granting one of those actions also grants the operation's name here.
+BY_OTHER_ACTIONS = {
+    "dynamodb:TransactWriteItems": {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    },
+    "dynamodb:TransactGetItems": {"dynamodb:GetItem"},
+    "sqs:SendMessageBatch": {"sqs:SendMessage"},
+    "sqs:DeleteMessageBatch": {"sqs:DeleteMessage"},
+    "sqs:ChangeMessageVisibilityBatch": {"sqs:ChangeMessageVisibility"},
+}
+
+
+def transformed():
+    """The template as plain CloudFormation (cached under target/ by content)."""
+    import samtranslator
+
+    source = TEMPLATE.read_bytes()
+    digest = hashlib.sha256(
+        source + samtranslator.__version__.encode() + BUCKET.encode()
+    ).hexdigest()[:16]
+    cached = CACHE / f"template-{digest}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    template = yaml_parse(source.decode())
+    # What `sam package` does: the code comes from S3.
+    template.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = f"s3://{BUCKET}/{ARTIFACT}"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    result = transform(template, {}, NoManagedPolicies())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(result, separators=(",", ":")))
+    partial.replace(cached)
+    return result
+
+
+def clients(endpoint, keys=None):
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=(keys or {}).get("AccessKeyId", "testing"),
+        aws_secret_access_key=(keys or {}).get("SecretAccessKey", "testing"),
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+    )
+    return lambda service: session.client(service, endpoint_url=endpoint)
+
+
+def upload_code(client):
+    s3 = client("s3")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    # A stand-in: the emulator stores the code but never runs it; the tests run the real
+    # binaries under the Lambda runtime emulator with this stack's configuration.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
+    s3.put_object(Bucket=BUCKET, Key=ARTIFACT, Body=archive.getvalue())
+
+
+def create_stack(client, template, stack, parameters):
+    cfn = client("cloudformation")
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(template, separators=(",", ":")),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    deadline = time.time() + 120
+    while True:
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        status = described["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        if time.time() > deadline:
+            sys.exit(f"stack {stack} still {status} after 120 s")
+        time.sleep(0.2)
+    if status != "CREATE_COMPLETE":
+        sys.exit(f"stack {stack}: {status} {described.get('StackStatusReason', '')}")
+    resources = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for r in page["StackResourceSummaries"]:
+            if r.get("LogicalResourceId"):
+                resources[r["LogicalResourceId"]] = r.get("PhysicalResourceId") or ""
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in described.get("Outputs", [])
+        if "${" not in o["OutputValue"]
+    }
+    return resources, outputs
+
+
+def check_created(client, template, resources):
+    """Every resource exists, except the types moto's CloudFormation is known to skip."""
+    not_created = {}
+    for logical, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if resources.get(logical):
+            continue
+        if kind == "AWS::Lambda::Permission":
+            # Created without a physical id: look for it in the function's policy.
+            name = template_function_name(template, resource["Properties"]["FunctionName"], resources)
+            policy = client("lambda").get_policy(FunctionName=name)["Policy"]
+            if "lambda:InvokeFunction" in policy:
+                continue
+        if kind in NOT_CREATED:
+            not_created[logical] = kind
+            continue
+        sys.exit(f"moto's CloudFormation did not create {logical} ({kind}); name the type in README and NOT_CREATED")
+    return not_created
+
+
+def template_function_name(template, reference, resources):
+    if isinstance(reference, dict) and "Ref" in reference:
+        return resources[reference["Ref"]]
+    return reference
+
+
+def apply_fallbacks(client, template, resources):
+    """What moto's CloudFormation ignores, applied by hand, each named in the output."""
+    applied = []
+    dynamodb = client("dynamodb")
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        ttl = resource["Properties"].get("TimeToLiveSpecification")
+        if not ttl or not ttl.get("Enabled"):
+            continue
+        table = resources[logical]
+        status = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            continue
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+        applied.append(f"{logical}: TimeToLiveSpecification ({ttl['AttributeName']})")
+    lambda_ = client("lambda")
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            # The tests' sender plays Lambda's poller; moto's would try to run the stand-in.
+            lambda_.update_event_source_mapping(UUID=resources[logical], Enabled=False)
+            applied.append(f"{logical}: disabled (the tests invoke the sender with its batches)")
+    return applied
+
+
+def functions(client, template, resources):
+    """Per binary: the deployed function's name, role and environment, as moto holds them."""
+    sam = binaries()
+    lambda_ = client("lambda")
+    found = {}
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        config = lambda_.get_function_configuration(FunctionName=resources[logical])
+        variables = config.get("Environment", {}).get("Variables", {})
+        found[sam[logical]] = {
+            "logicalId": logical,
+            "name": config["FunctionName"],
+            "role": config["Role"],
+            "timeout": config.get("Timeout"),
+            "memorySize": config.get("MemorySize"),
+            "environment": {k: str(v) for k, v in variables.items()},
+        }
+    return found
+
+
+def queue_arns(client, template, resources):
+    sqs = client("sqs")
+    return {
+        logical: sqs.get_queue_attributes(QueueUrl=resources[logical], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::SQS::Queue"
+    }
+
+
+def binaries():
+    """Logical id -> the binary SAM's cargo-lambda builder builds for it."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse(TEMPLATE.read_text())
+    return {
+        logical: r["Metadata"]["BuildProperties"]["Binary"]
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def administrator(client):
+    iam = client("iam")
+    name = f"rehearsal-admin-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="everything",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+
+
+def role_credentials(client, role_arn, without=None):
+    """Temporary credentials of a copy of `role_arn` holding its statements only (minus the
+    action `without`), as the function would hold them on Lambda."""
+    iam = client("iam")
+    source = role_arn.split("/")[-1]
+    role = iam.get_role(RoleName=source)["Role"]
+    statements, original = [], []
+    for name in iam.list_role_policies(RoleName=source)["PolicyNames"]:
+        document = policy_document(iam.get_role_policy(RoleName=source, PolicyName=name))
+        for statement in as_list(document["Statement"]):
+            original.append(statement)
+            actions = [a for a in as_list(statement["Action"]) if a != without]
+            if not actions:
+                continue
+            actions += [t for t, items in BY_OTHER_ACTIONS.items() if items & set(actions)]
+            statement = dict(statement, Action=actions)
+            if any(a.split(":")[0] not in RESOURCE_CHECKED for a in actions):
+                statement["Resource"] = "*"
+            statements.append(statement)
+    if without and not any(without in as_list(s["Action"]) for s in original):
+        sys.exit(f"{source} has no action {without} to remove")
+    copy = f"{source[:40]}-{uuid.uuid4().hex[:8]}"
+    trust = role["AssumeRolePolicyDocument"]
+    iam.create_role(
+        RoleName=copy,
+        AssumeRolePolicyDocument=trust if isinstance(trust, str) else json.dumps(trust),
+    )
+    iam.put_role_policy(
+        RoleName=copy,
+        PolicyName="function",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    for attached in iam.list_attached_role_policies(RoleName=source)["AttachedPolicies"]:
+        iam.attach_role_policy(RoleName=copy, PolicyArn=attached["PolicyArn"])
+    assumed = client("sts").assume_role(
+        RoleArn=f"{role_arn.rsplit('/', 1)[0]}/{copy}", RoleSessionName="function"
+    )["Credentials"]
+    return {
+        "AccessKeyId": assumed["AccessKeyId"],
+        "SecretAccessKey": assumed["SecretAccessKey"],
+        "SessionToken": assumed["SessionToken"],
+        "statements": statements,
+    }
+
+
+def policy_document(answer):
+    """A role policy as moto returns it: JSON, or the repr of a dict when CloudFormation made it."""
+    import ast
+
+    document = answer["PolicyDocument"]
+    if isinstance(document, dict):
+        return document
+    try:
+        return json.loads(document)
+    except ValueError:
+        return ast.literal_eval(document)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--least-privilege", action="store_true")
+    parser.add_argument("--without", action="append", default=[], metavar="FUNCTION:ACTION")
+    args = parser.parse_args()
+    parameters = dict(p.split("=", 1) for p in args.parameter)
+
+    client = clients(args.endpoint)
+    template = transformed()
+    upload_code(client)
+    resources, outputs = create_stack(client, template, args.stack, parameters)
+    not_created = check_created(client, template, resources)
+    fallbacks = apply_fallbacks(client, template, resources)
+    result = {
+        "stack": args.stack,
+        "outputs": outputs,
+        "resources": {k: v for k, v in resources.items() if v},
+        "notCreated": not_created,
+        "fallbacks": fallbacks,
+        "functions": functions(client, template, resources),
+        "queueArns": queue_arns(client, template, resources),
+    }
+    if args.least_privilege or args.without:
+        result["administrator"] = administrator(client)
+        for binary, function in result["functions"].items():
+            function["credentials"] = role_credentials(client, function["role"])
+        result["withoutAction"] = {}
+        for spec in args.without:
+            binary, action = spec.split(":", 1)
+            role = result["functions"][binary]["role"]
+            result["withoutAction"][spec] = role_credentials(client, role, without=action)
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
