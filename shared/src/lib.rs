@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod decision;
 pub mod delivery;
 pub mod event;
+pub mod health;
 pub mod hook;
 pub mod json;
 pub mod local;

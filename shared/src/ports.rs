@@ -4,6 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
+use crate::health::HealthCounts;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
@@ -78,15 +79,7 @@ pub enum EventClaim {
 pub struct HourlyCount {
     pub hook_id: HookId,
     pub hour: i64,
-    pub requests: u64,
-    pub successes: u64,
-}
-
-/// Requests and successes of one hook over a time range.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExecutionStats {
-    pub request_count: u64,
-    pub success_count: u64,
+    pub counts: HealthCounts,
 }
 
 /// Which deliveries a listing wants: created in `[from_ms, to_ms]`, of one event, in some
@@ -239,13 +232,14 @@ pub trait Store: Send + Sync {
     /// Adds attempts to hourly counters: one write per (hook, hour), however many attempts a
     /// sender batch made.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError>;
-    /// Sums the hourly counters of the hours `[from_hour, to_hour]` (unix hours).
-    async fn execution_stats(
+    /// The hourly counters of the hours `[from_hour, to_hour]` (unix hours) that hold any
+    /// attempt, oldest first; at most [`crate::health::MAX_HOURS`] + 1 hours are asked for.
+    async fn hourly_health(
         &self,
         hook: &HookId,
         from_hour: i64,
         to_hour: i64,
-    ) -> Result<ExecutionStats, StoreError>;
+    ) -> Result<Vec<(i64, HealthCounts)>, StoreError>;
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 use crate::clock::now_ms;
 use crate::decision::{Decision, GONE_REASON, decide};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
+use crate::health::{HealthCounts, Outcome};
 use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
@@ -331,7 +332,12 @@ impl Sender {
         if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
-        batch.add(&hook.id, started_at, answer.succeeded());
+        batch.add(
+            &hook.id,
+            started_at,
+            duration_ms,
+            Outcome::of(answer.status, answer.error_kind),
+        );
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }
@@ -438,7 +444,7 @@ impl Sender {
 /// jobs), and the attempts recorded, by hook and hour, until they are added to the counters.
 #[derive(Default)]
 struct Batch {
-    counts: std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), (u64, u64)>>,
+    counts: std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), HealthCounts>>,
     hooks: std::sync::Mutex<
         std::collections::HashMap<HookId, Arc<tokio::sync::OnceCell<Option<Hook>>>>,
     >,
@@ -457,23 +463,21 @@ impl Batch {
         cell.get_or_try_init(|| store.get_hook(id)).await.cloned()
     }
 
-    fn add(&self, hook: &HookId, at_ms: i64, succeeded: bool) {
+    fn add(&self, hook: &HookId, at_ms: i64, duration_ms: u64, outcome: Outcome) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = counts
+        counts
             .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
-            .or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(succeeded);
+            .or_default()
+            .record(at_ms, duration_ms, outcome);
     }
 
     fn take(&self) -> Vec<HourlyCount> {
         std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
-            .map(|((hook_id, hour), (requests, successes))| HourlyCount {
+            .map(|((hook_id, hour), counts)| HourlyCount {
                 hook_id,
                 hour,
-                requests,
-                successes,
+                counts,
             })
             .collect()
     }

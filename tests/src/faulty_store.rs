@@ -9,10 +9,10 @@ use tokio::sync::{Notify, Semaphore};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
+use webhooks::health::HealthCounts;
 use webhooks::hook::{Hook, HookId, HookPosition};
 use webhooks::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, Page, RecordOutcome,
-    Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, Store, StoreError,
 };
 use webhooks::recovery::{Recovery, RecoveryId};
 
@@ -293,13 +293,13 @@ impl Store for FaultyStore {
         self.enter("count_attempts").await?;
         self.inner.count_attempts(counts).await
     }
-    async fn execution_stats(
+    async fn hourly_health(
         &self,
         hook: &HookId,
         from_hour: i64,
         to_hour: i64,
-    ) -> Result<ExecutionStats, StoreError> {
-        self.enter("execution_stats").await?;
-        self.inner.execution_stats(hook, from_hour, to_hour).await
+    ) -> Result<Vec<(i64, HealthCounts)>, StoreError> {
+        self.enter("hourly_health").await?;
+        self.inner.hourly_health(hook, from_hour, to_hour).await
     }
 }

@@ -7,10 +7,11 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
+use crate::health::HealthCounts;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, NAMESPACE, Page,
-    RecordOutcome, Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
+    StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId};
 use async_trait::async_trait;
@@ -845,48 +846,175 @@ impl Store for DynamoStore {
     }
 
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
-        let updates = counts.iter().map(|c| {
-            self.update_item()
-                .table_name(&self.deliveries_table)
-                .key("pk", s(c.hook_id.as_str()))
-                .key("sk", s(&stats_sk(c.hour)))
-                .update_expression("ADD requestCount :r, successCount :ok SET expiresAt = :exp")
-                .expression_attribute_values(":r", n(c.requests as i64))
-                .expression_attribute_values(":ok", n(c.successes as i64))
-                .expression_attribute_values(":exp", n((c.hour + 49) * 3600))
-                .send()
-        });
+        let updates = counts.iter().map(|c| self.add_hour(c));
         for result in futures::future::join_all(updates).await {
-            result.map_err(unavailable)?;
+            result?;
         }
         Ok(())
     }
 
-    async fn execution_stats(
+    async fn hourly_health(
         &self,
         hook: &HookId,
         from_hour: i64,
         to_hour: i64,
-    ) -> Result<ExecutionStats, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.deliveries_table)
-            .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":h", s(hook.as_str()))
-            .expression_attribute_values(":from", s(&stats_sk(from_hour)))
-            .expression_attribute_values(":to", s(&stats_sk(to_hour)))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let number = |item: &Item, name: &str| number_attr(item, name).unwrap_or(0).max(0) as u64;
-        Ok(out
-            .items
-            .unwrap_or_default()
+    ) -> Result<Vec<(i64, HealthCounts)>, StoreError> {
+        let mut hours = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.deliveries_table)
+                .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":h", s(hook.as_str()))
+                .expression_attribute_values(":from", s(&stats_sk(from_hour)))
+                .expression_attribute_values(":to", s(&stats_sk(to_hour)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                let hour = match item.get("sk") {
+                    Some(AttributeValue::S(sk)) => sk
+                        .strip_prefix(STATS_PREFIX)
+                        .and_then(|h| h.parse::<i64>().ok()),
+                    _ => None,
+                };
+                if let Some(hour) = hour {
+                    hours.push((hour, stat_counts(item)));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(hours)
+    }
+}
+
+/// The counter attributes of an hourly stats item and their values in `c`.
+fn stat_counters(c: &HealthCounts) -> Vec<(String, u64)> {
+    let f = &c.failures;
+    let mut counters: Vec<(String, u64)> = [
+        ("requestCount", c.attempts),
+        ("successCount", c.successes),
+        ("f4xx", f.status_4xx),
+        ("f5xx", f.status_5xx),
+        ("fOther", f.status_other),
+        ("fTimeout", f.timeout),
+        ("fConnect", f.connect),
+        ("fTls", f.tls),
+        ("fBlocked", f.blocked),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
+    counters.extend(
+        c.durations
             .iter()
-            .fold(ExecutionStats::default(), |acc, item| ExecutionStats {
-                request_count: acc.request_count + number(item, "requestCount"),
-                success_count: acc.success_count + number(item, "successCount"),
-            }))
+            .enumerate()
+            .map(|(i, count)| (format!("d{i}"), *count)),
+    );
+    counters
+}
+
+fn stat_counts(item: &Item) -> HealthCounts {
+    let number = |name: &str| number_attr(item, name).unwrap_or(0).max(0) as u64;
+    let mut c = HealthCounts {
+        attempts: number("requestCount"),
+        successes: number("successCount"),
+        last_success_at: number_attr(item, "lastSuccessAt"),
+        last_failure_at: number_attr(item, "lastFailureAt"),
+        ..HealthCounts::default()
+    };
+    let f = &mut c.failures;
+    f.status_4xx = number("f4xx");
+    f.status_5xx = number("f5xx");
+    f.status_other = number("fOther");
+    f.timeout = number("fTimeout");
+    f.connect = number("fConnect");
+    f.tls = number("fTls");
+    f.blocked = number("fBlocked");
+    for (i, slot) in c.durations.iter_mut().enumerate() {
+        *slot = number(&format!("d{i}"));
+    }
+    c
+}
+
+impl DynamoStore {
+    /// Adds one hook's attempts of one hour in one write. The latest success and failure
+    /// times only move forward: should another sender have written a later one, the counters
+    /// are added alone and each time is set where it is later.
+    async fn add_hour(&self, c: &HourlyCount) -> Result<(), StoreError> {
+        let counters: Vec<(String, u64)> = stat_counters(&c.counts)
+            .into_iter()
+            .filter(|(_, value)| *value > 0)
+            .collect();
+        let adds = counters
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| format!("{name} :c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let lasts: Vec<(&str, &str, i64)> = [
+            ("lastSuccessAt", ":ls", c.counts.last_success_at),
+            ("lastFailureAt", ":lf", c.counts.last_failure_at),
+        ]
+        .into_iter()
+        .filter_map(|(name, value, at)| at.map(|at| (name, value, at)))
+        .collect();
+        let expires = n((c.hour + crate::health::MAX_HOURS + 25) * 3600);
+        let update = |sets: &[(&str, &str, i64)], add: bool| {
+            let mut expression = String::new();
+            if add && !adds.is_empty() {
+                expression = format!("ADD {adds} ");
+            }
+            expression.push_str("SET expiresAt = :exp");
+            for (name, value, _) in sets {
+                expression.push_str(&format!(", {name} = {value}"));
+            }
+            let mut request = self
+                .update_item()
+                .table_name(&self.deliveries_table)
+                .key("pk", s(c.hook_id.as_str()))
+                .key("sk", s(&stats_sk(c.hour)))
+                .update_expression(expression)
+                .expression_attribute_values(":exp", expires.clone());
+            if add {
+                for (i, (_, value)) in counters.iter().enumerate() {
+                    request =
+                        request.expression_attribute_values(format!(":c{i}"), n(*value as i64));
+                }
+            }
+            let conditions: Vec<String> = sets
+                .iter()
+                .map(|(name, value, _)| {
+                    format!("(attribute_not_exists({name}) OR {name} < {value})")
+                })
+                .collect();
+            for (_, value, at) in sets {
+                request = request.expression_attribute_values(*value, n(*at));
+            }
+            if !conditions.is_empty() {
+                request = request.condition_expression(conditions.join(" AND "));
+            }
+            request.send()
+        };
+        match update(&lasts, true).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        update(&[], true).await.map_err(unavailable)?;
+        for last in &lasts {
+            match update(std::slice::from_ref(last), false).await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(())
     }
 }

@@ -5,12 +5,13 @@ use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
 use super::paging::{
     Paging, decode_cursor, decode_hook_cursor, encode_cursor, encode_hook_cursor, next_link,
 };
-use super::views::{delivery_log_json, hook_json, recovery_json};
+use super::views::{delivery_log_json, health_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
+use crate::health::MAX_HOURS;
 use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
 use crate::ports::{AttemptRecord, DeliveryFilter, JobQueue, Page, Store, StoreError};
@@ -164,13 +165,13 @@ impl ManagementHandler {
         let mut json = hook_json(hook);
         if with_stats {
             let hour = now_ms().div_euclid(3_600_000);
-            let stats = self
-                .store
-                .execution_stats(&hook.id, hour - 23, hour)
-                .await?;
+            let hours = self.store.hourly_health(&hook.id, hour - 23, hour).await?;
+            let (requests, successes) = hours
+                .iter()
+                .fold((0, 0), |(r, s), (_, c)| (r + c.attempts, s + c.successes));
             json["executionStats"] = serde_json::json!({
-                "requestCount": stats.request_count,
-                "successCount": stats.success_count,
+                "requestCount": requests,
+                "successCount": successes,
             });
         }
         Ok(json)
@@ -357,6 +358,24 @@ impl ManagementHandler {
         }
         tracing::info!(hook_id = %hook.id, "hook deleted");
         Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    /// Health over `[since, until]` (unix ms; the last 24 hours by default, 14 days at most),
+    /// from the hourly aggregates the sender keeps.
+    pub(crate) async fn stats(State(this): This, ids: Ids, RawQuery(query): RawQuery) -> Answer {
+        let query = query.as_deref();
+        let hook = this.load(&ids.hook).await?;
+        let until = ms_param(query, "until")?.unwrap_or_else(now_ms);
+        let since = ms_param(query, "since")?.unwrap_or(until - DAY_MS);
+        if since > until {
+            return Err(ValidationError::new("since", "must not be after until").into());
+        }
+        let (first, last) = (since.div_euclid(3_600_000), until.div_euclid(3_600_000));
+        if last - first > MAX_HOURS {
+            return Err(ValidationError::new("since", "must be within 14 days of until").into());
+        }
+        let hours = this.store.hourly_health(&hook.id, first, last).await?;
+        Ok(Json(health_json(&hook, since, until, &hours)).into_response())
     }
 
     pub(crate) async fn recent_logs(

@@ -77,6 +77,7 @@ pub fn router(api: Api) -> Router {
             get(Hooks::get).patch(Hooks::update).delete(Hooks::delete),
         )
         .route("/api/hooks/{id}/recent-logs", get(Hooks::recent_logs))
+        .route("/api/hooks/{id}/stats", get(Hooks::stats))
         .route("/api/hooks/{id}/signing-key", patch(Hooks::rotate_key))
         .route("/api/hooks/{id}/test", post(Hooks::test))
         .route(

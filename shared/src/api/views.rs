@@ -3,6 +3,7 @@
 
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryStatus};
+use crate::health::HealthCounts;
 use crate::hook::{CustomHeaders, Hook};
 use crate::recovery::Recovery;
 use serde_json::{Map, Value, json};
@@ -85,4 +86,47 @@ pub fn recovery_json(r: &Recovery) -> Value {
         "createdAt": r.created_at,
         "updatedAt": r.updated_at,
     })
+}
+
+/// Counts of some hours: attempts, failures by kind and duration percentiles (the upper bound
+/// of the histogram bucket each falls in).
+fn counts_json(c: &HealthCounts) -> Map<String, Value> {
+    let mut json = Map::new();
+    json.insert("attempts".into(), c.attempts.into());
+    json.insert("successes".into(), c.successes.into());
+    json.insert("failures".into(), json!(c.failures));
+    json.insert(
+        "durationMs".into(),
+        json!({
+            "p50": c.percentile(0.50),
+            "p95": c.percentile(0.95),
+            "p99": c.percentile(0.99),
+        }),
+    );
+    json
+}
+
+/// A hook's health over `[since, until]`: totals, the latest success and failure, and the
+/// hours that hold any attempt, oldest first.
+pub fn health_json(hook: &Hook, since: i64, until: i64, hours: &[(i64, HealthCounts)]) -> Value {
+    let mut total = HealthCounts::default();
+    for (_, c) in hours {
+        total.merge(c);
+    }
+    let mut json = counts_json(&total);
+    json.insert("hookId".into(), hook.id.as_str().into());
+    json.insert("since".into(), since.into());
+    json.insert("until".into(), until.into());
+    json.insert("lastSuccessAt".into(), json!(total.last_success_at));
+    json.insert("lastFailureAt".into(), json!(total.last_failure_at));
+    let hours: Vec<Value> = hours
+        .iter()
+        .map(|(hour, c)| {
+            let mut h = counts_json(c);
+            h.insert("hour".into(), (hour * 3_600_000).into());
+            Value::Object(h)
+        })
+        .collect();
+    json.insert("hours".into(), Value::Array(hours));
+    Value::Object(json)
 }

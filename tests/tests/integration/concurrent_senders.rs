@@ -94,13 +94,14 @@ async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry
     assert_eq!(stored.status, DeliveryStatus::Pending);
     assert_eq!(queue.len(), 1, "one follow-up job, not two");
     let hour = now_ms().div_euclid(3_600_000);
-    let stats = p
+    let hours = p
         .moto
         .store
-        .execution_stats(&hook_id, hour - 1, hour + 1)
+        .hourly_health(&hook_id, hour - 1, hour + 1)
         .await
         .unwrap();
-    assert_eq!(stats.request_count, 1, "counted once");
+    let attempts: u64 = hours.iter().map(|(_, c)| c.attempts).sum();
+    assert_eq!(attempts, 1, "counted once");
 }
 
 #[tokio::test]

@@ -12,10 +12,11 @@ use tokio::sync::Notify;
 use webhooks::adapters::sqlite::{Database, FILE_NAME, SqliteStore};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
-use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use webhooks::event::EventId;
+use webhooks::health::{HealthCounts, Outcome};
 use webhooks::hook::HookId;
-use webhooks::ports::{DeliveryFilter, EventClaim, Store};
+use webhooks::ports::{DeliveryFilter, EventClaim, HourlyCount, Store};
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
 use webhooks_tests::receiver::Receiver;
 
@@ -417,5 +418,50 @@ async fn expired_records_are_deleted_in_batches_and_live_ones_stay() {
             .unwrap(),
         EventClaim::Claimed { resumed: false, .. }
     ));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
+    let dir = temp_dir("upgrade");
+    let hook = HookId::generate();
+    let hour = now_ms().div_euclid(3_600_000);
+    drop(Database::open(&dir).unwrap());
+    {
+        // The file as the previous schema left it: hourly counters without their detail.
+        let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+        conn.execute_batch("ALTER TABLE hourly_stats DROP COLUMN detail; PRAGMA user_version = 1;")
+            .unwrap();
+        conn.execute(
+            "INSERT INTO hourly_stats (hook_id, hour, requests, successes) VALUES (?1, ?2, 7, 5)",
+            rusqlite::params![hook.as_str(), hour],
+        )
+        .unwrap();
+    }
+    let db = Database::open(&dir).unwrap();
+    let store = SqliteStore::new(db.clone());
+    let hours = store.hourly_health(&hook, hour, hour).await.unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!((hours[0].1.attempts, hours[0].1.successes), (7, 5));
+    let mut counts = HealthCounts::default();
+    counts.record(now_ms(), 12, Outcome::of(None, Some(ErrorKind::Timeout)));
+    store
+        .count_attempts(&[HourlyCount {
+            hook_id: hook.clone(),
+            hour,
+            counts,
+        }])
+        .await
+        .unwrap();
+    let hours = store.hourly_health(&hook, hour, hour).await.unwrap();
+    assert_eq!((hours[0].1.attempts, hours[0].1.successes), (8, 5));
+    assert_eq!(hours[0].1.failures.timeout, 1);
+    drop((store, db));
+    let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, webhooks::adapters::sqlite::SCHEMA_VERSION);
+    drop(conn);
     std::fs::remove_dir_all(dir).ok();
 }

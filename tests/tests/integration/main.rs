@@ -8,6 +8,7 @@ mod edge;
 mod faults;
 mod gone;
 mod header_values;
+mod health;
 mod hook_changes;
 mod hostile_input;
 mod idempotency;

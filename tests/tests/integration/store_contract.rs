@@ -9,8 +9,9 @@ use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::{HookPatch, NewHook};
 use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
-use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
+use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use webhooks::event::EventId;
+use webhooks::health::{HealthCounts, Outcome, bucket_of};
 use webhooks::hook::{Hook, HookId, HookPosition, UrlPolicy};
 use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError};
 use webhooks::ports::{DeliveryFilter, EventClaim};
@@ -591,26 +592,61 @@ async fn reopen_and_hourly_stats(s: Arc<impl Store + ?Sized>) {
     let base = (now / hour) * hour;
     let h = base / hour;
     let other = HookId::generate();
-    let count = |hook: &HookId, hour: i64, requests: u64, successes: u64| HourlyCount {
-        hook_id: hook.clone(),
-        hour,
-        requests,
-        successes,
+    // `requests` attempts of `ms` each at `at`, the first `successes` of them successful,
+    // the others 503s.
+    let count = |hook: &HookId, hour: i64, requests: u64, successes: u64, at: i64, ms: u64| {
+        let mut counts = HealthCounts::default();
+        for i in 0..requests {
+            let outcome = if i < successes {
+                Outcome::Succeeded
+            } else {
+                Outcome::of(Some(503), Some(ErrorKind::Http))
+            };
+            counts.record(at, ms, outcome);
+        }
+        HourlyCount {
+            hook_id: hook.clone(),
+            hour,
+            counts,
+        }
     };
     s.count_attempts(&[
-        count(&hook.id, h, 1, 1),
-        count(&hook.id, h - 1, 1, 1),
-        count(&hook.id, h - 30, 1, 1),
-        count(&other, h, 5, 0),
+        count(&hook.id, h, 1, 1, base + 10, 30),
+        count(&hook.id, h - 1, 1, 1, base - 10, 30),
+        count(&hook.id, h - 30, 1, 1, base - 30 * hour, 30),
+        count(&other, h, 5, 0, base + 1, 30),
     ])
     .await
     .unwrap();
-    s.count_attempts(&[count(&hook.id, h, 1, 0)]).await.unwrap();
+    // An earlier failure written later: counted, and the latest failure time stays.
+    s.count_attempts(&[count(&hook.id, h, 1, 0, base + 20, 4_000)])
+        .await
+        .unwrap();
+    s.count_attempts(&[count(&hook.id, h, 1, 0, base + 15, 700)])
+        .await
+        .unwrap();
     s.count_attempts(&[]).await.unwrap();
-    let stats = s.execution_stats(&hook.id, h - 23, h).await.unwrap();
-    assert_eq!((stats.request_count, stats.success_count), (3, 2));
-    let stats = s.execution_stats(&hook.id, h, h).await.unwrap();
-    assert_eq!((stats.request_count, stats.success_count), (2, 1));
+    let day = s.hourly_health(&hook.id, h - 23, h).await.unwrap();
+    assert_eq!(
+        day.iter().map(|(hour, _)| *hour).collect::<Vec<_>>(),
+        vec![h - 1, h],
+        "the hours with attempts, oldest first"
+    );
+    let now_hour = &day[1].1;
+    assert_eq!((now_hour.attempts, now_hour.successes), (3, 1));
+    assert_eq!(now_hour.failures.status_5xx, 2);
+    assert_eq!(now_hour.failures.total(), 2);
+    assert_eq!(now_hour.last_success_at, Some(base + 10));
+    assert_eq!(now_hour.last_failure_at, Some(base + 20));
+    assert_eq!(now_hour.durations[bucket_of(30)], 1);
+    assert_eq!(now_hour.durations[bucket_of(700)], 1);
+    assert_eq!(now_hour.durations[bucket_of(4_000)], 1);
+    assert_eq!(now_hour.percentile(0.99), Some(5_000));
+    let older = s.hourly_health(&hook.id, h - 40, h - 2).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].0, h - 30);
+    let others = s.hourly_health(&other, h, h).await.unwrap();
+    assert_eq!(others[0].1.failures.status_5xx, 5);
 }
 
 async fn delivery_pages_follow_cursors_and_filters(s: Arc<impl Store + ?Sized>) {

@@ -138,7 +138,7 @@ impl Database {
         };
         match (tables, version) {
             (0, 0) => {}
-            (_, schema::VERSION) => {
+            (_, v) if (1..=schema::VERSION).contains(&v) => {
                 let check: String = conn
                     .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
                     .map_err(sqlite)?;
@@ -158,6 +158,18 @@ impl Database {
         conn.execute_batch("PRAGMA synchronous = NORMAL")
             .and_then(|()| conn.execute_batch(PRAGMAS))
             .map_err(sqlite)?;
+        if tables > 0 && version < schema::VERSION {
+            let steps: String = schema::MIGRATIONS
+                .iter()
+                .filter(|(from, _)| *from >= version)
+                .map(|(_, sql)| *sql)
+                .collect();
+            conn.execute_batch(&format!(
+                "BEGIN; {steps} PRAGMA user_version = {}; COMMIT;",
+                schema::VERSION
+            ))
+            .map_err(sqlite)?;
+        }
         if tables == 0 {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = {}; COMMIT;",
@@ -281,8 +293,8 @@ impl Database {
         )?;
         removed += conn.execute(
             "DELETE FROM hourly_stats WHERE (hook_id, hour) IN (SELECT hook_id, hour FROM \
-             hourly_stats WHERE (hour + 49) * 3600 <= ?1 LIMIT ?2)",
-            [now_s, EXPIRY_BATCH],
+             hourly_stats WHERE (hour + ?3) * 3600 <= ?1 LIMIT ?2)",
+            [now_s, EXPIRY_BATCH, crate::health::MAX_HOURS + 25],
         )?;
         Ok(removed)
     }

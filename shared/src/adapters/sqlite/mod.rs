@@ -9,4 +9,5 @@ pub mod store;
 
 pub use database::{Database, FILE_NAME, OpenError};
 pub use queue::SqliteQueue;
+pub use schema::VERSION as SCHEMA_VERSION;
 pub use store::SqliteStore;

@@ -4,7 +4,13 @@
 //! table of large rows would rebalance on nearly every insert.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
+
+/// What brings a file of an earlier version up to date, by the version each step starts from.
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "ALTER TABLE hourly_stats ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';",
+)];
 
 pub const CREATE: &str = "
 CREATE TABLE hooks (
@@ -40,6 +46,7 @@ CREATE TABLE hourly_stats (
     hour INTEGER NOT NULL,
     requests INTEGER NOT NULL,
     successes INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (hook_id, hour)
 ) WITHOUT ROWID;
 CREATE TABLE recoveries (

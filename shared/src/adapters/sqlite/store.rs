@@ -5,10 +5,11 @@ use super::Database;
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::event::EventId;
+use crate::health::HealthCounts;
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, ExecutionStats, HourlyCount, NAMESPACE, Page,
-    RecordOutcome, Store, StoreError,
+    AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
+    StoreError,
 };
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
@@ -548,18 +549,26 @@ impl Store for SqliteStore {
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
         self.db
             .write(|tx| {
-                let mut add = tx.prepare_cached(
-                    "INSERT INTO hourly_stats (hook_id, hour, requests, successes) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hook_id, hour) DO UPDATE SET \
-                 requests = requests + excluded.requests, \
-                 successes = successes + excluded.successes",
+                let mut read = tx.prepare_cached(
+                    "SELECT requests, successes, detail FROM hourly_stats \
+                     WHERE hook_id = ?1 AND hour = ?2",
+                )?;
+                let mut write = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, \
+                     detail) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 for c in counts {
-                    add.execute(params![
+                    let mut total = read
+                        .query_row(params![c.hook_id.as_str(), c.hour], hour_counts)
+                        .optional()?
+                        .unwrap_or_default();
+                    total.merge(&c.counts);
+                    write.execute(params![
                         c.hook_id.as_str(),
                         c.hour,
-                        c.requests as i64,
-                        c.successes as i64
+                        total.attempts as i64,
+                        total.successes as i64,
+                        to_json(&total)
                     ])?;
                 }
                 Ok(())
@@ -567,21 +576,30 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn execution_stats(
+    async fn hourly_health(
         &self,
         hook: &HookId,
         from_hour: i64,
         to_hour: i64,
-    ) -> Result<ExecutionStats, StoreError> {
-        let (requests, successes): (i64, i64) = self.db.lock().query_row(
-            "SELECT coalesce(sum(requests), 0), coalesce(sum(successes), 0) FROM hourly_stats \
-             WHERE hook_id = ?1 AND hour >= ?2 AND hour <= ?3",
-            params![hook.as_str(), from_hour, to_hour],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    ) -> Result<Vec<(i64, HealthCounts)>, StoreError> {
+        let db = self.db.lock();
+        let mut read = db.prepare_cached(
+            "SELECT requests, successes, detail, hour FROM hourly_stats \
+             WHERE hook_id = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
         )?;
-        Ok(ExecutionStats {
-            request_count: requests as u64,
-            success_count: successes as u64,
-        })
+        let rows = read.query_map(params![hook.as_str(), from_hour, to_hour], |r| {
+            Ok((r.get::<_, i64>(3)?, hour_counts(r)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+/// An hourly row: its detail, with the attempt and success columns (which rows written
+/// before the detail existed hold alone).
+fn hour_counts(r: &rusqlite::Row) -> rusqlite::Result<HealthCounts> {
+    let detail: String = r.get(2)?;
+    let mut counts: HealthCounts = serde_json::from_str(&detail).unwrap_or_default();
+    counts.attempts = r.get::<_, i64>(0)?.max(0) as u64;
+    counts.successes = r.get::<_, i64>(1)?.max(0) as u64;
+    Ok(counts)
 }

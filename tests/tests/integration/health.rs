@@ -1,0 +1,230 @@
+//! Hook health figures (`GET /api/hooks/{id}/stats`) as an operator reads them: from the dev
+//! server binary over HTTP, and from the handlers and sender on moto.
+
+use crate::support::pipeline;
+use http::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use webhooks::clock::now_ms;
+use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::pump;
+use webhooks_tests::receiver::Receiver;
+
+const ADMIN: &str = "health-admin";
+const INGEST: &str = "health-ingest";
+const HOUR_MS: i64 = 3_600_000;
+
+/// Checks what every answer of the stats endpoint must hold together.
+fn assert_consistent(stats: &Value) {
+    let failures: u64 = stats["failures"]
+        .as_object()
+        .expect("failures by kind")
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let attempts = stats["attempts"].as_u64().unwrap();
+    assert_eq!(
+        stats["successes"].as_u64().unwrap() + failures,
+        attempts,
+        "{stats}"
+    );
+    let hourly: u64 = stats["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hourly, attempts, "the hours add up to the total: {stats}");
+    let (p50, p95, p99) = (
+        &stats["durationMs"]["p50"],
+        &stats["durationMs"]["p95"],
+        &stats["durationMs"]["p99"],
+    );
+    if attempts > 0 {
+        let (p50, p95, p99) = (
+            p50.as_u64().unwrap(),
+            p95.as_u64().unwrap(),
+            p99.as_u64().unwrap(),
+        );
+        assert!(p50 <= p95 && p95 <= p99, "{stats}");
+    } else {
+        assert!(p50.is_null() && p95.is_null() && p99.is_null(), "{stats}");
+    }
+}
+
+#[tokio::test]
+async fn the_dev_server_reports_attempts_failures_and_durations_by_hour() {
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let receiver = Receiver::start(&[500, 404]).await;
+    let mut server = DevServer::start_on(
+        &binary,
+        free_port(),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+            ("WEBHOOKS_RETRY_SCHEDULE", "1s,1s"),
+        ],
+    );
+    server.ready().await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let hook: Value = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "health", "events": ["PostSignIn"], "config": {"url": receiver.url("/h")}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = hook["id"].as_str().unwrap();
+    let stats_url = format!("{base}/api/hooks/{id}/stats");
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, empty) = get(stats_url.clone()).await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["attempts"], 0);
+    assert_eq!(empty["hours"], json!([]));
+    assert_eq!(empty["lastSuccessAt"], Value::Null);
+    assert_consistent(&empty);
+
+    let started = now_ms();
+    for user in ["u1", "u2"] {
+        let r = http
+            .post(format!("{base}/api/events"))
+            .bearer_auth(INGEST)
+            .json(&json!({"event": "PostSignIn", "userId": user}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    // Two failures (500, 404), then each event succeeds on a retry: four attempts.
+    receiver.wait_for(4, Duration::from_secs(20)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let (status, stats) = get(stats_url.clone()).await;
+        assert_eq!(status, 200, "{stats}");
+        if stats["attempts"] == 4 || tokio::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats["attempts"], 4, "{stats}");
+    assert_eq!(stats["successes"], 2, "{stats}");
+    assert_eq!(stats["failures"]["status5xx"], 1, "{stats}");
+    assert_eq!(stats["failures"]["status4xx"], 1, "{stats}");
+    assert_eq!(stats["hookId"], id);
+    assert_consistent(&stats);
+    let last_success = stats["lastSuccessAt"].as_i64().unwrap();
+    let last_failure = stats["lastFailureAt"].as_i64().unwrap();
+    assert!(
+        last_failure >= started && last_success > last_failure,
+        "{stats}"
+    );
+    let hours: Vec<i64> = stats["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hour"].as_i64().unwrap())
+        .collect();
+    assert!(
+        hours
+            .iter()
+            .all(|h| h % HOUR_MS == 0 && *h <= now_ms() && *h + HOUR_MS > started),
+        "{stats}"
+    );
+    // Local deliveries answer within the first buckets.
+    assert!(
+        stats["durationMs"]["p99"].as_u64().unwrap() <= 1_000,
+        "{stats}"
+    );
+
+    // The 24-hour execution stats agree.
+    let (_, with_stats) = get(format!("{base}/api/hooks/{id}?includeExecutionStats=true")).await;
+    assert_eq!(
+        with_stats["executionStats"],
+        json!({"requestCount": 4, "successCount": 2})
+    );
+
+    // A range before the attempts is empty; the range is bounded and checked.
+    let (status, before) = get(format!("{stats_url}?until={}", started - 2 * HOUR_MS)).await;
+    assert_eq!(status, 200);
+    assert_eq!(before["attempts"], 0, "{before}");
+    let now = now_ms();
+    let fourteen_days = 14 * 24 * HOUR_MS;
+    let (status, widest) = get(format!(
+        "{stats_url}?since={}&until={now}",
+        now - fourteen_days
+    ))
+    .await;
+    assert_eq!(status, 200, "{widest}");
+    assert_eq!(widest["attempts"], 4);
+    for query in [
+        format!("since={}&until={now}", now - fourteen_days - 2 * HOUR_MS),
+        format!("since={}&until={}", now, now - 1),
+        "since=yesterday".to_string(),
+        "until=1.5".to_string(),
+    ] {
+        let (status, body) = get(format!("{stats_url}?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["code"].is_string(), "{query}: {body}");
+    }
+    let (status, _) = get(format!("{base}/api/hooks/hook_unknown/stats")).await;
+    assert_eq!(status, 404);
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_aws_path_counts_status_classes_and_connection_failures() {
+    let p = pipeline("health", "1s").await;
+    let receiver = Receiver::start(&[404]).await;
+    // Nothing listens there: every attempt fails to connect.
+    let closed = format!("http://127.0.0.1:{}/gone", free_port());
+    let answering = p.create_hook(&receiver.url("/a"), &["PostSignIn"]).await;
+    let refusing = p.create_hook(&closed, &["PostSignIn"]).await;
+    let r = p
+        .post_event(json!({"event": "PostSignIn", "userId": "u1"}))
+        .await;
+    assert_eq!(r.status, 202);
+    let stats = |hook: &Value| {
+        let path = format!("/api/hooks/{}/stats", hook["id"].as_str().unwrap());
+        let p = &p;
+        async move { p.admin(Method::GET, &path, None).await.body_json() }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        pump(&p.moto.queue, &p.sender, 1).await;
+        let (a, b) = (stats(&answering).await, stats(&refusing).await);
+        if a["successes"] == 1 && b["attempts"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered in time: {a} {b}"
+        );
+    }
+    let a = stats(&answering).await;
+    assert_eq!(
+        (a["attempts"].clone(), a["failures"]["status4xx"].clone()),
+        (json!(2), json!(1)),
+        "{a}"
+    );
+    assert_consistent(&a);
+    let b = stats(&refusing).await;
+    assert_eq!(b["successes"], 0, "{b}");
+    assert_eq!(b["failures"]["connect"], b["attempts"], "{b}");
+    assert_eq!(b["lastSuccessAt"], Value::Null, "{b}");
+    assert!(b["lastFailureAt"].is_i64(), "{b}");
+    assert_consistent(&b);
+}
