@@ -1,6 +1,7 @@
 //! Configuration from the environment: the same variable names for the local dev server and
 //! the Lambda functions, parsed once at start so a bad value stops the process with a clear line.
 
+use crate::health::{HealthPolicy, parse_duration};
 use crate::hook::UrlPolicy;
 use crate::net::address_policy::AddressPolicy;
 use crate::retry::RetrySchedule;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub url_policy: UrlPolicy,
     pub retention: Duration,
     pub timeouts: Timeouts,
+    /// When a failing hook is disabled.
+    pub health: HealthPolicy,
 }
 
 /// What differs between deployments when a variable is unset.
@@ -110,12 +113,35 @@ impl Settings {
                 })?,
             _ => 14,
         };
+        let mut health = HealthPolicy::default();
+        if let Some(s) = get("WEBHOOKS_DISABLE_AFTER").filter(|s| !s.trim().is_empty()) {
+            health.disable_after = parse_duration(&s).ok_or_else(|| {
+                err(
+                    "WEBHOOKS_DISABLE_AFTER",
+                    "must be a duration such as 90s, 30m, 12h or 5d (up to 3650d)".into(),
+                )
+            })?;
+        }
+        if let Some(s) = get("WEBHOOKS_DISABLE_MIN_ATTEMPTS").filter(|s| !s.trim().is_empty()) {
+            health.min_attempts = s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "WEBHOOKS_DISABLE_MIN_ATTEMPTS",
+                        "must be a count from 1 to 1000000".into(),
+                    )
+                })?;
+        }
         Ok(Self {
             retry_schedule,
             address_policy,
             url_policy: UrlPolicy { allow_http },
             retention: Duration::from_secs(retention_days * 86_400),
             timeouts: Timeouts::default(),
+            health,
         })
     }
 }
@@ -131,6 +157,31 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(defaults, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_disable_policy_has_defaults_and_refuses_bad_values() {
+        let s = settings(&[], Defaults::aws()).unwrap();
+        assert_eq!(s.health, HealthPolicy::default());
+        let s = settings(
+            &[
+                ("WEBHOOKS_DISABLE_AFTER", "3s"),
+                ("WEBHOOKS_DISABLE_MIN_ATTEMPTS", "4"),
+            ],
+            Defaults::aws(),
+        )
+        .unwrap();
+        assert_eq!(s.health.disable_after, Duration::from_secs(3));
+        assert_eq!(s.health.min_attempts, 4);
+        for (name, value) in [
+            ("WEBHOOKS_DISABLE_AFTER", "5"),
+            ("WEBHOOKS_DISABLE_AFTER", "0d"),
+            ("WEBHOOKS_DISABLE_MIN_ATTEMPTS", "0"),
+            ("WEBHOOKS_DISABLE_MIN_ATTEMPTS", "many"),
+        ] {
+            let e = settings(&[(name, value)], Defaults::aws()).unwrap_err();
+            assert_eq!(e.name, name);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::delivery::ErrorKind;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Upper bounds (milliseconds, inclusive) of the duration buckets; one more bucket holds the
 /// rest. A percentile is reported as the upper bound of its bucket, or the last bound when it
@@ -184,9 +185,197 @@ impl HealthCounts {
     }
 }
 
+/// Whether a hook is failing: since when (the first failure after its latest success) and
+/// how many attempts failed since. Kept per hook, updated once per sender batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HookHealth {
+    pub failing_since: Option<i64>,
+    pub failed_attempts: u64,
+    /// Start of the latest successful attempt on record; failures before it do not count.
+    pub last_success_at: Option<i64>,
+}
+
+/// One batch's attempts of one hook, as the failure state needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchHealth {
+    /// Start of the batch's latest successful attempt.
+    pub last_success_at: Option<i64>,
+    /// Failed attempts that started after it (all of them without a success).
+    pub failures_after: u64,
+    /// Start of the first of those.
+    pub first_failure_after: Option<i64>,
+}
+
+impl BatchHealth {
+    /// From `(started_at, succeeded)` of each attempt, in any order.
+    pub fn of(attempts: &[(i64, bool)]) -> Self {
+        let last_success_at = attempts.iter().filter(|a| a.1).map(|a| a.0).max();
+        let after: Vec<i64> = attempts
+            .iter()
+            .filter(|a| !a.1 && last_success_at.is_none_or(|s| a.0 > s))
+            .map(|a| a.0)
+            .collect();
+        Self {
+            last_success_at,
+            failures_after: after.len() as u64,
+            first_failure_after: after.iter().min().copied(),
+        }
+    }
+}
+
+impl HookHealth {
+    /// The state after `batch`. A success later than the one on record resets the window to
+    /// the failures after it; failures count only when they follow the success on record. A
+    /// batch whose latest success is older than the one on record changes nothing.
+    pub fn apply(&self, batch: &BatchHealth) -> HookHealth {
+        let newer = |at: i64| self.last_success_at.is_none_or(|l| l < at);
+        match (batch.last_success_at, batch.first_failure_after) {
+            (Some(s), _) if newer(s) => HookHealth {
+                failing_since: batch.first_failure_after,
+                failed_attempts: batch.failures_after,
+                last_success_at: Some(s),
+            },
+            (None, Some(first)) if newer(first) => HookHealth {
+                failing_since: Some(self.failing_since.unwrap_or(first)),
+                failed_attempts: self.failed_attempts + batch.failures_after,
+                last_success_at: self.last_success_at,
+            },
+            _ => self.clone(),
+        }
+    }
+}
+
+/// When a failing hook is disabled: after failing for `disable_after` (or the hook's own
+/// window) with at least `min_attempts` failed attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    pub disable_after: Duration,
+    pub min_attempts: u64,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            disable_after: Duration::from_secs(5 * 86_400),
+            min_attempts: 20,
+        }
+    }
+}
+
+impl HealthPolicy {
+    /// Whether a hook in state `health`, with its own window `window` if it has one, is to be
+    /// disabled at `now_ms`.
+    pub fn disables(&self, health: &HookHealth, window: Option<Duration>, now_ms: i64) -> bool {
+        let window = window.unwrap_or(self.disable_after).as_millis() as i64;
+        health
+            .failing_since
+            .is_some_and(|since| now_ms - since >= window)
+            && health.failed_attempts >= self.min_attempts
+    }
+}
+
+/// A duration such as `90s`, `30m`, `12h` or `5d`: a whole number and one unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number
+        .checked_mul(seconds)
+        .filter(|s| *s > 0 && *s <= 3_650 * 86_400)
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_failures_after_its_latest_success() {
+        let b = BatchHealth::of(&[(5, false), (3, true), (9, false), (7, true), (8, false)]);
+        assert_eq!(
+            b,
+            BatchHealth {
+                last_success_at: Some(7),
+                failures_after: 2,
+                first_failure_after: Some(8),
+            }
+        );
+        let only_failures = BatchHealth::of(&[(4, false), (2, false)]);
+        assert_eq!(only_failures.first_failure_after, Some(2));
+        assert_eq!(only_failures.failures_after, 2);
+        assert_eq!(only_failures.last_success_at, None);
+    }
+
+    #[test]
+    fn failures_open_a_window_that_a_later_success_closes() {
+        let healthy = HookHealth::default();
+        let failing = healthy.apply(&BatchHealth::of(&[(10, false), (12, false)]));
+        assert_eq!(failing.failing_since, Some(10));
+        assert_eq!(failing.failed_attempts, 2);
+        let still = failing.apply(&BatchHealth::of(&[(20, false)]));
+        assert_eq!((still.failing_since, still.failed_attempts), (Some(10), 3));
+        let recovered = still.apply(&BatchHealth::of(&[(30, true)]));
+        assert_eq!(recovered.failing_since, None);
+        assert_eq!(recovered.failed_attempts, 0);
+        // Failures that started before the success on record do not reopen the window.
+        assert_eq!(recovered.apply(&BatchHealth::of(&[(25, false)])), recovered);
+        // Nor does an older success change anything.
+        let again = recovered.apply(&BatchHealth::of(&[(40, false)]));
+        assert_eq!(again.apply(&BatchHealth::of(&[(29, true)])), again);
+        // A success followed by failures in one batch leaves those failures counted.
+        let mixed = again.apply(&BatchHealth::of(&[(50, true), (51, false)]));
+        assert_eq!((mixed.failing_since, mixed.failed_attempts), (Some(51), 1));
+    }
+
+    #[test]
+    fn a_hook_is_disabled_after_its_window_and_enough_failures() {
+        let policy = HealthPolicy {
+            disable_after: Duration::from_secs(3),
+            min_attempts: 3,
+        };
+        let h = |since, attempts| HookHealth {
+            failing_since: Some(since),
+            failed_attempts: attempts,
+            last_success_at: None,
+        };
+        assert!(!policy.disables(&h(0, 3), None, 2_999));
+        assert!(policy.disables(&h(0, 3), None, 3_000));
+        assert!(!policy.disables(&h(0, 2), None, 60_000));
+        assert!(!policy.disables(&HookHealth::default(), None, i64::MAX));
+        assert!(!policy.disables(&h(0, 3), Some(Duration::from_secs(10)), 9_999));
+        assert!(policy.disables(&h(0, 3), Some(Duration::from_secs(1)), 1_000));
+    }
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432_000)));
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration(" 12h "), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1_800)));
+        for bad in [
+            "",
+            "5",
+            "d",
+            "0s",
+            "5 d",
+            "1.5h",
+            "5w",
+            "-1d",
+            "99999999999999999999d",
+            "3651d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn outcomes_are_classified_by_error_then_status() {

@@ -264,6 +264,51 @@ pub struct Hook {
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Unix milliseconds when it was disabled for its endpoint's failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<i64>,
+    /// Its own auto-disable window, instead of the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_after: Option<DisableAfter>,
+}
+
+/// A hook's own auto-disable window (`config.disableAfter`): a duration such as `3d`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DisableAfter(String);
+
+impl DisableAfter {
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        crate::health::parse_duration(text)
+            .map(|_| Self(text.trim().to_string()))
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "config.disableAfter",
+                    "must be a duration such as 90s, 30m, 12h or 5d (up to 3650d)",
+                )
+            })
+    }
+
+    pub fn duration(&self) -> std::time::Duration {
+        crate::health::parse_duration(&self.0).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DisableAfter {
+    type Error = ValidationError;
+    fn try_from(text: String) -> Result<Self, ValidationError> {
+        Self::parse(&text)
+    }
+}
+
+impl From<DisableAfter> for String {
+    fn from(d: DisableAfter) -> String {
+        d.0
+    }
 }
 
 impl Hook {
@@ -319,6 +364,8 @@ mod tests {
             created_at: 5,
             updated_at: 5,
             disabled_reason: None,
+            disabled_at: None,
+            disable_after: None,
         }
     }
 

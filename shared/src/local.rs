@@ -108,11 +108,12 @@ impl LocalServer {
             tokens,
             settings,
         ));
-        let sender = Sender::new(
+        let sender = Sender::with_policy(
             store.clone(),
             queue.clone(),
             client,
             settings.retry_schedule.clone(),
+            settings.health,
         );
 
         let (shutdown, stop) = watch::channel(false);

@@ -4,7 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
-use crate::health::HealthCounts;
+use crate::health::{BatchHealth, HealthCounts, HookHealth};
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
@@ -232,6 +232,17 @@ pub trait Store: Send + Sync {
     /// Adds attempts to hourly counters: one write per (hook, hour), however many attempts a
     /// sender batch made.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError>;
+    /// Applies one batch's attempts of a hook to its failure state in one write; returns the
+    /// state before and after (equal when a later success is already on record).
+    async fn record_health(
+        &self,
+        hook: &HookId,
+        batch: &BatchHealth,
+    ) -> Result<(HookHealth, HookHealth), StoreError>;
+    /// The hook's failure state (healthy when none is on record).
+    async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError>;
+    /// Forgets the hook's failure state (re-enabled or deleted).
+    async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError>;
     /// The hourly counters of the hours `[from_hour, to_hour]` (unix hours) that hold any
     /// attempt, oldest first; at most [`crate::health::MAX_HOURS`] + 1 hours are asked for.
     async fn hourly_health(

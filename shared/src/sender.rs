@@ -5,7 +5,7 @@
 use crate::clock::now_ms;
 use crate::decision::{Decision, GONE_REASON, decide};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
-use crate::health::{HealthCounts, Outcome};
+use crate::health::{BatchHealth, HealthCounts, HealthPolicy, Outcome};
 use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
@@ -43,6 +43,7 @@ pub struct Sender {
     queue: Arc<dyn JobQueue>,
     client: DeliveryClient,
     schedule: RetrySchedule,
+    health: HealthPolicy,
 }
 
 /// What became of one job.
@@ -65,11 +66,23 @@ impl Sender {
         client: DeliveryClient,
         schedule: RetrySchedule,
     ) -> Arc<Self> {
+        Self::with_policy(store, queue, client, schedule, HealthPolicy::default())
+    }
+
+    /// A sender that disables failing hooks by `health`.
+    pub fn with_policy(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+        health: HealthPolicy,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             queue,
             client,
             schedule,
+            health,
         })
     }
 
@@ -186,15 +199,67 @@ impl Sender {
         outcome
     }
 
-    /// Adds a batch's attempts to the hooks' counters; a failure costs only stats, so it is
-    /// logged and the jobs stay done.
+    /// Adds a batch's attempts to the hooks' counters and failure states, one write each per
+    /// hook, and disables the hooks that failed for too long. A failure here costs only stats
+    /// (or delays a disable to the hook's next batch), so it is logged and the jobs stay done.
     async fn flush_counts(&self, batch: &Batch) {
-        let counts = batch.take();
+        let (counts, attempts) = batch.take();
         if counts.is_empty() {
             return;
         }
-        if let Err(e) = self.store.count_attempts(&counts).await {
+        let health = attempts
+            .iter()
+            .map(|(hook, attempts)| self.update_health(hook, attempts, batch));
+        let (counted, _) = tokio::join!(
+            self.store.count_attempts(&counts),
+            futures::future::join_all(health)
+        );
+        if let Err(e) = counted {
             tracing::warn!(error = %e, hooks = counts.len(), "could not add attempts to the hooks' stats");
+        }
+    }
+
+    async fn update_health(&self, hook: &HookId, attempts: &[(i64, bool)], batch: &Batch) {
+        let (before, after) = match self
+            .store
+            .record_health(hook, &BatchHealth::of(attempts))
+            .await
+        {
+            Ok(states) => states,
+            Err(e) => {
+                tracing::warn!(hook_id = %hook, error = %e, "could not record the hook's health");
+                return;
+            }
+        };
+        match (before.failing_since, after.failing_since) {
+            (None, Some(since)) => {
+                tracing::warn!(hook_id = %hook, failing_since = since, "hook failing");
+            }
+            (Some(since), None) => {
+                tracing::info!(hook_id = %hook, failing_since = since, "hook recovered");
+            }
+            _ => {}
+        }
+        let window = match batch.hook(self.store.as_ref(), hook).await {
+            Ok(Some(h)) if h.enabled => h.disable_after.map(|w| w.duration()),
+            _ => return,
+        };
+        let now = now_ms();
+        if !self.health.disables(&after, window, now) {
+            return;
+        }
+        let since = after.failing_since.unwrap_or(now);
+        let reason = format!(
+            "endpoint failing since {} ({} failed attempts)",
+            crate::clock::iso(since),
+            after.failed_attempts
+        );
+        match self.disable(hook, &reason, now).await {
+            Ok(true) => metrics::emit(&[("HooksAutoDisabled", 1.0, Unit::Count)]),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(hook_id = %hook, error = %e, "could not disable the failing hook")
+            }
         }
     }
 
@@ -426,6 +491,7 @@ impl Sender {
             let mut next = hook.clone();
             next.enabled = false;
             next.disabled_reason = Some(reason.to_string());
+            next.disabled_at = Some(now_ms());
             next.updated_at = now_ms().max(answered_at + 1).max(hook.updated_at + 1);
             match self.store.update_hook(&hook, &next).await {
                 Ok(()) => {
@@ -440,11 +506,16 @@ impl Sender {
     }
 }
 
+/// `(started_at, succeeded)` of a hook's attempts in a batch.
+type Attempts = Vec<(i64, bool)>;
+
 /// What the jobs of one batch share: each hook read once (a batch tends to hold one hook's
 /// jobs), and the attempts recorded, by hook and hour, until they are added to the counters.
 #[derive(Default)]
 struct Batch {
     counts: std::sync::Mutex<std::collections::BTreeMap<(HookId, i64), HealthCounts>>,
+    /// `(started_at, succeeded)` of each attempt, by hook, for the failure states.
+    attempts: std::sync::Mutex<std::collections::BTreeMap<HookId, Attempts>>,
     hooks: std::sync::Mutex<
         std::collections::HashMap<HookId, Arc<tokio::sync::OnceCell<Option<Hook>>>>,
     >,
@@ -469,16 +540,26 @@ impl Batch {
             .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
             .or_default()
             .record(at_ms, duration_ms, outcome);
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(hook.clone())
+            .or_default()
+            .push((at_ms, outcome == Outcome::Succeeded));
     }
 
-    fn take(&self) -> Vec<HourlyCount> {
-        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The hourly counts and each hook's attempts, emptied.
+    fn take(&self) -> (Vec<HourlyCount>, Vec<(HookId, Attempts)>) {
+        let attempts =
+            std::mem::take(&mut *self.attempts.lock().unwrap_or_else(|p| p.into_inner()));
+        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
             .map(|((hook_id, hour), counts)| HourlyCount {
                 hook_id,
                 hour,
                 counts,
             })
-            .collect()
+            .collect();
+        (counts, attempts.into_iter().collect())
     }
 }

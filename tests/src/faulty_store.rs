@@ -9,7 +9,7 @@ use tokio::sync::{Notify, Semaphore};
 use webhooks::catalog::EventName;
 use webhooks::delivery::{Delivery, DeliveryId};
 use webhooks::event::EventId;
-use webhooks::health::HealthCounts;
+use webhooks::health::{BatchHealth, HealthCounts, HookHealth};
 use webhooks::hook::{Hook, HookId, HookPosition};
 use webhooks::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, Store, StoreError,
@@ -292,6 +292,22 @@ impl Store for FaultyStore {
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
         self.enter("count_attempts").await?;
         self.inner.count_attempts(counts).await
+    }
+    async fn record_health(
+        &self,
+        hook: &HookId,
+        batch: &BatchHealth,
+    ) -> Result<(HookHealth, HookHealth), StoreError> {
+        self.enter("record_health").await?;
+        self.inner.record_health(hook, batch).await
+    }
+    async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
+        self.enter("hook_health").await?;
+        self.inner.hook_health(hook).await
+    }
+    async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
+        self.enter("reset_health").await?;
+        self.inner.reset_health(hook).await
     }
     async fn hourly_health(
         &self,

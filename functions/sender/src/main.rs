@@ -12,11 +12,12 @@ async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
     let deployment = Deployment::from_env(Accepts::Nothing).await?;
     let settings = deployment.settings;
-    let sender = Sender::new(
+    let sender = Sender::with_policy(
         deployment.store,
         deployment.queue,
         DeliveryClient::from_settings(&settings),
         settings.retry_schedule,
+        settings.health,
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();

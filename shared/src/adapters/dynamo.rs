@@ -7,7 +7,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
-use crate::health::HealthCounts;
+use crate::health::{BatchHealth, HealthCounts, HookHealth};
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
@@ -47,6 +47,8 @@ const PAGE_READ_ROUNDS: usize = 10;
 const EVENT_SK: &str = "event";
 /// Hourly counters live beside a hook's deliveries, under `stats#<unix hour, 10 digits>`.
 const STATS_PREFIX: &str = "stats#";
+/// A hook's failure state lives beside its deliveries too (below every delivery id).
+const HEALTH_SK: &str = "health";
 
 fn event_pk(id: &EventId) -> String {
     format!("{NAMESPACE}#event#{id}")
@@ -853,6 +855,89 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn record_health(
+        &self,
+        hook: &HookId,
+        batch: &BatchHealth,
+    ) -> Result<(HookHealth, HookHealth), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(HEALTH_SK))
+            .return_values(ReturnValue::AllOld);
+        let update = match (batch.last_success_at, batch.first_failure_after) {
+            (Some(success), first) => {
+                let update = update
+                    .condition_expression(
+                        "attribute_not_exists(lastSuccessAt) OR lastSuccessAt < :s",
+                    )
+                    .expression_attribute_values(":s", n(success))
+                    .expression_attribute_values(":k", n(batch.failures_after as i64));
+                match first {
+                    Some(first) => update
+                        .update_expression(
+                            "SET lastSuccessAt = :s, failedAttempts = :k, failingSince = :f",
+                        )
+                        .expression_attribute_values(":f", n(first)),
+                    None => update.update_expression(
+                        "SET lastSuccessAt = :s, failedAttempts = :k REMOVE failingSince",
+                    ),
+                }
+            }
+            (None, Some(first)) => update
+                .condition_expression("attribute_not_exists(lastSuccessAt) OR lastSuccessAt < :f")
+                .update_expression(
+                    "SET failingSince = if_not_exists(failingSince, :f) ADD failedAttempts :k",
+                )
+                .expression_attribute_values(":f", n(first))
+                .expression_attribute_values(":k", n(batch.failures_after as i64)),
+            (None, None) => {
+                let health = self.hook_health(hook).await?;
+                return Ok((health.clone(), health));
+            }
+        };
+        match update.send().await {
+            Ok(out) => {
+                let before = health_of(out.attributes.as_ref());
+                let after = before.apply(batch);
+                Ok((before, after))
+            }
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {
+                let health = self.hook_health(hook).await?;
+                Ok((health.clone(), health))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(HEALTH_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(health_of(out.item.as_ref()))
+    }
+
+    async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(HEALTH_SK))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn hourly_health(
         &self,
         hook: &HookId,
@@ -891,6 +976,18 @@ impl Store for DynamoStore {
             }
         }
         Ok(hours)
+    }
+}
+
+/// A hook's failure state from its item (healthy without one).
+fn health_of(item: Option<&Item>) -> HookHealth {
+    let Some(item) = item else {
+        return HookHealth::default();
+    };
+    HookHealth {
+        failing_since: number_attr(item, "failingSince"),
+        failed_attempts: number_attr(item, "failedAttempts").unwrap_or(0).max(0) as u64,
+        last_success_at: number_attr(item, "lastSuccessAt"),
     }
 }
 

@@ -2,7 +2,9 @@
 //! hook, a patch, a test-button request and a key rotation. Unknown fields are refused.
 
 use crate::catalog::EventName;
-use crate::hook::{CustomHeaders, Hook, HookId, HookUrl, MAX_NAME_CHARS, UrlPolicy, printable};
+use crate::hook::{
+    CustomHeaders, DisableAfter, Hook, HookId, HookUrl, MAX_NAME_CHARS, UrlPolicy, printable,
+};
 use crate::signing::SigningKey;
 use crate::validation::ValidationError;
 use serde_json::{Map, Value};
@@ -16,6 +18,7 @@ pub struct NewHook {
     pub headers: CustomHeaders,
     pub enabled: bool,
     pub signing_key: Option<SigningKey>,
+    pub disable_after: Option<DisableAfter>,
 }
 
 /// Body of `PATCH /api/hooks/{id}`, validated; absent fields stay as they are.
@@ -24,6 +27,8 @@ pub struct HookPatch {
     pub name: Option<String>,
     pub events: Option<Vec<EventName>>,
     pub config: Option<(HookUrl, CustomHeaders)>,
+    /// Set with `config` (which replaces the whole config).
+    pub disable_after: Option<DisableAfter>,
     pub enabled: Option<bool>,
 }
 
@@ -35,8 +40,9 @@ impl NewHook {
         let obj = as_object(body, CREATE_FIELDS)?;
         let name = parse_name(obj.get("name").ok_or_else(|| required("name"))?)?;
         let events = parse_events(obj.get("events").ok_or_else(|| required("events"))?)?;
-        let (url, headers) =
-            parse_config(obj.get("config").ok_or_else(|| required("config"))?, policy)?;
+        let config = obj.get("config").ok_or_else(|| required("config"))?;
+        let (url, headers) = parse_config(config, policy)?;
+        let disable_after = parse_disable_after(config)?;
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => true,
             Some(v) => parse_bool(v, "enabled")?,
@@ -56,6 +62,7 @@ impl NewHook {
             headers,
             enabled,
             signing_key,
+            disable_after,
         })
     }
 
@@ -72,6 +79,8 @@ impl NewHook {
             created_at: now_ms,
             updated_at: now_ms,
             disabled_reason: None,
+            disabled_at: None,
+            disable_after: self.disable_after,
         }
     }
 }
@@ -86,6 +95,11 @@ impl HookPatch {
                 .get("config")
                 .map(|c| parse_config(c, policy))
                 .transpose()?,
+            disable_after: obj
+                .get("config")
+                .map(parse_disable_after)
+                .transpose()?
+                .flatten(),
             enabled: obj
                 .get("enabled")
                 .map(|v| parse_bool(v, "enabled"))
@@ -105,11 +119,13 @@ impl HookPatch {
         if let Some((url, headers)) = self.config {
             next.url = url;
             next.headers = headers;
+            next.disable_after = self.disable_after;
         }
         if let Some(enabled) = self.enabled {
             next.enabled = enabled;
             if enabled {
                 next.disabled_reason = None;
+                next.disabled_at = None;
             }
         }
         next.updated_at = now_ms.max(hook.updated_at + 1);
@@ -224,7 +240,8 @@ fn parse_events(v: &Value) -> Result<Vec<EventName>, ValidationError> {
 }
 
 fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders), ValidationError> {
-    let obj = as_object(v, &["url", "headers", "retries"]).map_err(|e| e.under("config"))?;
+    let obj = as_object(v, &["url", "headers", "retries", "disableAfter"])
+        .map_err(|e| e.under("config"))?;
     let url = match obj.get("url") {
         Some(Value::String(s)) => HookUrl::parse(s, policy).map_err(|e| e.under("config"))?,
         Some(_) => return Err(ValidationError::new("config.url", "must be a string")),
@@ -235,6 +252,18 @@ fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders)
         Some(h) => CustomHeaders::parse(h).map_err(|e| e.under("config"))?,
     };
     Ok((url, headers))
+}
+
+/// `config.disableAfter`, checked by [`parse_config`] to be in a config object.
+fn parse_disable_after(config: &Value) -> Result<Option<DisableAfter>, ValidationError> {
+    match config.get("disableAfter") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => DisableAfter::parse(s).map(Some),
+        Some(_) => Err(ValidationError::new(
+            "config.disableAfter",
+            "must be a duration string such as 5d",
+        )),
+    }
 }
 
 fn parse_bool(v: &Value, field: &str) -> Result<bool, ValidationError> {
@@ -251,6 +280,30 @@ mod tests {
 
     const HTTPS_ONLY: UrlPolicy = UrlPolicy { allow_http: false };
     const WITH_HTTP: UrlPolicy = UrlPolicy { allow_http: true };
+
+    #[test]
+    fn a_hook_may_carry_its_own_disable_window() {
+        let mut body = valid();
+        body["config"]["disableAfter"] = json!("36h");
+        let hook = NewHook::parse(&body, HTTPS_ONLY).unwrap().into_hook(1);
+        let window = hook.disable_after.clone().expect("kept");
+        assert_eq!(window.as_str(), "36h");
+        assert_eq!(window.duration().as_secs(), 36 * 3_600);
+        for bad in [json!("36"), json!(36), json!("0d"), json!("1w")] {
+            body["config"]["disableAfter"] = bad.clone();
+            let e = NewHook::parse(&body, HTTPS_ONLY).unwrap_err();
+            assert_eq!(e.field, "config.disableAfter", "{bad}");
+        }
+        // A config without it goes back to the deployment's window.
+        let patch = HookPatch::parse(
+            &json!({"config": {"url": "https://hooks.example.com/in"}}),
+            HTTPS_ONLY,
+        )
+        .unwrap();
+        assert_eq!(patch.apply(&hook, 2).disable_after, None);
+        let patch = HookPatch::parse(&json!({"name": "n"}), HTTPS_ONLY).unwrap();
+        assert_eq!(patch.apply(&hook, 2).disable_after, Some(window));
+    }
 
     fn valid() -> Value {
         json!({"name": "crm", "events": ["PostSignIn", "User.Created"],

@@ -345,9 +345,14 @@ impl ManagementHandler {
             this.check_destination(url)?;
         }
         let current = this.load(&ids.hook).await?;
+        let reenabled = !current.enabled && patch.enabled == Some(true);
         let next = patch.apply(&current, now_ms());
+        if reenabled {
+            // Its failures so far no longer count towards disabling it again.
+            this.store.reset_health(&current.id).await?;
+        }
         this.store.update_hook(&current, &next).await?;
-        tracing::info!(hook_id = %next.id, "hook updated");
+        tracing::info!(hook_id = %next.id, reenabled, "hook updated");
         Ok(Json(hook_json(&next)).into_response())
     }
 
@@ -355,6 +360,9 @@ impl ManagementHandler {
         let hook = this.load(&ids.hook).await?;
         if !this.store.delete_hook(&hook).await? {
             return Err(ApiError::HookNotFound);
+        }
+        if let Err(e) = this.store.reset_health(&hook.id).await {
+            tracing::warn!(hook_id = %hook.id, error = %e, "could not delete the hook's health state");
         }
         tracing::info!(hook_id = %hook.id, "hook deleted");
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -374,8 +382,14 @@ impl ManagementHandler {
         if last - first > MAX_HOURS {
             return Err(ValidationError::new("since", "must be within 14 days of until").into());
         }
-        let hours = this.store.hourly_health(&hook.id, first, last).await?;
-        Ok(Json(health_json(&hook, since, until, &hours)).into_response())
+        let (hours, state) = tokio::try_join!(
+            this.store.hourly_health(&hook.id, first, last),
+            this.store.hook_health(&hook.id)
+        )?;
+        let mut json = health_json(&hook, since, until, &hours);
+        json["failingSince"] = serde_json::json!(state.failing_since);
+        json["failedAttemptsSinceSuccess"] = state.failed_attempts.into();
+        Ok(Json(json).into_response())
     }
 
     pub(crate) async fn recent_logs(

@@ -23,6 +23,12 @@ pub fn hook_json(hook: &Hook) -> Value {
     if let Some(reason) = &hook.disabled_reason {
         v["disabledReason"] = Value::String(reason.clone());
     }
+    if let Some(at) = hook.disabled_at {
+        v["disabledAt"] = at.into();
+    }
+    if let Some(window) = &hook.disable_after {
+        v["config"]["disableAfter"] = window.as_str().into();
+    }
     v
 }
 

@@ -6,6 +6,9 @@ use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 use webhooks::clock::now_ms;
+use webhooks::health::HealthPolicy;
+use webhooks::net::client::DeliveryClient;
+use webhooks::sender::Sender;
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
@@ -227,4 +230,232 @@ async fn the_aws_path_counts_status_classes_and_connection_failures() {
     assert_eq!(b["lastSuccessAt"], Value::Null, "{b}");
     assert!(b["lastFailureAt"].is_i64(), "{b}");
     assert_consistent(&b);
+}
+
+/// The answer of `GET {base}{path}` with the admin token.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    let r = http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_dev_server_disables_a_hook_failing_past_its_window_and_reenabling_clears_it() {
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let down = Receiver::start(&[500; 100]).await;
+    let flaky = Receiver::start(&[500, 503]).await;
+    let healthy = Receiver::start(&[]).await;
+    let failing = Receiver::start(&[500; 100]).await;
+    let mut server = DevServer::start_on(
+        &binary,
+        free_port(),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+            ("WEBHOOKS_RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s,1s,1s"),
+            ("WEBHOOKS_DISABLE_AFTER", "3s"),
+            ("WEBHOOKS_DISABLE_MIN_ATTEMPTS", "3"),
+        ],
+    );
+    server.ready().await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let create = |url: String, config: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let mut config = config;
+            config["url"] = url.into();
+            let r = http
+                .post(format!("{base}/api/hooks"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"name": "h", "events": ["PostSignIn"], "config": config}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let down_id = create(down.url("/down"), json!({})).await;
+    let flaky_id = create(flaky.url("/flaky"), json!({})).await;
+    // Its own window is longer than the run: failing, never disabled.
+    let patient_id = create(failing.url("/patient"), json!({"disableAfter": "1h"})).await;
+    let patient = get_json(&http, format!("{base}/api/hooks/{patient_id}")).await;
+    assert_eq!(patient["config"]["disableAfter"], "1h");
+
+    let started = now_ms();
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostSignIn", "userId": "u1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let hook_url = format!("{base}/api/hooks/{down_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let disabled = loop {
+        let hook = get_json(&http, hook_url.clone()).await;
+        if hook["enabled"] == false {
+            break hook;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never disabled: {hook}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let disabled_at = disabled["disabledAt"].as_i64().expect("disabledAt");
+    assert!(disabled_at >= started + 3_000, "{disabled}");
+    let reason = disabled["disabledReason"].as_str().unwrap();
+    assert!(reason.starts_with("endpoint failing since "), "{reason}");
+    let stats = get_json(&http, format!("{hook_url}/stats")).await;
+    let since = stats["failingSince"].as_i64().expect("failingSince");
+    assert!(since >= started && disabled_at - since >= 3_000, "{stats}");
+    assert!(
+        stats["failedAttemptsSinceSuccess"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
+
+    // No attempt reaches a disabled hook; its pending retry is dropped.
+    let reached = down.count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        down.count(),
+        reached,
+        "attempts after the hook was disabled"
+    );
+    // The flaky hook recovered with its first success and stays enabled; the patient one is
+    // failing within its own window.
+    let flaky_stats = get_json(&http, format!("{base}/api/hooks/{flaky_id}/stats")).await;
+    assert_eq!(flaky_stats["failingSince"], Value::Null, "{flaky_stats}");
+    assert_eq!(flaky_stats["successes"], 1, "{flaky_stats}");
+    let patient = get_json(&http, format!("{base}/api/hooks/{patient_id}")).await;
+    assert_eq!(patient["enabled"], true, "{patient}");
+    let patient_stats = get_json(&http, format!("{base}/api/hooks/{patient_id}/stats")).await;
+    assert!(patient_stats["failingSince"].is_i64(), "{patient_stats}");
+
+    // Re-enabled (at a working endpoint): the failure state is gone and `recover` re-sends
+    // the dropped delivery.
+    let r = http
+        .patch(&hook_url)
+        .bearer_auth(ADMIN)
+        .json(&json!({"enabled": true, "config": {"url": healthy.url("/back")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hook: Value = r.json().await.unwrap();
+    assert!(
+        hook.get("disabledReason").is_none() && hook.get("disabledAt").is_none(),
+        "{hook}"
+    );
+    let stats = get_json(&http, format!("{hook_url}/stats")).await;
+    assert_eq!(stats["failingSince"], Value::Null, "{stats}");
+    assert_eq!(stats["failedAttemptsSinceSuccess"], 0, "{stats}");
+    let r = http
+        .post(format!("{hook_url}/recover"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"since": started - 1_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let got = healthy.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].json()["userId"], "u1");
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_aws_path_disables_a_failing_hook_and_reenabling_clears_its_state() {
+    let mut p = pipeline("autodisable", "1s,1s,1s,1s,1s,1s,1s,1s").await;
+    let settings = crate::support::settings("1s,1s,1s,1s,1s,1s,1s,1s");
+    p.sender = Sender::with_policy(
+        p.moto.store.clone(),
+        p.moto.queue.clone(),
+        DeliveryClient::from_settings(&settings),
+        settings.retry_schedule.clone(),
+        HealthPolicy {
+            disable_after: Duration::from_secs(3),
+            min_attempts: 3,
+        },
+    );
+    let down = Receiver::start(&[500; 100]).await;
+    let flaky = Receiver::start(&[502]).await;
+    let down_hook = p.create_hook(&down.url("/down"), &["PostSignIn"]).await;
+    let flaky_hook = p.create_hook(&flaky.url("/flaky"), &["PostSignIn"]).await;
+    let path = |hook: &Value| format!("/api/hooks/{}", hook["id"].as_str().unwrap());
+    let started = now_ms();
+    let r = p
+        .post_event(json!({"event": "PostSignIn", "userId": "u1"}))
+        .await;
+    assert_eq!(r.status, 202);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let disabled = loop {
+        pump(&p.moto.queue, &p.sender, 1).await;
+        let hook = p
+            .admin(Method::GET, &path(&down_hook), None)
+            .await
+            .body_json();
+        if hook["enabled"] == false {
+            break hook;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never disabled: {hook}"
+        );
+    };
+    assert!(
+        disabled["disabledReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("endpoint failing since "),
+        "{disabled}"
+    );
+    assert!(
+        disabled["disabledAt"].as_i64().unwrap() >= started + 3_000,
+        "{disabled}"
+    );
+    let stats = p
+        .admin(Method::GET, &format!("{}/stats", path(&down_hook)), None)
+        .await
+        .body_json();
+    assert!(
+        stats["failingSince"].as_i64().unwrap() >= started,
+        "{stats}"
+    );
+    assert!(
+        stats["failedAttemptsSinceSuccess"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
+    let flaky_stats = p
+        .admin(Method::GET, &format!("{}/stats", path(&flaky_hook)), None)
+        .await
+        .body_json();
+    assert_eq!(flaky_stats["failingSince"], Value::Null, "{flaky_stats}");
+    assert_eq!(flaky_stats["successes"], 1, "{flaky_stats}");
+
+    let r = p
+        .admin(
+            Method::PATCH,
+            &path(&down_hook),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body_json().get("disabledAt").is_none());
+    let stats = p
+        .admin(Method::GET, &format!("{}/stats", path(&down_hook)), None)
+        .await
+        .body_json();
+    assert_eq!(stats["failingSince"], Value::Null, "{stats}");
+    assert_eq!(stats["failedAttemptsSinceSuccess"], 0, "{stats}");
 }

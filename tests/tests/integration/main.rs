@@ -25,4 +25,5 @@ mod sqs_queue;
 mod ssrf_client;
 mod store_contract;
 mod support;
+mod template_metrics;
 mod tokens;

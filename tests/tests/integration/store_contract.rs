@@ -11,7 +11,7 @@ use webhooks::catalog::EventName;
 use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use webhooks::event::EventId;
-use webhooks::health::{HealthCounts, Outcome, bucket_of};
+use webhooks::health::{BatchHealth, HealthCounts, HookHealth, Outcome, bucket_of};
 use webhooks::hook::{Hook, HookId, HookPosition, UrlPolicy};
 use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError};
 use webhooks::ports::{DeliveryFilter, EventClaim};
@@ -76,6 +76,7 @@ contract!(
     "missing"
 );
 contract!(reopen_and_hourly_stats, "reopen");
+contract!(failure_states_open_close_and_reset, "health");
 contract!(delivery_pages_follow_cursors_and_filters, "pages");
 contract!(
     hook_pages_run_oldest_first_and_count_every_hook,
@@ -778,4 +779,65 @@ async fn hook_pages_run_oldest_first_and_count_every_hook(s: Arc<impl Store + ?S
     // Subscriptions are not hooks: deleting one hook leaves six listed.
     assert!(s.delete_hook(&made[0]).await.unwrap());
     assert_eq!(s.count_hooks().await.unwrap(), 6);
+}
+
+/// A batch's `(started_at, succeeded)` attempts.
+type Step = &'static [(i64, bool)];
+
+async fn failure_states_open_close_and_reset(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let hook = HookId::generate();
+    let other = HookId::generate();
+    assert_eq!(s.hook_health(&hook).await.unwrap(), HookHealth::default());
+
+    // Each step: a batch's attempts, and the state expected after it.
+    let steps: [(Step, Option<i64>, u64); 6] = [
+        (&[(100, false), (90, false)], Some(90), 2),
+        (&[(120, false)], Some(90), 3),
+        // A later success closes the window; the failure after it opens a new one.
+        (&[(130, true), (140, false)], Some(140), 1),
+        // Failures before the success on record do not count; nor does an older success.
+        (&[(125, false)], Some(140), 1),
+        (&[(128, true)], Some(140), 1),
+        (&[(150, true)], None, 0),
+    ];
+    let mut expected = HookHealth::default();
+    for (i, (attempts, failing_since, failed)) in steps.into_iter().enumerate() {
+        let batch = BatchHealth::of(attempts);
+        let (before, after) = s.record_health(&hook, &batch).await.unwrap();
+        assert_eq!(before, expected, "step {i}: the state before");
+        assert_eq!(
+            after,
+            before.apply(&batch),
+            "step {i}: as the pure rule says"
+        );
+        assert_eq!(
+            (after.failing_since, after.failed_attempts),
+            (failing_since, failed),
+            "step {i}"
+        );
+        assert_eq!(
+            s.hook_health(&hook).await.unwrap(),
+            after,
+            "step {i}: stored"
+        );
+        expected = after;
+    }
+    assert_eq!(s.hook_health(&other).await.unwrap(), HookHealth::default());
+
+    s.record_health(&hook, &BatchHealth::of(&[(200, false)]))
+        .await
+        .unwrap();
+    s.reset_health(&hook).await.unwrap();
+    assert_eq!(s.hook_health(&hook).await.unwrap(), HookHealth::default());
+    let (before, after) = s
+        .record_health(&hook, &BatchHealth::of(&[(50, false)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        before,
+        HookHealth::default(),
+        "a reset forgets the success too"
+    );
+    assert_eq!(after.failing_since, Some(50));
 }

@@ -4,13 +4,23 @@
 //! table of large rows would rebalance on nearly every insert.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// What brings a file of an earlier version up to date, by the version each step starts from.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "ALTER TABLE hourly_stats ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';",
-)];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "ALTER TABLE hourly_stats ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';",
+    ),
+    (2, HOOK_HEALTH),
+];
+
+const HOOK_HEALTH: &str = "
+CREATE TABLE hook_health (
+    hook_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+";
 
 pub const CREATE: &str = "
 CREATE TABLE hooks (
@@ -48,6 +58,10 @@ CREATE TABLE hourly_stats (
     successes INTEGER NOT NULL,
     detail TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (hook_id, hour)
+) WITHOUT ROWID;
+CREATE TABLE hook_health (
+    hook_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE recoveries (
     hook_id TEXT NOT NULL,

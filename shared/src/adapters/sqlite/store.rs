@@ -5,7 +5,7 @@ use super::Database;
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::event::EventId;
-use crate::health::HealthCounts;
+use crate::health::{BatchHealth, HealthCounts, HookHealth};
 use crate::hook::{Hook, HookId, HookPosition};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
@@ -576,6 +576,42 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_health(
+        &self,
+        hook: &HookId,
+        batch: &BatchHealth,
+    ) -> Result<(HookHealth, HookHealth), StoreError> {
+        let hook = hook.as_str().to_string();
+        let batch = batch.clone();
+        self.db
+            .write(move |tx| {
+                let before: HookHealth = read_health(tx, &hook)?;
+                let after = before.apply(&batch);
+                if after != before {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![hook, to_json(&after)])?;
+                }
+                Ok((before, after))
+            })
+            .await
+    }
+
+    async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
+        read_health(&self.db.lock(), hook.as_str())
+    }
+
+    async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
+        let hook = hook.as_str().to_string();
+        self.db
+            .write(move |tx| {
+                tx.execute("DELETE FROM hook_health WHERE hook_id = ?1", [hook])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn hourly_health(
         &self,
         hook: &HookId,
@@ -592,6 +628,14 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+fn read_health(conn: &Connection, hook: &str) -> Result<HookHealth, StoreError> {
+    let record: Option<String> = conn
+        .prepare_cached("SELECT record FROM hook_health WHERE hook_id = ?1")?
+        .query_row([hook], |r| r.get(0))
+        .optional()?;
+    record.map_or_else(|| Ok(HookHealth::default()), |r| from_json(&r))
 }
 
 /// An hourly row: its detail, with the attempt and success columns (which rows written
