@@ -29,6 +29,40 @@ pub struct Deployment {
     pub tokens: Tokens,
 }
 
+/// One HTTPS client shared by every SDK client of the function, trusting the roots the
+/// delivery client trusts: the SDK's default builds a connector per client, each reading the
+/// system's certificate files, which was most of a cold start.
+fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let mut trust = TrustStore::empty().with_native_roots(crate::net::client::system_roots_chosen());
+    if !crate::net::client::system_roots_chosen() {
+        for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+            trust.add_pem_certificate(pem(der.as_ref()));
+        }
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("compiled-in roots make a valid TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+/// A DER certificate in PEM.
+fn pem(der: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out.into_bytes()
+}
+
 fn required(name: &'static str) -> Result<String, ConfigError> {
     var(name)
         .filter(|v| !v.trim().is_empty())
@@ -69,6 +103,7 @@ impl Deployment {
             .build();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(timeouts)
+            .http_client(sdk_http_client())
             .load()
             .await;
         let store = DynamoStore::new(
@@ -80,9 +115,17 @@ impl Deployment {
             aws_sdk_sqs::Client::new(&sdk),
             required("WEBHOOKS_QUEUE_URL")?,
         );
-        let ssm = aws_sdk_ssm::Client::new(&sdk);
-        let admin = token_list(&ssm, "WEBHOOKS_ADMIN_TOKEN_PARAMETER", admin_parameter).await?;
-        let ingest = token_list(&ssm, "WEBHOOKS_INGEST_TOKEN_PARAMETER", ingest_parameter).await?;
+        // Both parameters are read at once; a function that takes no tokens builds no client.
+        let (admin, ingest) = if accepts == Accepts::Nothing {
+            (Ok(String::new()), Ok(String::new()))
+        } else {
+            let ssm = aws_sdk_ssm::Client::new(&sdk);
+            tokio::join!(
+                token_list(&ssm, "WEBHOOKS_ADMIN_TOKEN_PARAMETER", admin_parameter),
+                token_list(&ssm, "WEBHOOKS_INGEST_TOKEN_PARAMETER", ingest_parameter),
+            )
+        };
+        let (admin, ingest) = (admin?, ingest?);
         Ok(Self {
             settings,
             store: Arc::new(store),

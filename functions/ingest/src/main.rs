@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let api = Api::new(
         deployment.store,
         deployment.queue,
-        DeliveryClient::from_settings(&settings),
+        DeliveryClient::from_settings_on_first_use(&settings),
         deployment.tokens,
         &settings,
     );

@@ -1,5 +1,6 @@
 //! The HTTP client that performs delivery attempts: no redirects, no proxies, bounded time,
-//! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read.
+//! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read. It
+//! trusts Mozilla's roots compiled in unless `SSL_CERT_FILE`/`SSL_CERT_DIR` choose others.
 
 use crate::config::{Settings, Timeouts};
 use crate::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
@@ -8,7 +9,7 @@ use crate::net::address_policy::{AddressPolicy, FilteringResolver, is_blocked};
 use crate::net::lookup::{NameLookup, SystemLookup};
 use crate::signing::SignatureHeaders;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const USER_AGENT: &str = concat!("webhooks/", env!("CARGO_PKG_VERSION"));
@@ -43,7 +44,8 @@ impl Answer {
 
 #[derive(Clone)]
 pub struct DeliveryClient {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
+    lookup: Arc<dyn NameLookup>,
     policy: Arc<AddressPolicy>,
     url_policy: UrlPolicy,
     timeouts: Timeouts,
@@ -70,22 +72,58 @@ impl DeliveryClient {
         timeouts: Timeouts,
         lookup: Arc<dyn NameLookup>,
     ) -> Self {
-        let policy = Arc::new(policy);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .dns_resolver(Arc::new(FilteringResolver::new(policy.clone(), lookup)))
-            .build()
-            .expect("the HTTP client configuration is valid");
+        let client = Self::deferred(policy, url_policy, timeouts, lookup);
+        client.http();
+        client
+    }
+
+    /// Like [`DeliveryClient::from_settings`], but the HTTP client (its TLS roots above all)
+    /// is built by the first attempt: for entry points where most requests deliver nothing.
+    pub fn from_settings_on_first_use(settings: &Settings) -> Self {
+        Self::deferred(
+            settings.address_policy.clone(),
+            settings.url_policy,
+            settings.timeouts,
+            Arc::new(SystemLookup),
+        )
+    }
+
+    fn deferred(
+        policy: AddressPolicy,
+        url_policy: UrlPolicy,
+        timeouts: Timeouts,
+        lookup: Arc<dyn NameLookup>,
+    ) -> Self {
         Self {
-            http,
-            policy,
+            http: Arc::new(OnceLock::new()),
+            lookup,
+            policy: Arc::new(policy),
             url_policy,
             timeouts,
         }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(self.timeouts.connect)
+                .timeout(self.timeouts.total)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .dns_resolver(Arc::new(FilteringResolver::new(
+                    self.policy.clone(),
+                    self.lookup.clone(),
+                )));
+            let builder = if system_roots_chosen() {
+                builder
+            } else {
+                builder.tls_certs_only(compiled_in_roots())
+            };
+            builder
+                .build()
+                .expect("the HTTP client configuration is valid")
+        })
     }
 
     pub fn policy(&self) -> &AddressPolicy {
@@ -117,7 +155,7 @@ impl DeliveryClient {
         // into a timeout (reqwest's own total timeout ends the capture the same way).
         let deadline = tokio::time::Instant::now() + self.timeouts.total;
         let sent = self
-            .http
+            .http()
             .post(url.as_url().clone())
             .headers(headers)
             .body(body.to_string())
@@ -164,6 +202,23 @@ impl DeliveryClient {
             retry_after,
         }
     }
+}
+
+/// Whether `SSL_CERT_FILE` or `SSL_CERT_DIR` names the trusted roots; then the system's
+/// loader reads them, as it would for any TLS client on the host.
+pub(crate) fn system_roots_chosen() -> bool {
+    ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()))
+}
+
+/// Mozilla's root program (the roots the system bundles derive from), compiled in: reading
+/// and parsing the system's certificate files cost a cold start milliseconds.
+fn compiled_in_roots() -> Vec<reqwest::Certificate> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+        .collect()
 }
 
 fn request_headers(custom: &CustomHeaders, signature: &SignatureHeaders) -> HeaderMap {

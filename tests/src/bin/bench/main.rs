@@ -1,8 +1,10 @@
 //! The benchmark (`scripts/bench`): the dev server binary with 10 hooks subscribed to
 //! `PostSignIn` and 10,000 events of about 1 KB from 32 clients, persisted and in memory, a
-//! steady rate, a bare client's ceiling, and the metered price of a delivery on AWS. The last
-//! line printed is one JSON object with every figure.
+//! steady rate, a bare client's ceiling, and the metered price of a delivery on AWS; or, with
+//! `--cold-start`, the Lambda binaries' cold starts. The last line printed is one JSON object
+//! with every figure.
 
+mod coldstart;
 mod cost;
 mod local;
 mod receiver;
@@ -16,13 +18,18 @@ struct Args {
     in_flight: usize,
     rate: Option<usize>,
     seconds: usize,
-    /// `local` or `cost`: one part of the run (for working on it).
+    /// `local` or `cost`: one part of the run (for working on it); with `--cold-start`, one
+    /// function.
     only: Option<String>,
+    /// The directory of the release Lambda binaries: measure their cold starts instead.
+    cold_start: Option<String>,
+    /// Cold starts per function.
+    runs: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S] [--only local|cost]"
+        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S] [--only local|cost]\n       bench --cold-start --functions DIR [--runs N] [--only ingest|api|sender]"
     );
     std::process::exit(2)
 }
@@ -35,7 +42,10 @@ fn args() -> Args {
         rate: None,
         seconds: 10,
         only: None,
+        cold_start: None,
+        runs: 20,
     };
+    let mut cold_start = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| usage());
@@ -47,10 +57,13 @@ fn args() -> Args {
             "--rate" => args.rate = Some(number()),
             "--seconds" => args.seconds = number(),
             "--only" => args.only = Some(value()),
+            "--cold-start" => cold_start = true,
+            "--functions" => args.cold_start = Some(value()),
+            "--runs" => args.runs = number().max(1),
             _ => usage(),
         }
     }
-    if args.server.is_empty() {
+    if cold_start != args.cold_start.is_some() || (!cold_start && args.server.is_empty()) {
         usage();
     }
     args
@@ -83,10 +96,55 @@ fn row(name: &str, f: &RunFigures) {
     );
 }
 
+/// Cold starts of each Lambda binary in `dir`: a table, then the JSON line.
+async fn cold_starts(dir: &str, runs: usize, only: Option<&str>) {
+    let bench = coldstart::Bench::start().await;
+    println!(
+        "| function | binary MB | init ms (median / max) | of which reading SSM ms | RSS after init MB | first invocation ms (median / max) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut figures = Vec::new();
+    for function in coldstart::FUNCTIONS {
+        if only.is_some_and(|o| o != function) {
+            continue;
+        }
+        let c = bench
+            .measure(std::path::Path::new(dir), function, runs)
+            .await;
+        println!(
+            "| {} | {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            c.function,
+            c.binary_mb,
+            c.init_ms.median,
+            c.init_ms.max,
+            c.init_aws_ms.median,
+            c.init_aws_ms.max,
+            c.rss_mb.median,
+            c.rss_mb.max,
+            c.first_invocation_ms.median,
+            c.first_invocation_ms.max
+        );
+        figures.push(c);
+    }
+    let by_name: serde_json::Map<String, serde_json::Value> = figures
+        .iter()
+        .map(|c| (c.function.clone(), serde_json::to_value(c).unwrap()))
+        .collect();
+    let max_init_ms = figures.iter().map(|c| c.init_ms.max).fold(0.0, f64::max);
+    println!(
+        "{}",
+        json!({"machine": machine(), "runs": runs, "max_init_ms": max_init_ms, "cold_start": by_name})
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args = args();
     println!("machine: {}", machine());
+    if let Some(dir) = &args.cold_start {
+        cold_starts(dir, args.runs, args.only.as_deref()).await;
+        return;
+    }
     println!(
         "| run | events/s | deliveries/s | p50 ms | p99 ms | CPU-s per 1,000 deliveries | peak RSS MB |"
     );
