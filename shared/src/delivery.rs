@@ -206,6 +206,10 @@ pub struct Job {
     /// the attempts this job expects (a recovery queues these before changing any record).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reopen: bool,
+    /// The rate-limit slot (unix milliseconds) this job was deferred to: it runs then
+    /// without taking another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot: Option<i64>,
 }
 
 impl Job {
@@ -218,6 +222,7 @@ impl Job {
             attempt: delivery.attempt_count() + 1,
             due_at,
             reopen: false,
+            rate_slot: None,
         }
     }
 }
@@ -268,6 +273,7 @@ mod tests {
             attempt: 2,
             due_at: 7,
             reopen: false,
+            rate_slot: None,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(

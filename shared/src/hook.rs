@@ -270,6 +270,61 @@ pub struct Hook {
     /// Its own auto-disable window, instead of the deployment's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_after: Option<DisableAfter>,
+    /// Deliveries per second it may receive, across every sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A hook's delivery rate limit (`config.rateLimit`): deliveries per second, 1 to 1,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct RateLimit(u32);
+
+impl RateLimit {
+    pub const MAX: u32 = 1_000;
+
+    pub fn parse(value: &Value) -> Result<Self, ValidationError> {
+        value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(())
+            .and_then(|v| Self::try_from(v).map_err(|_| ()))
+            .map_err(|()| {
+                ValidationError::new(
+                    "config.rateLimit",
+                    format!(
+                        "must be a whole number of deliveries per second from 1 to {}",
+                        Self::MAX
+                    ),
+                )
+            })
+    }
+
+    pub fn per_second(self) -> u32 {
+        self.0
+    }
+
+    /// Milliseconds between two deliveries at this rate.
+    pub fn interval_ms(self) -> i64 {
+        (1_000 / i64::from(self.0)).max(1)
+    }
+}
+
+impl TryFrom<u32> for RateLimit {
+    type Error = &'static str;
+    fn try_from(v: u32) -> Result<Self, &'static str> {
+        if (1..=Self::MAX).contains(&v) {
+            Ok(Self(v))
+        } else {
+            Err("a rate limit is 1 to 1000 deliveries per second")
+        }
+    }
+}
+
+impl From<RateLimit> for u32 {
+    fn from(r: RateLimit) -> u32 {
+        r.0
+    }
 }
 
 /// A hook's own auto-disable window (`config.disableAfter`): a duration such as `3d`.
@@ -366,6 +421,7 @@ mod tests {
             disabled_reason: None,
             disabled_at: None,
             disable_after: None,
+            rate_limit: None,
         }
     }
 

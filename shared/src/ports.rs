@@ -232,6 +232,14 @@ pub trait Store: Send + Sync {
     /// Adds attempts to hourly counters: one write per (hook, hour), however many attempts a
     /// sender batch made.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError>;
+    /// Takes the hook's next delivery slot, `interval_ms` after the previous one, shared by
+    /// every sender: returns when this delivery may go (`now_ms` when the hook is idle).
+    async fn reserve_slot(
+        &self,
+        hook: &HookId,
+        interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
     /// Applies one batch's attempts of a hook to its failure state in one write; returns the
     /// state before and after (equal when a later success is already on record).
     async fn record_health(

@@ -116,6 +116,7 @@ mod tests {
             attempt: 2,
             due_at: 7,
             reopen: false,
+            rate_slot: None,
         };
         let text = serde_json::to_string(&Task::Delivery(job.clone())).unwrap();
         assert_eq!(text, serde_json::to_string(&job).unwrap());

@@ -57,6 +57,8 @@ pub enum JobOutcome {
     Skipped,
     /// A recovery step queued its page of re-sends.
     RecoveryStep,
+    /// Queued again for the slot the hook's rate limit gave it; no attempt was made.
+    Deferred,
 }
 
 impl Sender {
@@ -331,6 +333,32 @@ impl Sender {
                 return Ok(JobOutcome::Dropped);
             }
         };
+        if let Some(limit) = hook.rate_limit {
+            let interval = limit.interval_ms();
+            let now = now_ms();
+            let slot = match job.rate_slot {
+                // Its own slot, reached on time (queues deliver in whole seconds, so a
+                // deferred job comes up to a second early and waits here for it).
+                Some(slot) if now - slot <= interval => slot,
+                // A fresh job, or one that came too late for its slot: the next free one.
+                _ => self.store.reserve_slot(&hook.id, interval, now).await?,
+            };
+            if slot - now > interval && job.rate_slot != Some(slot) {
+                let deferred = Job {
+                    due_at: slot - 999,
+                    rate_slot: Some(slot),
+                    reopen: false,
+                    ..job.clone()
+                };
+                self.queue.enqueue(std::slice::from_ref(&deferred)).await?;
+                metrics::emit(&[("DeliveriesDeferred", 1.0, Unit::Count)]);
+                tracing::debug!(hook_id = %hook.id, delivery_id = %delivery.id, slot, "delivery deferred by the hook's rate limit");
+                return Ok(JobOutcome::Deferred);
+            }
+            if slot > now {
+                tokio::time::sleep(Duration::from_millis((slot - now).min(2_000) as u64)).await;
+            }
+        }
         self.attempt(&hook, &delivery, job.attempt, batch).await
     }
 

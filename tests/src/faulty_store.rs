@@ -82,6 +82,9 @@ pub struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Mutex<Faults>,
     claim_clock_offset_ms: AtomicI64,
+    /// `reserve_slot` calls go one at a time: moto applies concurrent conditional updates of
+    /// one item without DynamoDB's per-item atomicity.
+    slots: tokio::sync::Mutex<()>,
 }
 
 impl FaultyStore {
@@ -90,6 +93,7 @@ impl FaultyStore {
             inner,
             faults: Mutex::new(Faults::default()),
             claim_clock_offset_ms: AtomicI64::new(0),
+            slots: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -292,6 +296,16 @@ impl Store for FaultyStore {
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
         self.enter("count_attempts").await?;
         self.inner.count_attempts(counts).await
+    }
+    async fn reserve_slot(
+        &self,
+        hook: &HookId,
+        interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.enter("reserve_slot").await?;
+        let _one_at_a_time = self.slots.lock().await;
+        self.inner.reserve_slot(hook, interval_ms, now_ms).await
     }
     async fn record_health(
         &self,

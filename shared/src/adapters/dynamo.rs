@@ -49,6 +49,8 @@ const EVENT_SK: &str = "event";
 const STATS_PREFIX: &str = "stats#";
 /// A hook's failure state lives beside its deliveries too (below every delivery id).
 const HEALTH_SK: &str = "health";
+/// And the next free slot of its rate limit.
+const RATE_SK: &str = "rate";
 
 fn event_pk(id: &EventId) -> String {
     format!("{NAMESPACE}#event#{id}")
@@ -853,6 +855,65 @@ impl Store for DynamoStore {
             result?;
         }
         Ok(())
+    }
+
+    async fn reserve_slot(
+        &self,
+        hook: &HookId,
+        interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        // Kept an hour past its last slot, then TTL removes an idle hook's item.
+        let expires = n(now_ms / 1000 + 3_600);
+        for _ in 0..5 {
+            // Idle: the slot is now.
+            let idle = self
+                .client
+                .update_item()
+                .table_name(&self.deliveries_table)
+                .key("pk", s(hook.as_str()))
+                .key("sk", s(RATE_SK))
+                .update_expression("SET nextAt = :next, expiresAt = :exp")
+                .condition_expression("attribute_not_exists(nextAt) OR nextAt <= :now")
+                .expression_attribute_values(":next", n(now_ms + interval_ms))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":exp", expires.clone())
+                .send()
+                .await;
+            match idle {
+                Ok(_) => return Ok(now_ms),
+                Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            // Busy: the slot after the last one taken.
+            let busy = self
+                .client
+                .update_item()
+                .table_name(&self.deliveries_table)
+                .key("pk", s(hook.as_str()))
+                .key("sk", s(RATE_SK))
+                .update_expression("ADD nextAt :interval SET expiresAt = :exp")
+                .condition_expression("nextAt > :now")
+                .expression_attribute_values(":interval", n(interval_ms))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":exp", n(now_ms / 1000 + 3_600))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match busy {
+                Ok(out) => {
+                    let next = out
+                        .attributes
+                        .as_ref()
+                        .and_then(|a| number_attr(a, "nextAt"))
+                        .ok_or_else(|| StoreError::Corrupt("rate slot without nextAt".into()))?;
+                    return Ok(next - interval_ms);
+                }
+                Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     async fn record_health(

@@ -3,7 +3,8 @@
 
 use crate::catalog::EventName;
 use crate::hook::{
-    CustomHeaders, DisableAfter, Hook, HookId, HookUrl, MAX_NAME_CHARS, UrlPolicy, printable,
+    CustomHeaders, DisableAfter, Hook, HookId, HookUrl, MAX_NAME_CHARS, RateLimit, UrlPolicy,
+    printable,
 };
 use crate::signing::SigningKey;
 use crate::validation::ValidationError;
@@ -19,6 +20,7 @@ pub struct NewHook {
     pub enabled: bool,
     pub signing_key: Option<SigningKey>,
     pub disable_after: Option<DisableAfter>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Body of `PATCH /api/hooks/{id}`, validated; absent fields stay as they are.
@@ -29,6 +31,7 @@ pub struct HookPatch {
     pub config: Option<(HookUrl, CustomHeaders)>,
     /// Set with `config` (which replaces the whole config).
     pub disable_after: Option<DisableAfter>,
+    pub rate_limit: Option<RateLimit>,
     pub enabled: Option<bool>,
 }
 
@@ -43,6 +46,7 @@ impl NewHook {
         let config = obj.get("config").ok_or_else(|| required("config"))?;
         let (url, headers) = parse_config(config, policy)?;
         let disable_after = parse_disable_after(config)?;
+        let rate_limit = parse_rate_limit(config)?;
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => true,
             Some(v) => parse_bool(v, "enabled")?,
@@ -63,6 +67,7 @@ impl NewHook {
             enabled,
             signing_key,
             disable_after,
+            rate_limit,
         })
     }
 
@@ -81,6 +86,7 @@ impl NewHook {
             disabled_reason: None,
             disabled_at: None,
             disable_after: self.disable_after,
+            rate_limit: self.rate_limit,
         }
     }
 }
@@ -98,6 +104,11 @@ impl HookPatch {
             disable_after: obj
                 .get("config")
                 .map(parse_disable_after)
+                .transpose()?
+                .flatten(),
+            rate_limit: obj
+                .get("config")
+                .map(parse_rate_limit)
                 .transpose()?
                 .flatten(),
             enabled: obj
@@ -120,6 +131,7 @@ impl HookPatch {
             next.url = url;
             next.headers = headers;
             next.disable_after = self.disable_after;
+            next.rate_limit = self.rate_limit;
         }
         if let Some(enabled) = self.enabled {
             next.enabled = enabled;
@@ -240,8 +252,11 @@ fn parse_events(v: &Value) -> Result<Vec<EventName>, ValidationError> {
 }
 
 fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders), ValidationError> {
-    let obj = as_object(v, &["url", "headers", "retries", "disableAfter"])
-        .map_err(|e| e.under("config"))?;
+    let obj = as_object(
+        v,
+        &["url", "headers", "retries", "disableAfter", "rateLimit"],
+    )
+    .map_err(|e| e.under("config"))?;
     let url = match obj.get("url") {
         Some(Value::String(s)) => HookUrl::parse(s, policy).map_err(|e| e.under("config"))?,
         Some(_) => return Err(ValidationError::new("config.url", "must be a string")),
@@ -263,6 +278,14 @@ fn parse_disable_after(config: &Value) -> Result<Option<DisableAfter>, Validatio
             "config.disableAfter",
             "must be a duration string such as 5d",
         )),
+    }
+}
+
+/// `config.rateLimit`, deliveries per second.
+fn parse_rate_limit(config: &Value) -> Result<Option<RateLimit>, ValidationError> {
+    match config.get("rateLimit") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => RateLimit::parse(v).map(Some),
     }
 }
 
@@ -303,6 +326,20 @@ mod tests {
         assert_eq!(patch.apply(&hook, 2).disable_after, None);
         let patch = HookPatch::parse(&json!({"name": "n"}), HTTPS_ONLY).unwrap();
         assert_eq!(patch.apply(&hook, 2).disable_after, Some(window));
+    }
+
+    #[test]
+    fn a_rate_limit_is_a_whole_number_of_deliveries_per_second() {
+        let mut body = valid();
+        body["config"]["rateLimit"] = json!(5);
+        let hook = NewHook::parse(&body, HTTPS_ONLY).unwrap().into_hook(1);
+        let limit = hook.rate_limit.expect("kept");
+        assert_eq!((limit.per_second(), limit.interval_ms()), (5, 200));
+        for bad in [json!(0), json!(1001), json!(2.5), json!("5"), json!(-1)] {
+            body["config"]["rateLimit"] = bad.clone();
+            let e = NewHook::parse(&body, HTTPS_ONLY).unwrap_err();
+            assert_eq!(e.field, "config.rateLimit", "{bad}");
+        }
     }
 
     fn valid() -> Value {

@@ -29,6 +29,9 @@ pub fn hook_json(hook: &Hook) -> Value {
     if let Some(window) = &hook.disable_after {
         v["config"]["disableAfter"] = window.as_str().into();
     }
+    if let Some(limit) = hook.rate_limit {
+        v["config"]["rateLimit"] = limit.per_second().into();
+    }
     v
 }
 

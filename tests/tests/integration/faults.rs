@@ -649,6 +649,7 @@ async fn a_job_failing_on_infrastructure_moves_to_the_dlq_after_five_receives() 
             attempt: 1,
             due_at: now_ms(),
             reopen: false,
+            rate_slot: None,
         };
         m.queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
         let dlq = SqsQueue::new(m.sqs.clone(), m.provisioned.dlq_url.clone());

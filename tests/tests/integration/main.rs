@@ -19,6 +19,7 @@ mod openapi;
 mod operator;
 mod panics;
 mod pipeline;
+mod rate_limit;
 mod recovery;
 mod secrets;
 mod sqs_queue;

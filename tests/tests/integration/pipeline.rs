@@ -277,6 +277,7 @@ async fn a_job_received_before_its_due_time_is_requeued_not_run() {
         attempt: 2,
         due_at: now_ms() + 3_600_000,
         reopen: false,
+        rate_slot: None,
     };
     assert_eq!(p.sender.process(&job).await.unwrap(), JobOutcome::Skipped);
     let attrs = p

@@ -14,6 +14,7 @@ fn job(due_at: i64) -> Job {
         attempt: 1,
         due_at,
         reopen: false,
+        rate_slot: None,
     }
 }
 

@@ -77,6 +77,7 @@ contract!(
 );
 contract!(reopen_and_hourly_stats, "reopen");
 contract!(failure_states_open_close_and_reset, "health");
+contract!(rate_slots_follow_one_another_and_restart_when_idle, "slots");
 contract!(delivery_pages_follow_cursors_and_filters, "pages");
 contract!(
     hook_pages_run_oldest_first_and_count_every_hook,
@@ -840,4 +841,34 @@ async fn failure_states_open_close_and_reset(s: Arc<impl Store + ?Sized>) {
         "a reset forgets the success too"
     );
     assert_eq!(after.failing_since, Some(50));
+}
+
+async fn rate_slots_follow_one_another_and_restart_when_idle(s: Arc<impl Store + ?Sized>) {
+    let s = s.as_ref();
+    let (hook, other) = (HookId::generate(), HookId::generate());
+    let now = 1_000_000;
+    let mut slots = Vec::new();
+    for _ in 0..4 {
+        slots.push(s.reserve_slot(&hook, 200, now).await.unwrap());
+    }
+    assert_eq!(slots, [now, now + 200, now + 400, now + 600]);
+    assert_eq!(
+        s.reserve_slot(&other, 200, now).await.unwrap(),
+        now,
+        "per hook"
+    );
+    // Later, but before the last slot taken: the slot after it.
+    assert_eq!(
+        s.reserve_slot(&hook, 200, now + 300).await.unwrap(),
+        now + 800
+    );
+    // Idle since: now again.
+    assert_eq!(
+        s.reserve_slot(&hook, 200, now + 5_000).await.unwrap(),
+        now + 5_000
+    );
+    assert_eq!(
+        s.reserve_slot(&hook, 200, now + 5_000).await.unwrap(),
+        now + 5_200
+    );
 }

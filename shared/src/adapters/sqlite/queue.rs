@@ -258,6 +258,7 @@ mod tests {
             attempt: 1,
             due_at,
             reopen: false,
+            rate_slot: None,
         }
     }
 

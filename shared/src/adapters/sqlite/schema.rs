@@ -4,7 +4,7 @@
 //! table of large rows would rebalance on nearly every insert.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// What brings a file of an earlier version up to date, by the version each step starts from.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -13,7 +13,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE hourly_stats ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';",
     ),
     (2, HOOK_HEALTH),
+    (3, RATE_SLOTS),
 ];
+
+const RATE_SLOTS: &str = "
+CREATE TABLE rate_slots (
+    hook_id TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
 
 const HOOK_HEALTH: &str = "
 CREATE TABLE hook_health (
@@ -62,6 +70,10 @@ CREATE TABLE hourly_stats (
 CREATE TABLE hook_health (
     hook_id TEXT PRIMARY KEY,
     record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE rate_slots (
+    hook_id TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE recoveries (
     hook_id TEXT NOT NULL,

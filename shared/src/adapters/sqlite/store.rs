@@ -576,6 +576,29 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn reserve_slot(
+        &self,
+        hook: &HookId,
+        interval_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let hook = hook.as_str().to_string();
+        self.db
+            .write(move |tx| {
+                let next: Option<i64> = tx
+                    .prepare_cached("SELECT next_at FROM rate_slots WHERE hook_id = ?1")?
+                    .query_row([&hook], |r| r.get(0))
+                    .optional()?;
+                let slot = next.map_or(now_ms, |n| n.max(now_ms));
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO rate_slots (hook_id, next_at) VALUES (?1, ?2)",
+                )?
+                .execute(params![hook, slot + interval_ms])?;
+                Ok(slot)
+            })
+            .await
+    }
+
     async fn record_health(
         &self,
         hook: &HookId,

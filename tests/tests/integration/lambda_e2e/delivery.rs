@@ -301,6 +301,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
             attempt: 1,
             due_at: webhooks::clock::now_ms(),
             reopen: false,
+            rate_slot: None,
         })
         .unwrap()
     };
