@@ -136,6 +136,6 @@ pub fn health_json(hook: &Hook, since: i64, until: i64, hours: &[(i64, HealthCou
             Value::Object(h)
         })
         .collect();
-    json.insert("hours".into(), Value::Array(hours));
+    json.insert("buckets".into(), Value::Array(hours));
     Value::Object(json)
 }

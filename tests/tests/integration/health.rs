@@ -31,7 +31,7 @@ fn assert_consistent(stats: &Value) {
         attempts,
         "{stats}"
     );
-    let hourly: u64 = stats["hours"]
+    let hourly: u64 = stats["buckets"]
         .as_array()
         .unwrap()
         .iter()
@@ -97,7 +97,7 @@ async fn the_dev_server_reports_attempts_failures_and_durations_by_hour() {
     let (status, empty) = get(stats_url.clone()).await;
     assert_eq!(status, 200, "{empty}");
     assert_eq!(empty["attempts"], 0);
-    assert_eq!(empty["hours"], json!([]));
+    assert_eq!(empty["buckets"], json!([]));
     assert_eq!(empty["lastSuccessAt"], Value::Null);
     assert_consistent(&empty);
 
@@ -135,7 +135,7 @@ async fn the_dev_server_reports_attempts_failures_and_durations_by_hour() {
         last_failure >= started && last_success > last_failure,
         "{stats}"
     );
-    let hours: Vec<i64> = stats["hours"]
+    let hours: Vec<i64> = stats["buckets"]
         .as_array()
         .unwrap()
         .iter()
