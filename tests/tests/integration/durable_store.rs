@@ -428,10 +428,14 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
     let hour = now_ms().div_euclid(3_600_000);
     drop(Database::open(&dir).unwrap());
     {
-        // The file as the previous schema left it: hourly counters without their detail.
         let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
-        conn.execute_batch("ALTER TABLE hourly_stats DROP COLUMN detail; PRAGMA user_version = 1;")
-            .unwrap();
+        // The file as schema 1 left it: hourly counters without their detail, and none of the
+        // tables added since.
+        conn.execute_batch(
+            "ALTER TABLE hourly_stats DROP COLUMN detail; DROP TABLE hook_health; \
+             DROP TABLE rate_slots; PRAGMA user_version = 1;",
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO hourly_stats (hook_id, hour, requests, successes) VALUES (?1, ?2, 7, 5)",
             rusqlite::params![hook.as_str(), hour],
