@@ -34,9 +34,9 @@ pub struct Deployment {
 /// system's certificate files, which was most of a cold start.
 fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-    let mut trust =
-        TrustStore::empty().with_native_roots(crate::net::client::system_roots_chosen());
-    if !crate::net::client::system_roots_chosen() {
+    let system = crate::net::client::system_roots_chosen();
+    let mut trust = TrustStore::empty().with_native_roots(system);
+    if !system {
         for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
             trust.add_pem_certificate(pem(der.as_ref()));
         }

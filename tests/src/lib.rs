@@ -6,6 +6,7 @@ pub mod dev_server;
 pub mod emf;
 pub mod faulty_store;
 pub mod hostile;
+pub mod lambda_events;
 pub mod moto_server;
 pub mod provision;
 pub mod receiver;
@@ -29,6 +30,23 @@ pub async fn pump(queue: &SqsQueue, sender: &Arc<Sender>, rounds: usize) -> usiz
         processed += consume_once(queue, sender).await.expect("receive from SQS");
     }
     processed
+}
+
+/// Calls `fetch` every 100 ms until `done` holds for its answer or `timeout` passes; returns
+/// the last answer (for figures written shortly after what a test waited for).
+pub async fn poll<T, F, Fut>(timeout: Duration, mut fetch: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let answer = fetch().await;
+        if done(&answer) || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs [`pump`] until `done` holds or `timeout` passes; panics on timeout.

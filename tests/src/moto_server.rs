@@ -72,24 +72,14 @@ impl MotoServer {
 
     /// SDK configuration for this server holding `keys`.
     pub async fn sdk_config_as(&self, keys: &Keys) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                keys.access_key_id.clone(),
-                keys.secret_access_key.clone(),
-                keys.session_token.clone(),
-                None,
-                "moto",
-            ))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            )
-            .load()
-            .await
+        let credentials = Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.clone(),
+            keys.session_token.clone(),
+            None,
+            "moto",
+        );
+        load(&self.endpoint, credentials, default_timeouts()).await
     }
 
     /// From now on every request must be signed by an IAM identity of this server and is
@@ -118,8 +108,22 @@ impl Drop for MotoServer {
     }
 }
 
-/// SDK configuration for a moto endpoint on 127.0.0.1, never reaching real AWS.
+/// SDK configuration for a moto endpoint on 127.0.0.1 with static test credentials, never
+/// reaching real AWS.
 pub async fn sdk_config(endpoint: &str, timeouts: TimeoutConfig) -> SdkConfig {
+    let credentials = Credentials::new("testing", "testing", None, None, "moto");
+    load(endpoint, credentials, timeouts).await
+}
+
+/// Connect in 5 s, answer within 30 s.
+pub fn default_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+}
+
+async fn load(endpoint: &str, credentials: Credentials, timeouts: TimeoutConfig) -> SdkConfig {
     assert!(
         endpoint.starts_with("http://127.0.0.1:"),
         "tests only talk to 127.0.0.1, not {endpoint}"
@@ -127,7 +131,7 @@ pub async fn sdk_config(endpoint: &str, timeouts: TimeoutConfig) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .credentials_provider(credentials)
         .timeout_config(timeouts)
         .load()
         .await

@@ -2,9 +2,7 @@
 //! the SAM transform offline, then `CreateStack`), so tests run against the tables, indexes,
 //! queues, redrive policy, roles and function settings CloudFormation creates from it.
 
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use serde::Deserialize;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -268,20 +266,5 @@ pub async fn moto_config() -> SdkConfig {
         .unwrap_or_else(|| {
             panic!("WEBHOOKS_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test")
         });
-    let region = std::env::var("AWS_REGION")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "us-east-1".to_string());
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(region))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .load()
-        .await
+    crate::moto_server::sdk_config(&endpoint, crate::moto_server::default_timeouts()).await
 }

@@ -896,7 +896,7 @@ impl Store for DynamoStore {
                 .condition_expression("nextAt > :now")
                 .expression_attribute_values(":interval", n(interval_ms))
                 .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":exp", n(now_ms / 1000 + 3_600))
+                .expression_attribute_values(":exp", expires.clone())
                 .return_values(ReturnValue::UpdatedNew)
                 .send()
                 .await;

@@ -10,8 +10,8 @@ use webhooks::health::HealthPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::sender::Sender;
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
-use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
+use webhooks_tests::{poll, pump};
 
 const ADMIN: &str = "health-admin";
 const INGEST: &str = "health-ingest";
@@ -114,15 +114,13 @@ async fn the_dev_server_reports_attempts_failures_and_durations_by_hour() {
     }
     // Two failures (500, 404), then each event succeeds on a retry: four attempts.
     receiver.wait_for(4, Duration::from_secs(20)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let stats = loop {
-        let (status, stats) = get(stats_url.clone()).await;
-        assert_eq!(status, 200, "{stats}");
-        if stats["attempts"] == 4 || tokio::time::Instant::now() > deadline {
-            break stats;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (status, stats) = poll(
+        Duration::from_secs(10),
+        || get(stats_url.clone()),
+        |(_, stats)| stats["attempts"] == 4,
+    )
+    .await;
+    assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["attempts"], 4, "{stats}");
     assert_eq!(stats["successes"], 2, "{stats}");
     assert_eq!(stats["failures"]["status5xx"], 1, "{stats}");

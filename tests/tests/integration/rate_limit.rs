@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use webhooks::consumer::consume;
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::poll;
 use webhooks_tests::receiver::{Received, Receiver};
 
 const ADMIN: &str = "rate-admin";
@@ -125,22 +126,21 @@ async fn the_dev_server_holds_a_limited_hook_to_its_rate_and_not_the_others() {
 
     // Deferrals are no attempts: one attempt per delivery, all of them successes (counted
     // when each sender batch ends, so shortly after the last arrival).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stats = loop {
-        let stats: Value = http
-            .get(format!("{base}/api/hooks/{}/stats", ids[0]))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["attempts"] == events || Instant::now() > deadline {
-            break stats;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let stats_url = format!("{base}/api/hooks/{}/stats", ids[0]);
+    let stats = poll(
+        Duration::from_secs(10),
+        || async {
+            let r = http
+                .get(&stats_url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        },
+        |stats| stats["attempts"] == events,
+    )
+    .await;
     assert_eq!(stats["attempts"], events, "{stats}");
     assert_eq!(stats["successes"], events, "{stats}");
     server.stop();
@@ -183,17 +183,13 @@ async fn two_senders_on_the_aws_path_share_one_rate_limit() {
         .collect();
     free.wait_for(events, Duration::from_secs(30)).await;
     let received = limited.wait_for(events, Duration::from_secs(60)).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stats = loop {
-        let stats = p
-            .admin(Method::GET, &format!("/api/hooks/{slow_id}/stats"), None)
-            .await
-            .body_json();
-        if stats["attempts"] == events || Instant::now() > deadline {
-            break stats;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let stats_path = format!("/api/hooks/{slow_id}/stats");
+    let stats = poll(
+        Duration::from_secs(10),
+        || async { p.admin(Method::GET, &stats_path, None).await.body_json() },
+        |stats| stats["attempts"] == events,
+    )
+    .await;
     stop.send(true).unwrap();
     for s in senders {
         s.await.unwrap();

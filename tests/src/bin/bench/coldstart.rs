@@ -24,6 +24,7 @@ use webhooks::adapters::sqs::SqsQueue;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::net::client::DeliveryClient;
+use webhooks_tests::lambda_events::{http_event, sqs_record};
 use webhooks_tests::moto_server::{MotoServer, sdk_config};
 use webhooks_tests::provision::{Provisioned, function_variables, provision};
 
@@ -521,54 +522,6 @@ impl Relay {
     fn first_connection(&self) -> Option<Instant> {
         *self.first.lock().unwrap()
     }
-}
-
-/// An API Gateway HTTP API (payload 2.0) request event.
-fn http_event(method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {
-            "authorization": format!("Bearer {token}"),
-            "content-type": "application/json",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "bench"
-        },
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "bench"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "27/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795770000000u64
-        },
-        "isBase64Encoded": false
-    });
-    if let Some(body) = body {
-        event["body"] = Value::String(body.to_string());
-    }
-    event
-}
-
-/// An SQS event record, as Lambda's event source mapping delivers it.
-fn sqs_record(message_id: &str, body: &str, queue_arn: &str) -> Value {
-    json!({
-        "messageId": message_id,
-        "receiptHandle": format!("handle-{message_id}"),
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795770000000", "SenderId": "AIDA", "ApproximateFirstReceiveTimestamp": "1795770000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": REGION
-    })
 }
 
 async fn call(app: &axum::Router, path: &str, token: &str, body: &Value) -> (u16, Value) {

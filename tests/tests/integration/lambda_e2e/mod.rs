@@ -5,11 +5,13 @@
 mod delivery;
 mod startup;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use webhooks_tests::captured::Captured;
+use webhooks_tests::lambda_events::http_event;
+pub use webhooks_tests::lambda_events::sqs_record;
 use webhooks_tests::provision::{Keys, Stack};
 
 /// The workspace root and the target directory `scripts/test` prebuilds the functions into.
@@ -175,53 +177,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// An API Gateway HTTP API (payload 2.0) request event.
-pub fn http_event(method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {
-            "authorization": format!("Bearer {token}"),
-            "content-type": "application/json",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com"
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "26/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795683600000u64
-        },
-        "isBase64Encoded": false
-    });
-    if let Some(body) = body {
-        event["body"] = Value::String(body.to_string());
-    }
-    event
-}
-
-/// An SQS event record, as Lambda's event source mapping delivers it.
-pub fn sqs_record(message_id: &str, body: &str, queue_arn: &str) -> Value {
-    json!({
-        "messageId": message_id,
-        "receiptHandle": format!("handle-{message_id}"),
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795683600000", "SenderId": "AIDA", "ApproximateFirstReceiveTimestamp": "1795683600000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1"
-    })
 }
 
 /// A function's answer to an API Gateway request.
