@@ -143,12 +143,41 @@ def create_stack(client, template, stack, parameters):
     return resources, outputs
 
 
-def check_created(client, template, resources):
-    """Every resource exists, except the types moto's CloudFormation is known to skip."""
+def condition_holds(template, name, parameters):
+    """Evaluates one of the template's conditions (Fn::Not, Fn::Equals, Fn::And, Fn::Or over
+    parameter references and literals) with the stack's parameters."""
+
+    def value(node):
+        if isinstance(node, dict) and "Ref" in node:
+            ref = node["Ref"]
+            return parameters.get(ref, template["Parameters"].get(ref, {}).get("Default"))
+        if isinstance(node, dict) and "Condition" in node:
+            return condition_holds(template, node["Condition"], parameters)
+        if isinstance(node, dict):
+            (function, args), = node.items()
+            if function == "Fn::Not":
+                return not value(args[0])
+            if function == "Fn::Equals":
+                return str(value(args[0])) == str(value(args[1]))
+            if function == "Fn::And":
+                return all(value(a) for a in args)
+            if function == "Fn::Or":
+                return any(value(a) for a in args)
+            sys.exit(f"condition {name}: {function} is not evaluated here")
+        return node
+
+    return bool(value(template["Conditions"][name]))
+
+
+def check_created(client, template, resources, parameters):
+    """Every resource exists, except the types moto's CloudFormation is known to skip and
+    those whose condition is false."""
     not_created = {}
     for logical, resource in template["Resources"].items():
         kind = resource["Type"]
         if resources.get(logical):
+            continue
+        if "Condition" in resource and not condition_holds(template, resource["Condition"], parameters):
             continue
         if kind == "AWS::Lambda::Permission":
             # Created without a physical id: look for it in the function's policy.
@@ -332,7 +361,7 @@ def main():
     template = transformed()
     upload_code(client)
     resources, outputs = create_stack(client, template, args.stack, parameters)
-    not_created = check_created(client, template, resources)
+    not_created = check_created(client, template, resources, parameters)
     fallbacks = apply_fallbacks(client, template, resources)
     result = {
         "stack": args.stack,

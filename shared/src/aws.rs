@@ -3,9 +3,11 @@
 //! SSM SecureString parameters: plain token variables are for the local dev server.
 
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::Tokens;
 use crate::config::{ConfigError, Defaults, Settings, var};
+use crate::operational::{NoticeTopic, Notices, OperationalEndpoint};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ pub struct Deployment {
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
     pub tokens: Tokens,
+    sdk: aws_config::SdkConfig,
 }
 
 /// One HTTPS client shared by every SDK client of the function, trusting the roots the
@@ -132,6 +135,57 @@ impl Deployment {
             store: Arc::new(store),
             queue: Arc::new(queue),
             tokens: Tokens::from_lists(&admin, &ingest),
+            sdk,
+        })
+    }
+
+    /// Where the sender sends operational notices: the endpoint of `WEBHOOKS_OPERATIONAL_URL`,
+    /// signed with the key in the SSM SecureString parameter
+    /// `WEBHOOKS_OPERATIONAL_SIGNING_KEY_PARAMETER` names (both or neither), and the SNS topic
+    /// `WEBHOOKS_OPERATIONAL_TOPIC_ARN`. The key is read once, here.
+    pub async fn notices(&self) -> Result<Notices, ConfigError> {
+        const PARAMETER: &str = "WEBHOOKS_OPERATIONAL_SIGNING_KEY_PARAMETER";
+        let parameter = var(PARAMETER).filter(|v| !v.trim().is_empty());
+        let endpoint = match (&self.settings.operational_url, parameter) {
+            (None, None) => None,
+            (Some(url), Some(name)) => {
+                let error = |message: String| ConfigError {
+                    name: PARAMETER,
+                    message: format!("parameter {}: {message}", name.trim()),
+                };
+                let ssm = aws_sdk_ssm::Client::new(&self.sdk);
+                let value = secure_parameter(&ssm, name.trim()).await.map_err(error)?;
+                let key = OperationalEndpoint::parse_key(&value).map_err(error)?;
+                Some(OperationalEndpoint {
+                    url: url.clone(),
+                    key,
+                })
+            }
+            (Some(_), None) => {
+                return Err(ConfigError {
+                    name: PARAMETER,
+                    message: "must name the SSM SecureString parameter holding the operational endpoint's whsec_ key".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    name: "WEBHOOKS_OPERATIONAL_URL",
+                    message: format!("must be set with {PARAMETER}"),
+                });
+            }
+        };
+        let topic = var("WEBHOOKS_OPERATIONAL_TOPIC_ARN")
+            .filter(|v| !v.trim().is_empty())
+            .map(|arn| {
+                Arc::new(SnsTopic::new(
+                    aws_sdk_sns::Client::new(&self.sdk),
+                    arn.trim().to_string(),
+                )) as Arc<dyn NoticeTopic>
+            });
+        Ok(Notices {
+            endpoint,
+            topic,
+            retention: self.settings.retention,
         })
     }
 }

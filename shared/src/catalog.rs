@@ -5,61 +5,81 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 macro_rules! catalog {
-    ($( $variant:ident => $name:literal, $group:literal; )*) => {
-        /// One event name of the catalog.
+    (
+        events { $( $variant:ident => $name:literal, $group:literal; )* }
+        operational { $( $op:ident => $op_name:literal; )* }
+    ) => {
+        /// One event name: of the catalog, or one of the product's operational notices.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum EventName { $($variant),* }
+        pub enum EventName { $($variant,)* $($op,)* }
 
         impl EventName {
-            /// Every event, in catalog order.
+            /// Every event of the catalog, in catalog order.
             pub const ALL: &'static [EventName] = &[$(EventName::$variant),*];
 
+            /// The notices sent to the operational endpoint; no hook subscribes to them and
+            /// no caller may post them.
+            pub const OPERATIONAL: &'static [EventName] = &[$(EventName::$op),*];
+
             pub fn as_str(self) -> &'static str {
-                match self { $(EventName::$variant => $name),* }
+                match self { $(EventName::$variant => $name,)* $(EventName::$op => $op_name,)* }
             }
 
             /// The catalog group the event belongs to (`Interaction`, `User`, …).
             pub fn group(self) -> &'static str {
-                match self { $(EventName::$variant => $group),* }
+                match self { $(EventName::$variant => $group,)* $(EventName::$op => "Operational",)* }
             }
 
+            /// An event of the catalog (what callers post and hooks subscribe to).
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($name => Some(EventName::$variant),)* _ => None }
+            }
+
+            /// Any event name, operational notices included (as stored with a delivery).
+            pub fn parse_any(s: &str) -> Option<Self> {
+                match s { $($op_name => Some(EventName::$op),)* _ => Self::parse(s) }
             }
         }
     };
 }
 
 catalog! {
-    PostRegister => "PostRegister", "Interaction";
-    PostSignIn => "PostSignIn", "Interaction";
-    PostResetPassword => "PostResetPassword", "Interaction";
-    PostSignInAdaptiveMfaTriggered => "PostSignInAdaptiveMfaTriggered", "Interaction";
-    UserCreated => "User.Created", "User";
-    UserDeleted => "User.Deleted", "User";
-    UserDataUpdated => "User.Data.Updated", "User";
-    UserSuspensionStatusUpdated => "User.SuspensionStatus.Updated", "User";
-    RoleCreated => "Role.Created", "Role";
-    RoleDeleted => "Role.Deleted", "Role";
-    RoleDataUpdated => "Role.Data.Updated", "Role";
-    RoleScopesUpdated => "Role.Scopes.Updated", "Role";
-    ScopeCreated => "Scope.Created", "Permission";
-    ScopeDeleted => "Scope.Deleted", "Permission";
-    ScopeDataUpdated => "Scope.Data.Updated", "Permission";
-    OrganizationCreated => "Organization.Created", "Organization";
-    OrganizationDeleted => "Organization.Deleted", "Organization";
-    OrganizationDataUpdated => "Organization.Data.Updated", "Organization";
-    OrganizationMembershipUpdated => "Organization.Membership.Updated", "Organization";
-    OrganizationRoleCreated => "OrganizationRole.Created", "OrganizationRole";
-    OrganizationRoleDeleted => "OrganizationRole.Deleted", "OrganizationRole";
-    OrganizationRoleDataUpdated => "OrganizationRole.Data.Updated", "OrganizationRole";
-    OrganizationRoleScopesUpdated => "OrganizationRole.Scopes.Updated", "OrganizationRole";
-    OrganizationScopeCreated => "OrganizationScope.Created", "OrganizationPermission";
-    OrganizationScopeDeleted => "OrganizationScope.Deleted", "OrganizationPermission";
-    OrganizationScopeDataUpdated => "OrganizationScope.Data.Updated", "OrganizationPermission";
-    IdentifierLockout => "Identifier.Lockout", "Exception";
-    MessageRateLimited => "Message.RateLimited", "Exception";
-    GrantLimitExceeded => "Grant.LimitExceeded", "Exception";
+    events {
+        PostRegister => "PostRegister", "Interaction";
+        PostSignIn => "PostSignIn", "Interaction";
+        PostResetPassword => "PostResetPassword", "Interaction";
+        PostSignInAdaptiveMfaTriggered => "PostSignInAdaptiveMfaTriggered", "Interaction";
+        UserCreated => "User.Created", "User";
+        UserDeleted => "User.Deleted", "User";
+        UserDataUpdated => "User.Data.Updated", "User";
+        UserSuspensionStatusUpdated => "User.SuspensionStatus.Updated", "User";
+        RoleCreated => "Role.Created", "Role";
+        RoleDeleted => "Role.Deleted", "Role";
+        RoleDataUpdated => "Role.Data.Updated", "Role";
+        RoleScopesUpdated => "Role.Scopes.Updated", "Role";
+        ScopeCreated => "Scope.Created", "Permission";
+        ScopeDeleted => "Scope.Deleted", "Permission";
+        ScopeDataUpdated => "Scope.Data.Updated", "Permission";
+        OrganizationCreated => "Organization.Created", "Organization";
+        OrganizationDeleted => "Organization.Deleted", "Organization";
+        OrganizationDataUpdated => "Organization.Data.Updated", "Organization";
+        OrganizationMembershipUpdated => "Organization.Membership.Updated", "Organization";
+        OrganizationRoleCreated => "OrganizationRole.Created", "OrganizationRole";
+        OrganizationRoleDeleted => "OrganizationRole.Deleted", "OrganizationRole";
+        OrganizationRoleDataUpdated => "OrganizationRole.Data.Updated", "OrganizationRole";
+        OrganizationRoleScopesUpdated => "OrganizationRole.Scopes.Updated", "OrganizationRole";
+        OrganizationScopeCreated => "OrganizationScope.Created", "OrganizationPermission";
+        OrganizationScopeDeleted => "OrganizationScope.Deleted", "OrganizationPermission";
+        OrganizationScopeDataUpdated => "OrganizationScope.Data.Updated", "OrganizationPermission";
+        IdentifierLockout => "Identifier.Lockout", "Exception";
+        MessageRateLimited => "Message.RateLimited", "Exception";
+        GrantLimitExceeded => "Grant.LimitExceeded", "Exception";
+    }
+    operational {
+        HookFailingSince => "Hook.FailingSince";
+        HookDisabled => "Hook.Disabled";
+        HookRecovered => "Hook.Recovered";
+    }
 }
 
 /// The `interactionEvent` values interaction events carry.
@@ -96,7 +116,8 @@ impl Serialize for EventName {
 impl<'de> Deserialize<'de> for EventName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        EventName::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown event `{s}`")))
+        EventName::parse_any(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event `{s}`")))
     }
 }
 
@@ -121,6 +142,12 @@ mod tests {
             assert_eq!(serde_json::from_str::<EventName>(&json).unwrap(), *e);
         }
         assert_eq!(EventName::parse("User.created"), None);
+        for e in EventName::OPERATIONAL {
+            assert_eq!(EventName::parse(e.as_str()), None, "not postable: {e}");
+            assert_eq!(EventName::parse_any(e.as_str()), Some(*e));
+            let json = serde_json::to_string(e).unwrap();
+            assert_eq!(serde_json::from_str::<EventName>(&json).unwrap(), *e);
+        }
         assert_eq!(EventName::parse(""), None);
     }
 

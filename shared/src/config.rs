@@ -2,7 +2,7 @@
 //! the Lambda functions, parsed once at start so a bad value stops the process with a clear line.
 
 use crate::health::{HealthPolicy, parse_duration};
-use crate::hook::UrlPolicy;
+use crate::hook::{HookUrl, UrlPolicy};
 use crate::net::address_policy::AddressPolicy;
 use crate::retry::RetrySchedule;
 use std::time::Duration;
@@ -40,6 +40,9 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// When a failing hook is disabled.
     pub health: HealthPolicy,
+    /// Where operational notices go (`WEBHOOKS_OPERATIONAL_URL`); its key is read apart, as
+    /// a secret.
+    pub operational_url: Option<HookUrl>,
 }
 
 /// What differs between deployments when a variable is unset.
@@ -135,13 +138,30 @@ impl Settings {
                     )
                 })?;
         }
+        let url_policy = UrlPolicy { allow_http };
+        let operational_url = match get("WEBHOOKS_OPERATIONAL_URL").filter(|s| !s.trim().is_empty())
+        {
+            None => None,
+            Some(s) => {
+                let url = HookUrl::parse(s.trim(), url_policy)
+                    .map_err(|e| err("WEBHOOKS_OPERATIONAL_URL", e.message))?;
+                address_policy.check_url(url.as_url()).map_err(|_| {
+                    err(
+                        "WEBHOOKS_OPERATIONAL_URL",
+                        "destination address is not allowed".into(),
+                    )
+                })?;
+                Some(url)
+            }
+        };
         Ok(Self {
             retry_schedule,
             address_policy,
-            url_policy: UrlPolicy { allow_http },
+            url_policy,
             retention: Duration::from_secs(retention_days * 86_400),
             timeouts: Timeouts::default(),
             health,
+            operational_url,
         })
     }
 }
@@ -181,6 +201,34 @@ mod tests {
         ] {
             let e = settings(&[(name, value)], Defaults::aws()).unwrap_err();
             assert_eq!(e.name, name);
+        }
+    }
+
+    #[test]
+    fn the_operational_url_follows_the_url_and_address_policies() {
+        assert!(
+            settings(&[], Defaults::aws())
+                .unwrap()
+                .operational_url
+                .is_none()
+        );
+        let s = settings(
+            &[("WEBHOOKS_OPERATIONAL_URL", "http://127.0.0.1:9/ops")],
+            Defaults::local(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.operational_url.unwrap().as_str(),
+            "http://127.0.0.1:9/ops"
+        );
+        for (url, defaults) in [
+            ("http://ops.example.com/n", Defaults::aws()),
+            ("https://127.0.0.1/n", Defaults::aws()),
+            ("https://10.1.2.3/n", Defaults::local()),
+            ("not a url", Defaults::local()),
+        ] {
+            let e = settings(&[("WEBHOOKS_OPERATIONAL_URL", url)], defaults).unwrap_err();
+            assert_eq!(e.name, "WEBHOOKS_OPERATIONAL_URL", "{url}");
         }
     }
 

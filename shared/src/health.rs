@@ -194,6 +194,9 @@ pub struct HookHealth {
     pub failed_attempts: u64,
     /// Start of the latest successful attempt on record; failures before it do not count.
     pub last_success_at: Option<i64>,
+    /// When the latest `Hook.FailingSince` notice was sent: one per window at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noticed_at: Option<i64>,
 }
 
 /// One batch's attempts of one hook, as the failure state needs them.
@@ -225,6 +228,12 @@ impl BatchHealth {
 }
 
 impl HookHealth {
+    /// Whether a `Hook.FailingSince` notice was sent for the current failure (so its end is
+    /// worth a `Hook.Recovered`).
+    pub fn noticed_this_failure(&self) -> bool {
+        matches!((self.failing_since, self.noticed_at), (Some(since), Some(at)) if at >= since)
+    }
+
     /// The state after `batch`. A success later than the one on record resets the window to
     /// the failures after it; failures count only when they follow the success on record. A
     /// batch whose latest success is older than the one on record changes nothing.
@@ -235,11 +244,13 @@ impl HookHealth {
                 failing_since: batch.first_failure_after,
                 failed_attempts: batch.failures_after,
                 last_success_at: Some(s),
+                noticed_at: self.noticed_at,
             },
             (None, Some(first)) if newer(first) => HookHealth {
                 failing_since: Some(self.failing_since.unwrap_or(first)),
                 failed_attempts: self.failed_attempts + batch.failures_after,
                 last_success_at: self.last_success_at,
+                noticed_at: self.noticed_at,
             },
             _ => self.clone(),
         }
@@ -337,6 +348,24 @@ mod tests {
     }
 
     #[test]
+    fn the_latest_notice_outlives_failures_and_recoveries() {
+        let noticed = HookHealth {
+            noticed_at: Some(12),
+            ..HookHealth::default().apply(&BatchHealth::of(&[(10, false)]))
+        };
+        let recovered = noticed.apply(&BatchHealth::of(&[(20, true)]));
+        assert_eq!(recovered.failing_since, None);
+        assert_eq!(recovered.noticed_at, Some(12));
+        let failing = recovered.apply(&BatchHealth::of(&[(30, false)]));
+        assert_eq!(
+            (failing.failing_since, failing.noticed_at),
+            (Some(30), Some(12))
+        );
+        assert!(noticed.noticed_this_failure());
+        assert!(!failing.noticed_this_failure());
+    }
+
+    #[test]
     fn a_hook_is_disabled_after_its_window_and_enough_failures() {
         let policy = HealthPolicy {
             disable_after: Duration::from_secs(3),
@@ -345,7 +374,7 @@ mod tests {
         let h = |since, attempts| HookHealth {
             failing_since: Some(since),
             failed_attempts: attempts,
-            last_success_at: None,
+            ..HookHealth::default()
         };
         assert!(!policy.disables(&h(0, 3), None, 2_999));
         assert!(policy.disables(&h(0, 3), None, 3_000));

@@ -17,6 +17,7 @@ pub mod json;
 pub mod local;
 pub mod metrics;
 pub mod net;
+pub mod operational;
 pub mod ports;
 pub mod recovery;
 pub mod retry;

@@ -7,6 +7,7 @@ use crate::api::{Api, Tokens, router};
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
+use crate::operational::{Notices, OperationalEndpoint};
 use crate::sender::Sender;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub struct LocalConfig {
     pub settings: Settings,
     /// Concurrent sender loops, each taking batches of ten jobs.
     pub workers: usize,
+    /// Where operational notices go (`WEBHOOKS_OPERATIONAL_URL` and
+    /// `WEBHOOKS_OPERATIONAL_SIGNING_KEY`).
+    pub operational: Option<OperationalEndpoint>,
 }
 
 impl LocalConfig {
@@ -52,17 +56,45 @@ impl LocalConfig {
         };
         let admin_tokens = token("WEBHOOKS_ADMIN_TOKEN", "adm");
         let ingest_tokens = token("WEBHOOKS_INGEST_TOKEN", "ing");
+        let settings = Settings::from_env(Defaults::local())?;
+        let key = var("WEBHOOKS_OPERATIONAL_SIGNING_KEY").filter(|k| !k.trim().is_empty());
+        let operational = operational_endpoint(&settings, key.as_deref())?;
         Ok((
             Self {
                 bind,
                 admin_tokens,
                 ingest_tokens,
                 data_dir: data_dir(var("WEBHOOKS_DATA_DIR")),
-                settings: Settings::from_env(Defaults::local())?,
+                settings,
                 workers: 8,
+                operational,
             },
             generated,
         ))
+    }
+}
+
+/// The operational endpoint from its URL (in `settings`) and its key: both or neither.
+pub fn operational_endpoint(
+    settings: &Settings,
+    key: Option<&str>,
+) -> Result<Option<OperationalEndpoint>, ConfigError> {
+    const KEY: &str = "WEBHOOKS_OPERATIONAL_SIGNING_KEY";
+    match (&settings.operational_url, key) {
+        (None, None) => Ok(None),
+        (Some(url), Some(key)) => Ok(Some(OperationalEndpoint {
+            url: url.clone(),
+            key: OperationalEndpoint::parse_key(key)
+                .map_err(|message| ConfigError { name: KEY, message })?,
+        })),
+        (Some(_), None) => Err(ConfigError {
+            name: KEY,
+            message: "must be set with WEBHOOKS_OPERATIONAL_URL".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError {
+            name: "WEBHOOKS_OPERATIONAL_URL",
+            message: "must be set with WEBHOOKS_OPERATIONAL_SIGNING_KEY".into(),
+        }),
     }
 }
 
@@ -108,12 +140,15 @@ impl LocalServer {
             tokens,
             settings,
         ));
-        let sender = Sender::with_policy(
+        let sender = Sender::configured(
             store.clone(),
             queue.clone(),
             client,
-            settings.retry_schedule.clone(),
-            settings.health,
+            settings,
+            Notices {
+                endpoint: config.operational.clone(),
+                ..Notices::default()
+            },
         );
 
         let (shutdown, stop) = watch::channel(false);

@@ -249,6 +249,14 @@ pub trait Store: Send + Sync {
     ) -> Result<(HookHealth, HookHealth), StoreError>;
     /// The hook's failure state (healthy when none is on record).
     async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError>;
+    /// Takes the right to send the hook's `Hook.FailingSince` notice: true, and the time
+    /// recorded as its `noticedAt`, unless a notice was sent within `window_ms` before `now_ms`.
+    async fn claim_notice(
+        &self,
+        hook: &HookId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Forgets the hook's failure state (re-enabled or deleted).
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError>;
     /// The hourly counters of the hours `[from_hour, to_hour]` (unix hours) that hold any

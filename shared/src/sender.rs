@@ -2,13 +2,16 @@
 //! A job fails (is retried by the queue) only when our own infrastructure failed; an endpoint's
 //! failure is an outcome to record, never an error.
 
+use crate::catalog::EventName;
 use crate::clock::now_ms;
+use crate::config::Settings;
 use crate::decision::{Decision, GONE_REASON, decide};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
-use crate::health::{BatchHealth, HealthCounts, HealthPolicy, Outcome};
+use crate::health::{BatchHealth, HealthCounts, HealthPolicy, HookHealth, Outcome};
 use crate::hook::{Hook, HookId};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
+use crate::operational::{Notice, Notices, OPERATIONAL_HOOK_ID};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, HourlyCount, JobQueue, QueueError, QueueMessage, RecordOutcome,
     Store, StoreError,
@@ -44,6 +47,7 @@ pub struct Sender {
     client: DeliveryClient,
     schedule: RetrySchedule,
     health: HealthPolicy,
+    notices: Notices,
 }
 
 /// What became of one job.
@@ -85,6 +89,29 @@ impl Sender {
             client,
             schedule,
             health,
+            notices: Notices::default(),
+        })
+    }
+
+    /// A sender as a deployment runs it: its settings' schedule and health policy, and
+    /// operational notices sent where `notices` says.
+    pub fn configured(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        settings: &Settings,
+        notices: Notices,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            queue,
+            client,
+            schedule: settings.retry_schedule.clone(),
+            health: settings.health,
+            notices: Notices {
+                retention: settings.retention,
+                ..notices
+            },
         })
     }
 
@@ -233,21 +260,64 @@ impl Sender {
                 return;
             }
         };
+        if hook.as_str() == OPERATIONAL_HOOK_ID {
+            // The operational endpoint's own failures are in its stats, never in a notice.
+            return;
+        }
+        let subject = batch.hook(self.store.as_ref(), hook).await.ok().flatten();
+        let window = subject
+            .as_ref()
+            .and_then(|h| h.disable_after.as_ref())
+            .map_or(self.health.disable_after, |w| w.duration());
+        let now = now_ms();
         match (before.failing_since, after.failing_since) {
             (None, Some(since)) => {
                 tracing::warn!(hook_id = %hook, failing_since = since, "hook failing");
+                if !self.notices.is_empty() {
+                    match self
+                        .store
+                        .claim_notice(hook, now, window.as_millis() as i64)
+                        .await
+                    {
+                        Ok(true) => {
+                            self.notify(Notice::of(
+                                EventName::HookFailingSince,
+                                hook,
+                                subject.as_ref(),
+                                &after,
+                                now,
+                            ))
+                            .await
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(hook_id = %hook, error = %e, "could not claim the failing notice")
+                        }
+                    }
+                }
             }
             (Some(since), None) => {
                 tracing::info!(hook_id = %hook, failing_since = since, "hook recovered");
+                if before.noticed_this_failure() {
+                    self.notify(Notice::of(
+                        EventName::HookRecovered,
+                        hook,
+                        subject.as_ref(),
+                        &before,
+                        now,
+                    ))
+                    .await;
+                }
             }
             _ => {}
         }
-        let window = match batch.hook(self.store.as_ref(), hook).await {
-            Ok(Some(h)) if h.enabled => h.disable_after.map(|w| w.duration()),
-            _ => return,
+        let Some(subject) = subject.filter(|h| h.enabled) else {
+            return;
         };
-        let now = now_ms();
-        if !self.health.disables(&after, window, now) {
+        if !self
+            .health
+            .disables(&after, subject.disable_after.map(|w| w.duration()), now)
+        {
             return;
         }
         let since = after.failing_since.unwrap_or(now);
@@ -256,13 +326,63 @@ impl Sender {
             crate::clock::iso(since),
             after.failed_attempts
         );
-        match self.disable(hook, &reason, now).await {
+        match self.disable(hook, &reason, now, Some(&after)).await {
             Ok(true) => metrics::emit(&[("HooksAutoDisabled", 1.0, Unit::Count)]),
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(hook_id = %hook, error = %e, "could not disable the failing hook")
             }
         }
+    }
+
+    /// Sends a notice to the operational endpoint (as a delivery of its own, through the
+    /// queue) and to the topic. A failure is logged: the change it reports stands.
+    async fn notify(&self, notice: Notice) {
+        let to_endpoint = async {
+            if self.notices.endpoint.is_none() {
+                return;
+            }
+            let now = now_ms();
+            let delivery = notice.delivery(now, self.notices.retention);
+            if let Err(e) = self
+                .store
+                .insert_missing_deliveries(std::slice::from_ref(&delivery))
+                .await
+            {
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not record an operational notice");
+                return;
+            }
+            if let Err(e) = self
+                .queue
+                .enqueue(&[Job::for_delivery(&delivery, now)])
+                .await
+            {
+                // Logged as failed rather than left pending: `recover` can send it again.
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not queue an operational notice");
+                let _ = self
+                    .finish_without_attempt(&delivery, DeliveryStatus::Error, "could not be queued")
+                    .await;
+            }
+        };
+        let to_topic = async {
+            let Some(topic) = &self.notices.topic else {
+                return;
+            };
+            if let Err(e) = topic.publish(notice.event, &notice.body()).await {
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not publish an operational notice");
+            }
+        };
+        tokio::join!(to_endpoint, to_topic);
+        tracing::info!(hook_id = %notice.hook_id, event = %notice.event, "operational notice");
+        metrics::emit(&[("OperationalNotices", 1.0, Unit::Count)]);
+    }
+
+    /// The hook a job is for: the operational endpoint (from the settings), or a stored hook.
+    async fn job_hook(&self, batch: &Batch, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        if id.as_str() == OPERATIONAL_HOOK_ID {
+            return Ok(self.notices.endpoint.as_ref().map(|e| e.hook()));
+        }
+        batch.hook(self.store.as_ref(), id).await
     }
 
     async fn process_counted(&self, job: &Job, batch: &Batch) -> Result<JobOutcome, SenderError> {
@@ -299,7 +419,7 @@ impl Sender {
             // A copy of the job that recorded a 410 finishes the hook's disable, should the
             // first copy have failed or stopped after recording the attempt.
             if let Some(gone_at) = delivery.gone_at() {
-                self.disable(&delivery.hook_id, GONE_REASON, gone_at)
+                self.disable(&delivery.hook_id, GONE_REASON, gone_at, None)
                     .await?;
             }
             return Ok(JobOutcome::Skipped);
@@ -319,11 +439,13 @@ impl Sender {
             return Ok(JobOutcome::Skipped);
         }
 
-        let hook = match batch.hook(self.store.as_ref(), &job.hook_id).await? {
+        let hook = match self.job_hook(batch, &job.hook_id).await? {
             Some(h) if h.enabled => h,
             other => {
                 let reason = if other.is_some() {
                     "hook disabled"
+                } else if job.hook_id.as_str() == OPERATIONAL_HOOK_ID {
+                    "no operational endpoint configured"
                 } else {
                     "hook deleted"
                 };
@@ -455,7 +577,7 @@ impl Sender {
             // Emitted before the write: a failed disable is finished by the job's next copy.
             metrics::emit(&measured);
             if self
-                .disable(&hook.id, reason, started_at + duration_ms as i64)
+                .disable(&hook.id, reason, started_at + duration_ms as i64, None)
                 .await?
             {
                 metrics::emit(&[("HooksDisabled", 1.0, Unit::Count)]);
@@ -502,12 +624,14 @@ impl Sender {
 
     /// Disables the hook for an answer that arrived at `answered_at`, unless it was changed
     /// since (an operator re-enabled or edited it); retries while it is being edited
-    /// concurrently. True when this call disabled it.
+    /// concurrently. True when this call disabled it, and then a `Hook.Disabled` notice (with
+    /// the failure state `health`, read when not given) is sent.
     async fn disable(
         &self,
         id: &HookId,
         reason: &str,
         answered_at: i64,
+        health: Option<&HookHealth>,
     ) -> Result<bool, StoreError> {
         for _ in 0..5 {
             let Some(hook) = self.store.get_hook(id).await? else {
@@ -524,6 +648,16 @@ impl Sender {
             match self.store.update_hook(&hook, &next).await {
                 Ok(()) => {
                     tracing::warn!(hook_id = %id, reason, "hook disabled");
+                    if !self.notices.is_empty() {
+                        let health = match health {
+                            Some(h) => h.clone(),
+                            None => self.store.hook_health(id).await.unwrap_or_default(),
+                        };
+                        let mut notice =
+                            Notice::of(EventName::HookDisabled, id, Some(&next), &health, now_ms());
+                        notice.reason = Some(reason.to_string());
+                        self.notify(notice).await;
+                    }
                     return Ok(true);
                 }
                 Err(StoreError::Conflict) => tokio::time::sleep(Duration::from_millis(20)).await,

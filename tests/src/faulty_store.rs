@@ -319,6 +319,15 @@ impl Store for FaultyStore {
         self.enter("hook_health").await?;
         self.inner.hook_health(hook).await
     }
+    async fn claim_notice(
+        &self,
+        hook: &HookId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.enter("claim_notice").await?;
+        self.inner.claim_notice(hook, now_ms, window_ms).await
+    }
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
         self.enter("reset_health").await?;
         self.inner.reset_health(hook).await

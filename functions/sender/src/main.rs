@@ -11,13 +11,14 @@ use webhooks::sender::Sender;
 async fn main() -> Result<(), Error> {
     webhooks::telemetry::init();
     let deployment = Deployment::from_env(Accepts::Nothing).await?;
-    let settings = deployment.settings;
-    let sender = Sender::with_policy(
-        deployment.store,
-        deployment.queue,
-        DeliveryClient::from_settings(&settings),
-        settings.retry_schedule,
-        settings.health,
+    let notices = deployment.notices().await?;
+    let settings = &deployment.settings;
+    let sender = Sender::configured(
+        deployment.store.clone(),
+        deployment.queue.clone(),
+        DeliveryClient::from_settings(settings),
+        settings,
+        notices,
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();

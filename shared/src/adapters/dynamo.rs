@@ -987,6 +987,31 @@ impl Store for DynamoStore {
         Ok(health_of(out.item.as_ref()))
     }
 
+    async fn claim_notice(
+        &self,
+        hook: &HookId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(hook.as_str()))
+            .key("sk", s(HEALTH_SK))
+            .condition_expression("attribute_not_exists(noticedAt) OR noticedAt <= :cutoff")
+            .update_expression("SET noticedAt = :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":cutoff", n(now_ms - window_ms))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
         self.client
             .delete_item()
@@ -1049,6 +1074,7 @@ fn health_of(item: Option<&Item>) -> HookHealth {
         failing_since: number_attr(item, "failingSince"),
         failed_attempts: number_attr(item, "failedAttempts").unwrap_or(0).max(0) as u64,
         last_success_at: number_attr(item, "lastSuccessAt"),
+        noticed_at: number_attr(item, "noticedAt"),
     }
 }
 

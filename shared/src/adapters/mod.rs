@@ -1,6 +1,7 @@
-//! Adapters for the ports: DynamoDB and SQS on AWS, embedded ones for local runs and tests.
+//! Adapters for the ports: DynamoDB, SQS and SNS on AWS, embedded ones for local runs and tests.
 
 pub mod dynamo;
+pub mod sns;
 pub mod sqlite;
 pub mod sqs;
 pub mod usage;

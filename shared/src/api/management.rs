@@ -14,6 +14,7 @@ use crate::event::sample_event;
 use crate::health::MAX_HOURS;
 use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
+use crate::operational::{OPERATIONAL_HOOK_ID, operational_hook_id};
 use crate::ports::{AttemptRecord, DeliveryFilter, JobQueue, Page, Store, StoreError};
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep, Task};
 use crate::signing::sign;
@@ -223,7 +224,7 @@ impl ManagementHandler {
 
     /// Re-sends a finished delivery now, with the same `webhook-id`.
     pub(crate) async fn retry(State(this): This, ids: Ids) -> Answer {
-        let hook = this.load(&ids.hook).await?;
+        let hook = this.log_owner(&ids.hook).await?;
         let delivery_id =
             DeliveryId::parse(&ids.delivery).map_err(|_| ApiError::DeliveryNotFound)?;
         let before = this
@@ -288,7 +289,7 @@ impl ManagementHandler {
                 ValidationError::new("until", "must be unix milliseconds, not before since")
             })?,
         };
-        let hook = this.load(&ids.hook).await?;
+        let hook = this.log_owner(&ids.hook).await?;
         let recovery = Recovery {
             id: RecoveryId::generate(),
             hook_id: hook.id.clone(),
@@ -315,7 +316,7 @@ impl ManagementHandler {
 
     /// `GET /api/hooks/{id}/recoveries/{recoveryId}`: a recovery's progress.
     pub(crate) async fn recovery(State(this): This, ids: Ids) -> Answer {
-        let hook = this.load(&ids.hook).await?;
+        let hook = this.log_owner(&ids.hook).await?;
         let id = ids
             .recovery
             .as_deref()
@@ -372,7 +373,7 @@ impl ManagementHandler {
     /// from the hourly aggregates the sender keeps.
     pub(crate) async fn stats(State(this): This, ids: Ids, RawQuery(query): RawQuery) -> Answer {
         let query = query.as_deref();
-        let hook = this.load(&ids.hook).await?;
+        let hook = this.log_owner(&ids.hook).await?;
         let until = ms_param(query, "until")?.unwrap_or_else(now_ms);
         let since = ms_param(query, "since")?.unwrap_or(until - DAY_MS);
         if since > until {
@@ -386,7 +387,7 @@ impl ManagementHandler {
             this.store.hourly_health(&hook.id, first, last),
             this.store.hook_health(&hook.id)
         )?;
-        let mut json = health_json(&hook, since, until, &hours);
+        let mut json = health_json(&hook.id, since, until, &hours);
         json["failingSince"] = serde_json::json!(state.failing_since);
         json["failedAttemptsSinceSuccess"] = state.failed_attempts.into();
         Ok(Json(json).into_response())
@@ -400,7 +401,7 @@ impl ManagementHandler {
         RawQuery(query): RawQuery,
     ) -> Answer {
         let query = query.as_deref();
-        let hook = this.load(&ids.hook).await?;
+        let hook = this.log_owner(&ids.hook).await?;
         let paging = Paging::from_query(query)?;
         let now = now_ms();
         let end = ms_param(query, "endTime")?.unwrap_or(now);
@@ -408,7 +409,7 @@ impl ManagementHandler {
         let event =
             match query_param(query, "event") {
                 None => None,
-                Some(e) => Some(EventName::parse(&e).ok_or_else(|| {
+                Some(e) => Some(EventName::parse_any(&e).ok_or_else(|| {
                     ValidationError::new("event", "is not an event of the catalog")
                 })?),
             };
@@ -481,6 +482,17 @@ impl ManagementHandler {
         })
     }
 
+    /// The owner of a delivery log: a stored hook, or the operational endpoint, whose notices
+    /// are logged under [`OPERATIONAL_HOOK_ID`] (no hook of that id can exist).
+    async fn log_owner(&self, id: &str) -> Result<LogOwner, ApiError> {
+        if id == OPERATIONAL_HOOK_ID {
+            return Ok(LogOwner {
+                id: operational_hook_id(),
+            });
+        }
+        self.load(id).await.map(|h| LogOwner { id: h.id })
+    }
+
     async fn load(&self, id: &str) -> Result<Hook, ApiError> {
         let id = HookId::parse(id).map_err(|_| ApiError::HookNotFound)?;
         self.store
@@ -488,6 +500,11 @@ impl ManagementHandler {
             .await?
             .ok_or(ApiError::HookNotFound)
     }
+}
+
+/// Whose delivery log a route reads.
+struct LogOwner {
+    id: HookId,
 }
 
 fn wants_stats(query: Option<&str>) -> bool {

@@ -4,7 +4,7 @@
 use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::health::HealthCounts;
-use crate::hook::{CustomHeaders, Hook};
+use crate::hook::{CustomHeaders, Hook, HookId};
 use crate::recovery::Recovery;
 use serde_json::{Map, Value, json};
 
@@ -117,13 +117,13 @@ fn counts_json(c: &HealthCounts) -> Map<String, Value> {
 
 /// A hook's health over `[since, until]`: totals, the latest success and failure, and the
 /// hours that hold any attempt, oldest first.
-pub fn health_json(hook: &Hook, since: i64, until: i64, hours: &[(i64, HealthCounts)]) -> Value {
+pub fn health_json(hook: &HookId, since: i64, until: i64, hours: &[(i64, HealthCounts)]) -> Value {
     let mut total = HealthCounts::default();
     for (_, c) in hours {
         total.merge(c);
     }
     let mut json = counts_json(&total);
-    json.insert("hookId".into(), hook.id.as_str().into());
+    json.insert("hookId".into(), hook.as_str().into());
     json.insert("since".into(), since.into());
     json.insert("until".into(), until.into());
     json.insert("lastSuccessAt".into(), json!(total.last_success_at));

@@ -263,6 +263,7 @@ fn local_config() -> LocalConfig {
         data_dir: None,
         settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 1,
+        operational: None,
     }
 }
 

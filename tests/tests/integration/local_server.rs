@@ -45,6 +45,7 @@ fn config(data_dir: Option<std::path::PathBuf>) -> LocalConfig {
         data_dir,
         settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 2,
+        operational: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod lambda_e2e;
 mod local_server;
 mod log_paging;
 mod openapi;
+mod operational;
 mod operator;
 mod panics;
 mod pipeline;

@@ -826,7 +826,31 @@ async fn failure_states_open_close_and_reset(s: Arc<impl Store + ?Sized>) {
     }
     assert_eq!(s.hook_health(&other).await.unwrap(), HookHealth::default());
 
-    s.record_health(&hook, &BatchHealth::of(&[(200, false)]))
+    // One notice per window: a claim is refused until the window after the last one ends,
+    // and failures and successes recorded since keep it.
+    assert!(s.claim_notice(&hook, 1_000, 500).await.unwrap());
+    assert!(!s.claim_notice(&hook, 1_499, 500).await.unwrap());
+    let (_, after) = s
+        .record_health(&hook, &BatchHealth::of(&[(1_200, false)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.failing_since, after.noticed_at),
+        (Some(1_200), Some(1_000))
+    );
+    let (_, after) = s
+        .record_health(&hook, &BatchHealth::of(&[(1_300, true)]))
+        .await
+        .unwrap();
+    assert_eq!((after.failing_since, after.noticed_at), (None, Some(1_000)));
+    assert!(s.claim_notice(&hook, 1_500, 500).await.unwrap());
+    assert_eq!(s.hook_health(&hook).await.unwrap().noticed_at, Some(1_500));
+    assert!(
+        s.claim_notice(&other, 1_500, 500).await.unwrap(),
+        "per hook"
+    );
+
+    s.record_health(&hook, &BatchHealth::of(&[(2_000, false)]))
         .await
         .unwrap();
     s.reset_health(&hook).await.unwrap();

@@ -625,6 +625,29 @@ impl Store for SqliteStore {
         read_health(&self.db.lock(), hook.as_str())
     }
 
+    async fn claim_notice(
+        &self,
+        hook: &HookId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let hook = hook.as_str().to_string();
+        self.db
+            .write(move |tx| {
+                let mut health = read_health(tx, &hook)?;
+                if health.noticed_at.is_some_and(|at| at > now_ms - window_ms) {
+                    return Ok(false);
+                }
+                health.noticed_at = Some(now_ms);
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
+                )?
+                .execute(params![hook, to_json(&health)])?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
         let hook = hook.as_str().to_string();
         self.db
