@@ -327,6 +327,7 @@ def role_credentials(client, role_arn, without=None):
         "SecretAccessKey": assumed["SecretAccessKey"],
         "SessionToken": assumed["SessionToken"],
         "statements": statements,
+        "granted": original,
     }
 
 

@@ -31,6 +31,10 @@ pub struct Keys {
     /// The policy statements these keys hold (for a role).
     #[serde(default, rename = "statements")]
     pub statements: Vec<serde_json::Value>,
+    /// The role's statements as the template wrote them, before the emulator's resources
+    /// were widened for these keys.
+    #[serde(default, rename = "granted")]
+    pub granted: Vec<serde_json::Value>,
 }
 
 impl Keys {

@@ -29,7 +29,7 @@ const SIGNING_KEY: &str = "whsec_TGFtYmRhRTJFLXNpZ25pbmcta2V5LTAxMjM0NTY3ODk=";
 const HEADER_VALUE: &str = "HeaderSecret-Lambda-6Jw3Nq9Vx2Zb";
 const URL_PASSWORD: &str = "UrlPassword-Lambda-1Hs8Kd5Pf3";
 
-async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
+pub(super) async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
     ssm.put_parameter()
         .name(name)
         .value(value)
@@ -62,7 +62,7 @@ fn assert_sender_reads_no_tokens(stack: &Stack) {
 
 /// Both signatures verify with `key` (Standard Webhooks also with each of `also`), in the
 /// official Python library and in Logto's Node snippet.
-fn assert_verified(received: &Received, key: &str, also: &[&str]) {
+pub(super) fn assert_verified(received: &Received, key: &str, also: &[&str]) {
     for k in std::iter::once(&key).chain(also) {
         standard_webhooks_verifies(k, received)
             .unwrap_or_else(|e| panic!("standardwebhooks with {k}: {e}"));

@@ -3,6 +3,7 @@
 //! invoke payloads and the processes' output are observed, so the binaries' code may change.
 
 mod delivery;
+mod operational;
 mod startup;
 
 use serde_json::Value;

@@ -1,6 +1,7 @@
-//! On AWS, tokens come only from SSM SecureString parameters: a function that takes tokens
-//! stops at start, naming the variable, when its parameter is unset, not a SecureString or
-//! empty, even with plain token variables set, and never prints a token while doing so.
+//! On AWS, tokens (and the operational signing key) come only from SSM SecureString
+//! parameters: a function that takes them stops at start, naming the variable, when its
+//! parameter is unset, not a SecureString or empty, even with plain token variables set, and
+//! never prints a secret while doing so.
 
 use super::{WORKSPACE, watch_target_dir};
 use crate::support::moto;
@@ -90,7 +91,12 @@ async fn lambda_functions_refuse_to_start_without_their_token_parameters() {
     ];
     let admin = "WEBHOOKS_ADMIN_TOKEN_PARAMETER";
     let ingest = "WEBHOOKS_INGEST_TOKEN_PARAMETER";
-    let cases: [Case; 7] = [
+    let (url, key) = (
+        "WEBHOOKS_OPERATIONAL_URL",
+        "WEBHOOKS_OPERATIONAL_SIGNING_KEY_PARAMETER",
+    );
+    let ops_url = "https://ops.example.com/notices";
+    let cases: [Case; 10] = [
         (
             "api",
             &[],
@@ -123,6 +129,20 @@ async fn lambda_functions_refuse_to_start_without_their_token_parameters() {
             ingest,
             "could not read the parameter",
         ),
+        // The sender reads no token, but the operational key the same way.
+        (
+            "sender",
+            &[(url, ops_url)],
+            key,
+            "must name the SSM SecureString parameter",
+        ),
+        (
+            "sender",
+            &[(url, ops_url), (key, &clear)],
+            key,
+            "not a SecureString",
+        ),
+        ("sender", &[(url, ops_url), (key, &secure)], key, "whsec_"),
     ];
     for (function, vars, variable, reason) in cases {
         let mut env = base.to_vec();
