@@ -50,6 +50,12 @@ async fn main() {
         ),
         None => println!("data is kept in memory only (WEBHOOKS_DATA_DIR=:memory:)"),
     }
+    if let Some(endpoint) = &config.operational {
+        // Without its query, which may carry a credential.
+        let mut shown = endpoint.url.as_url().clone();
+        shown.set_query(None);
+        println!("operational notices go to {shown} (WEBHOOKS_OPERATIONAL_URL)");
+    }
     println!("listening on http://{}", server.addr);
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");

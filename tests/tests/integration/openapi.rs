@@ -34,7 +34,7 @@ fn doc_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml")
 }
 
-fn doc() -> Value {
+pub(crate) fn doc() -> Value {
     let path = doc_path();
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -194,7 +194,7 @@ async fn create_hook(api: &Router, url: &str) -> String {
 /// `properties`, `items`, `oneOf`/`anyOf`/`not` and numeric bounds. An object schema that
 /// lists `properties` and says nothing about `additionalProperties` is taken as closed, so
 /// every field the code emits must be documented.
-fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+pub(crate) fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(doc, schema);
     let fail = |why: String| Err(format!("{at}: {why} (value {value})"));
     match schema {

@@ -148,6 +148,11 @@ async fn the_dev_server_notifies_the_operator_of_failing_disabled_and_recovered_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let doc = crate::openapi::doc();
+    let schema = json!({"$ref": "#/components/schemas/OperationalNotice"});
+    for body in got.values() {
+        crate::openapi::conforms(&doc, &schema, body, "notice").unwrap();
+    }
     assert_disabled_notice(&got[&wanted[1]], "down");
     let failing = &got[&wanted[0]]["data"];
     assert_eq!(failing["hookName"], "down");
