@@ -4,9 +4,12 @@
 
 use crate::catalog::EventName;
 use crate::clock::iso;
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use crate::clock::now_ms;
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
 use crate::hook::{CustomHeaders, Hook, HookId, HookUrl};
+use crate::metrics::{self, Unit};
+use crate::ports::{AttemptRecord, JobQueue, Store};
 use crate::signing::SigningKey;
 use async_trait::async_trait;
 use serde_json::json;
@@ -159,6 +162,50 @@ pub struct Notices {
 impl Notices {
     pub fn is_empty(&self) -> bool {
         self.endpoint.is_none() && self.topic.is_none()
+    }
+
+    /// Sends `notice` to the endpoint (as a delivery of its own, through the queue) and to
+    /// the topic. A failure is logged: the change it reports stands.
+    pub async fn send(&self, store: &dyn Store, queue: &dyn JobQueue, notice: Notice) {
+        let to_endpoint = async {
+            if self.endpoint.is_none() {
+                return;
+            }
+            let now = now_ms();
+            let delivery = notice.delivery(now, self.retention);
+            if let Err(e) = store
+                .insert_missing_deliveries(std::slice::from_ref(&delivery))
+                .await
+            {
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not record an operational notice");
+                return;
+            }
+            if let Err(e) = queue.enqueue(&[Job::for_delivery(&delivery, now)]).await {
+                // Logged as failed rather than left pending: `recover` can send it again.
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not queue an operational notice");
+                let failed = AttemptRecord {
+                    hook_id: delivery.hook_id.clone(),
+                    delivery_id: delivery.id.clone(),
+                    expected_attempts: 0,
+                    attempt: None,
+                    status: DeliveryStatus::Error,
+                    next_attempt_at: None,
+                    reason: Some("could not be queued".into()),
+                };
+                let _ = store.record_attempt(&failed).await;
+            }
+        };
+        let to_topic = async {
+            let Some(topic) = &self.topic else {
+                return;
+            };
+            if let Err(e) = topic.publish(notice.event, &notice.body()).await {
+                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not publish an operational notice");
+            }
+        };
+        tokio::join!(to_endpoint, to_topic);
+        tracing::info!(hook_id = %notice.hook_id, event = %notice.event, "operational notice");
+        metrics::emit(&[("OperationalNotices", 1.0, Unit::Count)]);
     }
 }
 

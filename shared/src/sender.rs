@@ -335,46 +335,10 @@ impl Sender {
         }
     }
 
-    /// Sends a notice to the operational endpoint (as a delivery of its own, through the
-    /// queue) and to the topic. A failure is logged: the change it reports stands.
     async fn notify(&self, notice: Notice) {
-        let to_endpoint = async {
-            if self.notices.endpoint.is_none() {
-                return;
-            }
-            let now = now_ms();
-            let delivery = notice.delivery(now, self.notices.retention);
-            if let Err(e) = self
-                .store
-                .insert_missing_deliveries(std::slice::from_ref(&delivery))
-                .await
-            {
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not record an operational notice");
-                return;
-            }
-            if let Err(e) = self
-                .queue
-                .enqueue(&[Job::for_delivery(&delivery, now)])
-                .await
-            {
-                // Logged as failed rather than left pending: `recover` can send it again.
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not queue an operational notice");
-                let _ = self
-                    .finish_without_attempt(&delivery, DeliveryStatus::Error, "could not be queued")
-                    .await;
-            }
-        };
-        let to_topic = async {
-            let Some(topic) = &self.notices.topic else {
-                return;
-            };
-            if let Err(e) = topic.publish(notice.event, &notice.body()).await {
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not publish an operational notice");
-            }
-        };
-        tokio::join!(to_endpoint, to_topic);
-        tracing::info!(hook_id = %notice.hook_id, event = %notice.event, "operational notice");
-        metrics::emit(&[("OperationalNotices", 1.0, Unit::Count)]);
+        self.notices
+            .send(self.store.as_ref(), self.queue.as_ref(), notice)
+            .await;
     }
 
     /// The hook a job is for: the operational endpoint (from the settings), or a stored hook.
