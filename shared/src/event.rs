@@ -1,10 +1,14 @@
 //! Events as accepted by `POST /api/events`: parsed once at the edge into [`Event`],
-//! which also renders the Logto-compatible body each subscribed hook receives.
+//! which also renders the Logto-compatible body each subscribed hook receives. The caller's
+//! fields are copied as the raw JSON they were posted as (numbers, escapes, key order), never
+//! re-encoded through numbers or strings.
 
 use crate::catalog::{EventName, INTERACTION_KINDS};
 use crate::hook::HookId;
 use crate::validation::ValidationError;
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -63,7 +67,7 @@ pub struct Event {
     pub name: EventName,
     /// Unix milliseconds of `createdAt`.
     pub created_at_ms: i64,
-    /// The delivered fields without `hookId`, serialized once: `{"event":…,"createdAt":…,…,"data":…}`.
+    /// The delivered fields without `hookId`, serialized once, in the order they were posted.
     fields_json: String,
 }
 
@@ -116,17 +120,93 @@ pub fn parse_ingest(bytes: &[u8], now: OffsetDateTime) -> Result<IngestBody, Val
                 format!("must hold 1 to {MAX_BATCH} events"),
             ));
         }
+        let raw: RawBatch = serde_json::from_slice(bytes)
+            .map_err(|e| ValidationError::new("events", format!("must be an array: {e}")))?;
         let events = items
             .into_iter()
+            .zip(raw.events)
             .enumerate()
-            .map(|(i, item)| parse_event(item, now).map_err(|e| e.under(&format!("events[{i}]"))))
+            .map(|(i, (item, raw))| {
+                parse_event(item, raw.get(), now).map_err(|e| e.under(&format!("events[{i}]")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(IngestBody::Batch(events));
     }
-    parse_event(Value::Object(obj), now).map(IngestBody::Single)
+    let raw = std::str::from_utf8(bytes)
+        .map_err(|_| ValidationError::new("", "body is not valid UTF-8"))?;
+    parse_event(Value::Object(obj), raw, now).map(IngestBody::Single)
 }
 
-fn parse_event(value: Value, now: OffsetDateTime) -> Result<Event, ValidationError> {
+#[derive(serde::Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// An object's members as posted: keys decoded, values as their raw JSON text, in order.
+struct RawFields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Members<'a> {
+            type Value = RawFields<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push((key, value));
+                }
+                Ok(RawFields(members))
+            }
+        }
+        d.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+/// Writes a JSON object member by member.
+struct ObjectWriter {
+    out: String,
+}
+
+impl ObjectWriter {
+    fn with_capacity(n: usize) -> Self {
+        let mut out = String::with_capacity(n + 2);
+        out.push('{');
+        Self { out }
+    }
+
+    /// Appends `"key":value`, where `value` is JSON text.
+    fn member(&mut self, key: &str, value: &str) {
+        if self.out.len() > 1 {
+            self.out.push(',');
+        }
+        self.out.push_str(&quoted(key));
+        self.out.push(':');
+        self.out.push_str(value);
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+/// The id lists of an `Organization.Membership.Updated` delta, each optional.
+const MEMBERSHIP_DELTAS: &[&str] = &[
+    "addedUserIds",
+    "removedUserIds",
+    "addedApplicationIds",
+    "removedApplicationIds",
+];
+
+fn parse_event(value: Value, raw: &str, now: OffsetDateTime) -> Result<Event, ValidationError> {
     let Value::Object(mut obj) = value else {
         return Err(ValidationError::new("", "must be an object"));
     };
@@ -151,20 +231,13 @@ fn parse_event(value: Value, now: OffsetDateTime) -> Result<Event, ValidationErr
         Some(Value::String(s)) => (EventId::parse(s)?, true),
         Some(_) => return Err(ValidationError::new("id", "must be a string")),
     };
-    let (created_at, created_at_ms) = match obj.remove("createdAt") {
-        None | Some(Value::Null) => {
-            let text = now
-                .to_offset(time::UtcOffset::UTC)
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-                ))
-                .expect("the current time formats as RFC 3339");
-            (text, unix_ms(now))
-        }
+    // Normalised to `Date.toISOString()`'s form: UTC, milliseconds, `Z`.
+    let created_at_ms = match obj.remove("createdAt") {
+        None | Some(Value::Null) => unix_ms(now),
         Some(Value::String(s)) => {
             let parsed = OffsetDateTime::parse(&s, &Rfc3339)
                 .map_err(|_| ValidationError::new("createdAt", "must be an RFC 3339 date-time"))?;
-            (s, unix_ms(parsed))
+            unix_ms(parsed)
         }
         Some(_) => {
             return Err(ValidationError::new(
@@ -173,40 +246,70 @@ fn parse_event(value: Value, now: OffsetDateTime) -> Result<Event, ValidationErr
             ));
         }
     };
-    match obj.get("userIp") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s.parse::<std::net::IpAddr>().is_ok() => {}
-        Some(_) => {
-            return Err(ValidationError::new(
-                "userIp",
-                "must be an IPv4 or IPv6 address",
-            ));
+    for field in ["userIp", "ip"] {
+        match obj.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.parse::<std::net::IpAddr>().is_ok() => {}
+            Some(_) => {
+                return Err(ValidationError::new(
+                    field,
+                    "must be an IPv4 or IPv6 address",
+                ));
+            }
         }
     }
-    match obj.get("interactionEvent") {
-        Some(Value::String(s)) if INTERACTION_KINDS.contains(&s.as_str()) => {}
+    let implied_interaction = match obj.get("interactionEvent") {
+        Some(Value::String(s)) if INTERACTION_KINDS.contains(&s.as_str()) => None,
         Some(_) => {
             return Err(ValidationError::new(
                 "interactionEvent",
                 "must be one of Register, SignIn, ForgotPassword",
             ));
         }
-        None => {
-            if let Some(kind) = name.implied_interaction() {
-                obj.insert("interactionEvent".into(), Value::String(kind.into()));
+        None => name.implied_interaction(),
+    };
+    if name == EventName::OrganizationMembershipUpdated {
+        if let Some(v) = obj.get("organizationId")
+            && !v.is_string()
+        {
+            return Err(ValidationError::new("organizationId", "must be a string"));
+        }
+        for field in MEMBERSHIP_DELTAS {
+            match obj.get(*field) {
+                None => {}
+                Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {}
+                Some(_) => return Err(ValidationError::new(*field, "must be an array of ids")),
             }
         }
     }
 
-    let mut fields = Map::with_capacity(obj.len() + 2);
-    fields.insert("event".into(), Value::String(name.as_str().into()));
-    fields.insert("createdAt".into(), Value::String(created_at));
-    let data = obj.remove("data");
-    fields.extend(obj);
-    if let Some(data) = data {
-        fields.insert("data".into(), data);
+    // The posted members in their order and form; `createdAt` normalised, the idempotency
+    // `id` left out, and what is implied written right after `event`.
+    let members = serde_json::from_str::<RawFields>(raw)
+        .map_err(|e| ValidationError::new("", format!("must be an object: {e}")))?;
+    let created_at = quoted(&crate::clock::iso(created_at_ms));
+    let posted_created_at = members
+        .0
+        .iter()
+        .any(|(k, v)| k == "createdAt" && v.get() != "null");
+    let mut fields = ObjectWriter::with_capacity(raw.len() + 64);
+    for (key, value) in &members.0 {
+        match key.as_str() {
+            "event" => {
+                fields.member("event", &quoted(name.as_str()));
+                if let Some(kind) = implied_interaction {
+                    fields.member("interactionEvent", &quoted(kind));
+                }
+                if !posted_created_at {
+                    fields.member("createdAt", &created_at);
+                }
+            }
+            "createdAt" if posted_created_at => fields.member("createdAt", &created_at),
+            "createdAt" | "id" => {}
+            other => fields.member(other, value.get()),
+        }
     }
-    let fields_json = serde_json::to_string(&fields).expect("JSON values serialize");
+    let fields_json = fields.finish();
     Ok(Event {
         id,
         caller_id,
@@ -231,7 +334,8 @@ pub fn sample_event(name: EventName, now: OffsetDateTime) -> Event {
     } else {
         fields["data"] = serde_json::json!({"id": "sample_id", "name": "Sample"});
     }
-    parse_event(fields, now).expect("the sample event is valid")
+    let raw = fields.to_string();
+    parse_event(fields, &raw, now).expect("the sample event is valid")
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
@@ -257,14 +361,14 @@ mod tests {
     }
 
     #[test]
-    fn delivered_body_puts_hook_first_and_data_last() {
+    fn delivered_body_puts_hook_first_and_keeps_the_posted_order() {
         let e = single(
-            r#"{"data":{"id":"u1"},"event":"User.Created","createdAt":"2026-11-26T09:00:00Z","userId":"u1"}"#,
+            r#"{"data":{"id":"u1"},"event":"User.Created","createdAt":"2026-11-26T10:00:00+01:00","userId":"u1"}"#,
         )
         .unwrap();
         assert_eq!(
             e.delivered_body(&hook()),
-            r#"{"hookId":"hook_1","event":"User.Created","createdAt":"2026-11-26T09:00:00Z","userId":"u1","data":{"id":"u1"}}"#
+            r#"{"hookId":"hook_1","data":{"id":"u1"},"event":"User.Created","createdAt":"2026-11-26T09:00:00.000Z","userId":"u1"}"#
         );
         assert!(!e.caller_id);
         assert!(e.id.as_str().starts_with("evt_"));
@@ -274,12 +378,65 @@ mod tests {
     #[test]
     fn defaults_created_at_and_derives_interaction() {
         let e = single(r#"{"event":"PostSignIn","id":"evt_1","userIp":"203.0.113.7"}"#).unwrap();
-        let body: Value = serde_json::from_str(&e.delivered_body(&hook())).unwrap();
-        assert_eq!(body["createdAt"], "2026-11-26T10:00:00.000Z");
-        assert_eq!(body["interactionEvent"], "SignIn");
-        assert_eq!(body["id"], "evt_1");
+        assert_eq!(
+            e.delivered_body(&hook()),
+            r#"{"hookId":"hook_1","event":"PostSignIn","interactionEvent":"SignIn","createdAt":"2026-11-26T10:00:00.000Z","userIp":"203.0.113.7"}"#,
+            "the idempotency id is not delivered"
+        );
         assert!(e.caller_id);
         assert_eq!(e.id.as_str(), "evt_1");
+    }
+
+    #[test]
+    fn posted_values_arrive_byte_for_byte() {
+        let fields = r#""big":12345678901234567890123,"one":1.0,"exp":1E+2,"neg":-0,"s":"caf\u00e9 \ud83d\ude00","nested":{"z":1,"a":[1.50,{"y":null}]},"data":{"b":1,"a":2}"#;
+        let e = single(&format!(
+            r#"{{"event":"Role.Created","createdAt":"2026-11-26T09:00:00.123456Z",{fields}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            e.delivered_body(&hook()),
+            format!(
+                r#"{{"hookId":"hook_1","event":"Role.Created","createdAt":"2026-11-26T09:00:00.123Z",{fields}}}"#
+            )
+        );
+        let batch = parse_ingest(
+            format!(r#"{{"events":[{{"event":"Role.Deleted",{fields}}}]}}"#).as_bytes(),
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            batch.events()[0]
+                .delivered_body(&hook())
+                .ends_with(&format!("{fields}}}"))
+        );
+    }
+
+    #[test]
+    fn membership_deltas_are_ids() {
+        let ok = single(
+            r#"{"event":"Organization.Membership.Updated","organizationId":"org_1","addedUserIds":["u1"],"removedApplicationIds":[]}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_str(&ok.delivered_body(&hook())).unwrap();
+        assert_eq!(body["addedUserIds"], serde_json::json!(["u1"]));
+        assert!(body.get("data").is_none());
+        for (body, field) in [
+            (
+                r#"{"event":"Organization.Membership.Updated","addedUserIds":"u1"}"#,
+                "addedUserIds",
+            ),
+            (
+                r#"{"event":"Organization.Membership.Updated","removedUserIds":[1]}"#,
+                "removedUserIds",
+            ),
+            (
+                r#"{"event":"Organization.Membership.Updated","organizationId":7}"#,
+                "organizationId",
+            ),
+        ] {
+            assert_eq!(single(body).unwrap_err().field, field, "{body}");
+        }
     }
 
     #[test]
@@ -321,6 +478,8 @@ mod tests {
             ),
             (r#"{"event":"PostSignIn","createdAt":12}"#, "createdAt"),
             (r#"{"event":"PostSignIn","userIp":"300.1.1.1"}"#, "userIp"),
+            (r#"{"event":"User.Created","ip":"localhost"}"#, "ip"),
+            (r#"{"event":"User.Created","ip":7}"#, "ip"),
             (
                 r#"{"event":"PostSignIn","interactionEvent":"Login"}"#,
                 "interactionEvent",
