@@ -273,6 +273,10 @@ pub struct Hook {
     /// Deliveries per second it may receive, across every sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Logto's deprecated `config.retries` (0 to 3), kept and returned as given; the retry
+    /// schedule decides the attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u8>,
 }
 
 /// A hook's delivery rate limit (`config.rateLimit`): deliveries per second, 1 to 1,000.
@@ -422,6 +426,7 @@ mod tests {
             disabled_at: None,
             disable_after: None,
             rate_limit: None,
+            retries: None,
         }
     }
 

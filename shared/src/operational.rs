@@ -65,6 +65,7 @@ impl OperationalEndpoint {
             disabled_at: None,
             disable_after: None,
             rate_limit: None,
+            retries: None,
         }
     }
 }

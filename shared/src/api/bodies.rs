@@ -1,5 +1,7 @@
 //! The management API's request bodies, parsed once at the edge into domain values: a new
-//! hook, a patch, a test-button request and a key rotation. Unknown fields are refused.
+//! hook, a patch, a test-button request and a key rotation. Bodies are Logto's: the fields a
+//! hook is read with (`id`, `createdAt`, `signingKey`, …) are ignored when sent back, the
+//! legacy single `event` is taken for `events`, and any other unknown field is refused.
 
 use crate::catalog::EventName;
 use crate::hook::{
@@ -13,6 +15,7 @@ use serde_json::{Map, Value};
 /// Body of `POST /api/hooks`, validated.
 #[derive(Debug)]
 pub struct NewHook {
+    /// Empty when not given, as in Logto.
     pub name: String,
     pub events: Vec<EventName>,
     pub url: HookUrl,
@@ -21,6 +24,7 @@ pub struct NewHook {
     pub signing_key: Option<SigningKey>,
     pub disable_after: Option<DisableAfter>,
     pub rate_limit: Option<RateLimit>,
+    pub retries: Option<u8>,
 }
 
 /// Body of `PATCH /api/hooks/{id}`, validated; absent fields stay as they are.
@@ -32,21 +36,43 @@ pub struct HookPatch {
     /// Set with `config` (which replaces the whole config).
     pub disable_after: Option<DisableAfter>,
     pub rate_limit: Option<RateLimit>,
+    pub retries: Option<u8>,
     pub enabled: Option<bool>,
 }
 
-const CREATE_FIELDS: &[&str] = &["name", "events", "config", "enabled", "signingKey"];
-const PATCH_FIELDS: &[&str] = &["name", "events", "config", "enabled"];
+const CREATE_FIELDS: &[&str] = &["name", "event", "events", "config", "enabled", "signingKey"];
+const PATCH_FIELDS: &[&str] = &["name", "event", "events", "config", "enabled"];
+/// Fields a hook is read with that only the server sets: ignored in a request body, so a
+/// fetched hook (of this product or of Logto) can be sent back as it is.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "tenantId",
+    "createdAt",
+    "updatedAt",
+    "executionStats",
+    "disabledReason",
+    "disabledAt",
+];
+/// Read-only on update: a key is changed by rotation only.
+const READ_ONLY_ON_PATCH: &[&str] = &["signingKey"];
+
+/// A hook body without a usable `events` or `event`: Logto's `hook.missing_events`.
+pub const MISSING_EVENTS: &str = "at least one event is required (events, or the legacy event)";
 
 impl NewHook {
     pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
-        let obj = as_object(body, CREATE_FIELDS)?;
-        let name = parse_name(obj.get("name").ok_or_else(|| required("name"))?)?;
-        let events = parse_events(obj.get("events").ok_or_else(|| required("events"))?)?;
+        let obj = as_object(body, CREATE_FIELDS, READ_ONLY_FIELDS)?;
+        let name = obj
+            .get("name")
+            .map(parse_name)
+            .transpose()?
+            .unwrap_or_default();
+        let events = parse_event_fields(obj)?.ok_or_else(required_events)?;
         let config = obj.get("config").ok_or_else(|| required("config"))?;
         let (url, headers) = parse_config(config, policy)?;
         let disable_after = parse_disable_after(config)?;
         let rate_limit = parse_rate_limit(config)?;
+        let retries = parse_retries(config)?;
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => true,
             Some(v) => parse_bool(v, "enabled")?,
@@ -68,6 +94,7 @@ impl NewHook {
             signing_key,
             disable_after,
             rate_limit,
+            retries,
         })
     }
 
@@ -87,16 +114,18 @@ impl NewHook {
             disabled_at: None,
             disable_after: self.disable_after,
             rate_limit: self.rate_limit,
+            retries: self.retries,
         }
     }
 }
 
 impl HookPatch {
     pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
-        let obj = as_object(body, PATCH_FIELDS)?;
+        let ignored = [READ_ONLY_FIELDS, READ_ONLY_ON_PATCH].concat();
+        let obj = as_object(body, PATCH_FIELDS, &ignored)?;
         Ok(Self {
             name: obj.get("name").map(parse_name).transpose()?,
-            events: obj.get("events").map(parse_events).transpose()?,
+            events: parse_event_fields(obj)?,
             config: obj
                 .get("config")
                 .map(|c| parse_config(c, policy))
@@ -111,6 +140,7 @@ impl HookPatch {
                 .map(parse_rate_limit)
                 .transpose()?
                 .flatten(),
+            retries: obj.get("config").map(parse_retries).transpose()?.flatten(),
             enabled: obj
                 .get("enabled")
                 .map(|v| parse_bool(v, "enabled"))
@@ -132,6 +162,7 @@ impl HookPatch {
             next.headers = headers;
             next.disable_after = self.disable_after;
             next.rate_limit = self.rate_limit;
+            next.retries = self.retries;
         }
         if let Some(enabled) = self.enabled {
             next.enabled = enabled;
@@ -155,7 +186,7 @@ pub struct TestRequest {
 
 impl TestRequest {
     pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
-        let obj = as_object(body, &["events", "config"])?;
+        let obj = as_object(body, &["events", "config"], &[])?;
         Ok(Self {
             events: parse_events(obj.get("events").ok_or_else(|| required("events"))?)?,
             config: obj
@@ -168,7 +199,7 @@ impl TestRequest {
 
 /// Body of `PATCH /api/hooks/{id}/signing-key`: how long the old key keeps signing.
 pub fn parse_rotation(body: &Value) -> Result<u64, ValidationError> {
-    let obj = as_object(body, &["expireAfterSeconds"])?;
+    let obj = as_object(body, &["expireAfterSeconds"], &[])?;
     match obj.get("expireAfterSeconds") {
         None | Some(Value::Null) => Ok(DEFAULT_KEY_GRACE_SECS),
         Some(v) => v
@@ -190,14 +221,47 @@ fn required(field: &str) -> ValidationError {
     ValidationError::new(field, "is required")
 }
 
+fn required_events() -> ValidationError {
+    ValidationError::new("events", MISSING_EVENTS)
+}
+
+/// `events`, or Logto's legacy single `event` when `events` is absent (`events` wins when
+/// both are given, as in Logto's dispatcher); `None` when neither is.
+fn parse_event_fields(obj: &Map<String, Value>) -> Result<Option<Vec<EventName>>, ValidationError> {
+    if let Some(events) = obj.get("events") {
+        let events = parse_events(events)?;
+        if let Some(event) = obj.get("event").filter(|v| !v.is_null()) {
+            parse_event(event)?;
+        }
+        return Ok(Some(events));
+    }
+    match obj.get("event") {
+        None | Some(Value::Null) => Ok(None),
+        Some(event) => Ok(Some(vec![parse_event(event)?])),
+    }
+}
+
+fn parse_event(v: &Value) -> Result<EventName, ValidationError> {
+    let Value::String(s) = v else {
+        return Err(ValidationError::new("event", "must be an event name"));
+    };
+    EventName::parse(s)
+        .ok_or_else(|| ValidationError::new("event", "is not an event of the catalog"))
+}
+
+/// A JSON object whose keys are `allowed` or `ignored` (read-only fields sent back).
 fn as_object<'a>(
     body: &'a Value,
     allowed: &[&str],
+    ignored: &[&str],
 ) -> Result<&'a Map<String, Value>, ValidationError> {
     let Value::Object(obj) = body else {
         return Err(ValidationError::new("", "body must be a JSON object"));
     };
-    if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()) && !ignored.contains(&k.as_str()))
+    {
         return Err(ValidationError::new(
             printable(unknown),
             "is not a known field",
@@ -255,6 +319,7 @@ fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders)
     let obj = as_object(
         v,
         &["url", "headers", "retries", "disableAfter", "rateLimit"],
+        &[],
     )
     .map_err(|e| e.under("config"))?;
     let url = match obj.get("url") {
@@ -278,6 +343,20 @@ fn parse_disable_after(config: &Value) -> Result<Option<DisableAfter>, Validatio
             "config.disableAfter",
             "must be a duration string such as 5d",
         )),
+    }
+}
+
+/// Logto's deprecated `config.retries`: 0 to 3.
+fn parse_retries(config: &Value) -> Result<Option<u8>, ValidationError> {
+    match config.get("retries") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= 3)
+            .map(|n| Some(n as u8))
+            .ok_or_else(|| {
+                ValidationError::new("config.retries", "must be an integer from 0 to 3")
+            }),
     }
 }
 
@@ -368,10 +447,6 @@ mod tests {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), ""),
             (
-                json!({"events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
-                "name",
-            ),
-            (
                 json!({"name": "", "events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
                 "name",
             ),
@@ -392,6 +467,26 @@ mod tests {
                 "events[1]",
             ),
             (json!({"name": "n", "events": ["PostSignIn"]}), "config"),
+            (
+                json!({"name": "n", "config": {"url": "https://a.example"}}),
+                "events",
+            ),
+            (
+                json!({"name": "n", "event": "Nope", "config": {"url": "https://a.example"}}),
+                "event",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "event": 3, "config": {"url": "https://a.example"}}),
+                "event",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "retries": 4}}),
+                "config.retries",
+            ),
+            (
+                json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://a.example", "extra": 1}}),
+                "config.extra",
+            ),
             (
                 json!({"name": "n", "events": ["PostSignIn"], "config": {}}),
                 "config.url",
@@ -492,11 +587,57 @@ mod tests {
         assert!(next.enabled && next.disabled_reason.is_none());
         assert_eq!(next.name, "crm");
         assert!(next.updated_at > h.updated_at);
+        // As in Logto, a key sent with a patch is ignored: rotation changes it.
+        let same = HookPatch::parse(&json!({"signingKey": "x"}), HTTPS_ONLY)
+            .unwrap()
+            .apply(&next, 6);
+        assert_eq!(same.signing_key, next.signing_key);
         assert_eq!(
-            HookPatch::parse(&json!({"signingKey": "x"}), HTTPS_ONLY)
+            HookPatch::parse(&json!({"extra": 1}), HTTPS_ONLY)
                 .unwrap_err()
                 .field,
-            "signingKey"
+            "extra"
         );
+    }
+
+    #[test]
+    fn a_fetched_hook_can_be_sent_back_as_it_is() {
+        let h = NewHook::parse(&valid(), HTTPS_ONLY).unwrap().into_hook(5);
+        let mut fetched = crate::api::views::hook_json(&h);
+        fetched["executionStats"] = json!({"requestCount": 1, "successCount": 1});
+        fetched["disabledReason"] = json!("x");
+        fetched["tenantId"] = json!("default");
+        let patch = HookPatch::parse(&fetched, HTTPS_ONLY).unwrap();
+        let next = patch.apply(&h, 6);
+        assert_eq!((next.id.clone(), next.created_at), (h.id.clone(), 5));
+        assert_eq!(next.events, h.events);
+        assert_eq!(next.signing_key, h.signing_key);
+        // And created again: the read-only fields are ignored, the key is imported.
+        let copy = NewHook::parse(&fetched, HTTPS_ONLY).unwrap().into_hook(7);
+        assert_ne!(copy.id, h.id);
+        assert_eq!((copy.created_at, &copy.signing_key), (7, &h.signing_key));
+    }
+
+    #[test]
+    fn logto_bodies_parse_name_event_and_retries_as_logto_does() {
+        let url = json!({"url": "https://a.example", "retries": 3});
+        let h = NewHook::parse(&json!({"event": "PostRegister", "config": url}), HTTPS_ONLY)
+            .unwrap()
+            .into_hook(1);
+        assert_eq!(h.name, "", "name is optional");
+        assert_eq!(h.events, vec![EventName::PostRegister], "legacy event");
+        assert_eq!(h.retries, Some(3));
+        let json = crate::api::views::hook_json(&h);
+        assert_eq!(json["config"]["retries"], 3);
+        assert_eq!(json["event"], Value::Null);
+        // `events` wins over the legacy field; a patch may set either.
+        let both = json!({"event": "PostSignIn", "events": ["User.Created"], "config": {"url": "https://a.example"}});
+        let h = NewHook::parse(&both, HTTPS_ONLY).unwrap().into_hook(1);
+        assert_eq!(h.events, vec![EventName::UserCreated]);
+        let patch = HookPatch::parse(&json!({"event": "PostSignIn"}), HTTPS_ONLY).unwrap();
+        assert_eq!(patch.apply(&h, 2).events, vec![EventName::PostSignIn]);
+        let e = NewHook::parse(&json!({"config": {"url": "https://a.example"}}), HTTPS_ONLY)
+            .unwrap_err();
+        assert_eq!(e.message, MISSING_EVENTS);
     }
 }

@@ -39,11 +39,15 @@ pub enum ApiError {
     EventInProgress,
     #[error("the delivery is still pending")]
     DeliveryPending,
-    #[error("the endpoint did not accept the test request")]
+    #[error("you need to provide at least one event")]
+    MissingEvents,
+    #[error("the endpoint responded with an error")]
     TestFailed {
         response_status: Option<u16>,
         response_body: Option<String>,
     },
+    #[error("failed to send the test payload: {0}")]
+    TestNotSent(String),
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -60,13 +64,17 @@ impl ApiError {
             | ApiError::DeliveryNotFound
             | ApiError::RecoveryNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Validation(_) | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::MalformedRequest | ApiError::MissingEvents => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
                 StatusCode::CONFLICT
             }
-            ApiError::TestFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TestFailed { .. } | ApiError::TestNotSent(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,21 +96,34 @@ impl ApiError {
             ApiError::Conflict => "hook.conflict",
             ApiError::EventInProgress => "event.in_progress",
             ApiError::DeliveryPending => "delivery.pending",
-            ApiError::TestFailed { .. } => "hook.test_failed",
+            ApiError::MissingEvents => "hook.missing_events",
+            ApiError::TestFailed { .. } => "hook.endpoint_responded_with_error",
+            ApiError::TestNotSent(_) => "hook.send_test_payload_failed",
             ApiError::Unavailable => "service.unavailable",
             ApiError::Internal => "internal",
         }
     }
 
-    /// The JSON error body: `{code, message, details?}` (the test button adds its answer).
+    /// The JSON error body, Logto's envelope: `{code, message, data?, details?}`. A refused
+    /// field is `data.field` and described in `details`; the test button's endpoint answer is
+    /// `data.responseStatus` and `data.responseBody` (also at the top level, as before).
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
         match self {
-            ApiError::Validation(v) => body["details"] = json!({ "field": v.field }),
+            ApiError::Validation(v) => {
+                body["data"] = json!({ "field": v.field });
+                body["details"] =
+                    format!("Error in key path \"{}\": {}", v.field, v.message).into();
+            }
+            ApiError::MissingEvents => body["data"] = json!({ "field": "events" }),
             ApiError::TestFailed {
                 response_status,
                 response_body,
             } => {
+                body["data"] = json!({
+                    "responseStatus": response_status,
+                    "responseBody": response_body,
+                });
                 body["responseStatus"] = json!(response_status);
                 body["responseBody"] = json!(response_body);
             }
@@ -171,7 +192,11 @@ mod tests {
         let bytes = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["code"], "request.invalid");
-        assert_eq!(body["details"]["field"], "config.url");
+        assert_eq!(body["data"]["field"], "config.url");
+        assert_eq!(
+            body["details"],
+            "Error in key path \"config.url\": must use https"
+        );
         assert_eq!(body["message"], "config.url: must use https");
         assert_eq!(ApiError::HookNotFound.code(), "hook.not_found");
         assert_eq!(ApiError::RouteNotFound.code(), "route.not_found");

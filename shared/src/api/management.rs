@@ -1,9 +1,10 @@
 //! The management API (admin token): hooks CRUD and the delivery log. Each route is an axum
 //! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
-use super::bodies::{HookPatch, NewHook, TestRequest, parse_rotation};
+use super::bodies::{HookPatch, MISSING_EVENTS, NewHook, TestRequest, parse_rotation};
 use super::paging::{
-    Paging, decode_cursor, decode_hook_cursor, encode_cursor, encode_hook_cursor, next_link,
+    MAX_PAGE_SIZE, Paging, decode_cursor, decode_hook_cursor, encode_cursor, encode_hook_cursor,
+    next_link,
 };
 use super::views::{delivery_log_json, health_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
@@ -29,6 +30,9 @@ use serde_json::Value;
 use std::sync::Arc;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most hooks `GET /api/hooks` answers without paging parameters (Logto's "all of them");
+/// beyond it the answer says it is capped and links to the rest.
+pub const MAX_UNPAGED_HOOKS: usize = 10_000;
 
 pub struct ManagementHandler {
     store: Arc<dyn Store>,
@@ -101,7 +105,8 @@ impl ManagementHandler {
     }
 
     /// Hooks oldest first, one page at a time; the total is exact (a count of the listing
-    /// index, which holds nothing but hooks).
+    /// index, which holds nothing but hooks). Without `page`, `page_size` or `cursor`, every
+    /// hook (up to [`MAX_UNPAGED_HOOKS`]) and no `Total-Number`, as Logto answers.
     pub(crate) async fn list(
         State(this): This,
         uri: Uri,
@@ -109,6 +114,12 @@ impl ManagementHandler {
         RawQuery(query): RawQuery,
     ) -> Answer {
         let query = query.as_deref();
+        if ["page", "page_size", "cursor"]
+            .iter()
+            .all(|p| query_param(query, p).is_none())
+        {
+            return this.list_all(&uri, &headers, wants_stats(query)).await;
+        }
         let paging = Paging::from_query(query)?;
         let mut after = paging
             .cursor
@@ -146,8 +157,45 @@ impl ManagementHandler {
         Ok(response)
     }
 
+    /// Every hook, oldest first, read a page at a time; past [`MAX_UNPAGED_HOOKS`] the answer
+    /// is capped (`Total-Number-Is-Capped`) and `Link` names the next page.
+    async fn list_all(&self, uri: &Uri, headers: &HeaderMap, with_stats: bool) -> Answer {
+        let mut items = Vec::new();
+        let mut after = None;
+        let next = loop {
+            let room = MAX_UNPAGED_HOOKS - items.len();
+            let page = self
+                .store
+                .page_hooks(after.as_ref(), room.min(MAX_PAGE_SIZE))
+                .await?;
+            for hook in &page.items {
+                items.push(self.hook_json(hook, with_stats).await?);
+            }
+            match page.next {
+                Some(next) if items.len() < MAX_UNPAGED_HOOKS => after = Some(next),
+                next => break next,
+            }
+        };
+        let mut response = Json(Value::Array(items)).into_response();
+        if let Some(next) = next {
+            let answer = response.headers_mut();
+            answer.insert("total-number-is-capped", HeaderValue::from_static("true"));
+            let link = next_link(uri, headers, &encode_hook_cursor(&next));
+            if let Ok(link) = HeaderValue::from_str(&link) {
+                answer.insert(http::header::LINK, link);
+            }
+        }
+        Ok(response)
+    }
+
     pub(crate) async fn create(State(this): This, JsonBody(body): JsonBody) -> Answer {
-        let new = NewHook::parse(&body, this.url_policy)?;
+        let new = NewHook::parse(&body, this.url_policy).map_err(|e| {
+            if e.message == MISSING_EVENTS {
+                ApiError::MissingEvents
+            } else {
+                e.into()
+            }
+        })?;
         this.check_destination(&new.url)?;
         let hook = new.into_hook(now_ms());
         this.store.create_hook(&hook).await?;
@@ -212,12 +260,20 @@ impl ManagementHandler {
                 body.as_bytes(),
             );
             let answer = this.client.post(&url, &headers, &signature, &body).await;
-            if !answer.succeeded() {
-                return Err(ApiError::TestFailed {
-                    response_status: answer.status,
-                    response_body: answer.body.or(answer.error),
-                });
+            if answer.succeeded() {
+                continue;
             }
+            return Err(match answer.status {
+                Some(status) => ApiError::TestFailed {
+                    response_status: Some(status),
+                    response_body: answer.body,
+                },
+                None => ApiError::TestNotSent(
+                    answer
+                        .error
+                        .unwrap_or_else(|| "no answer from the endpoint".into()),
+                ),
+            });
         }
         Ok(StatusCode::NO_CONTENT.into_response())
     }
@@ -404,15 +460,25 @@ impl ManagementHandler {
         let hook = this.log_owner(&ids.hook).await?;
         let paging = Paging::from_query(query)?;
         let now = now_ms();
-        let end = ms_param(query, "endTime")?.unwrap_or(now);
-        let start = ms_param(query, "startTime")?.unwrap_or(end - DAY_MS);
-        let event =
-            match query_param(query, "event") {
-                None => None,
-                Some(e) => Some(EventName::parse_any(&e).ok_or_else(|| {
+        // Logto's names (`start_time`, `end_time`, `logKey`) are accepted beside ours.
+        let end = time_param(query, "endTime", "end_time")?.unwrap_or(now);
+        let start = time_param(query, "startTime", "start_time")?.unwrap_or(end - DAY_MS);
+        if start > end {
+            return Err(ValidationError::new("startTime", "must not be after endTime").into());
+        }
+        let event = match (query_param(query, "event"), query_param(query, "logKey")) {
+            (None, None) => None,
+            (Some(e), _) => {
+                Some(EventName::parse_any(&e).ok_or_else(|| {
                     ValidationError::new("event", "is not an event of the catalog")
-                })?),
-            };
+                })?)
+            }
+            (None, Some(key)) => Some(
+                key.strip_prefix("TriggerHook.")
+                    .and_then(EventName::parse_any)
+                    .ok_or_else(|| ValidationError::new("logKey", "must be TriggerHook.<event>"))?,
+            ),
+        };
         let statuses = match query_param(query, "result").as_deref() {
             None => None,
             Some("Success") => Some(vec![DeliveryStatus::Success]),
@@ -509,6 +575,18 @@ struct LogOwner {
 
 fn wants_stats(query: Option<&str>) -> bool {
     query_param(query, "includeExecutionStats").as_deref() == Some("true")
+}
+
+/// A time bound by our name or Logto's (our name wins when both are given).
+fn time_param(
+    query: Option<&str>,
+    name: &'static str,
+    logto: &'static str,
+) -> Result<Option<i64>, ApiError> {
+    match ms_param(query, name)? {
+        Some(v) => Ok(Some(v)),
+        None => ms_param(query, logto),
+    }
 }
 
 fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {

@@ -13,6 +13,8 @@ pub fn hook_json(hook: &Hook) -> Value {
     let mut v = json!({
         "id": hook.id,
         "name": hook.name,
+        // Logto's legacy single event: a body's `event` is kept in `events`.
+        "event": null,
         "events": hook.events,
         "config": { "url": hook.url.as_str(), "headers": headers_json(&hook.headers) },
         "signingKey": hook.signing_key.expose(),
@@ -32,6 +34,9 @@ pub fn hook_json(hook: &Hook) -> Value {
     if let Some(limit) = hook.rate_limit {
         v["config"]["rateLimit"] = limit.per_second().into();
     }
+    if let Some(retries) = hook.retries {
+        v["config"]["retries"] = retries.into();
+    }
     v
 }
 
@@ -44,17 +49,42 @@ fn headers_json(headers: &CustomHeaders) -> Value {
     )
 }
 
-/// An entry of `GET /api/hooks/{id}/recent-logs`.
+/// An entry of `GET /api/hooks/{id}/recent-logs`: Logto's log entry (`id`, `key`,
+/// `createdAt`, `payload: {key, result, hookId, hookRequest: {body}, response?, error?}`),
+/// with the delivery's own fields beside it (`result` may also be `Pending` here).
 pub fn delivery_log_json(d: &Delivery) -> Value {
     let result = match d.status {
         DeliveryStatus::Pending => "Pending",
         DeliveryStatus::Success => "Success",
         DeliveryStatus::Error | DeliveryStatus::Dropped => "Error",
     };
+    let key = format!("TriggerHook.{}", d.event);
+    let mut payload = json!({
+        "key": key,
+        "result": result,
+        "hookId": d.hook_id,
+        "hookRequest": {
+            "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
+        },
+    });
     let last = d.attempts.last();
+    if let Some(status) = last.and_then(|a| a.response_status) {
+        // Logto keeps the answer as JSON when it parses, else as text.
+        let body = last.and_then(|a| a.response_body.as_deref()).map(|b| {
+            serde_json::from_str::<Value>(b).unwrap_or_else(|_| Value::String(b.to_string()))
+        });
+        payload["response"] = json!({ "statusCode": status, "body": body });
+    }
+    if result == "Error"
+        && let Some(error) = last.and_then(|a| a.error.clone()).or(d.reason.clone())
+    {
+        payload["error"] = error.into();
+    }
     json!({
         "id": d.id,
-        "key": format!("TriggerHook.{}", d.event),
+        "key": key,
+        "createdAt": d.created_at,
+        "payload": payload,
         "hookId": d.hook_id,
         "eventId": d.event_id,
         "event": d.event,
@@ -63,12 +93,7 @@ pub fn delivery_log_json(d: &Delivery) -> Value {
         "reason": d.reason,
         "attemptCount": d.attempts.len(),
         "nextAttemptAt": d.next_attempt_at,
-        "createdAt": d.created_at,
-        "response": last.map(|a| json!({
-            "status": a.response_status, "body": a.response_body,
-        })),
         "attempts": d.attempts,
-        "payload": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
     })
 }
 

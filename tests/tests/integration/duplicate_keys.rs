@@ -23,7 +23,7 @@ fn assert_repeated(r: &Answer, field: &str, body: &str) {
     assert_eq!(r.status, 400, "{body}: {}", r.text());
     let answer = r.body_json();
     assert_eq!(answer["code"], "request.invalid", "{body}");
-    assert_eq!(answer["details"]["field"], field, "{body}");
+    assert_eq!(answer["data"]["field"], field, "{body}");
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("repeated"), "{body}: {message}");
 }

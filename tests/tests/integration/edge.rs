@@ -209,7 +209,7 @@ async fn trailing_slashes_are_ignored_and_the_query_kept() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(r.body_json()["details"]["field"], "page_size");
+    assert_eq!(r.body_json()["data"]["field"], "page_size");
     let event = br#"{"event":"PostSignIn"}"#.to_vec();
     let r = call(
         &router,

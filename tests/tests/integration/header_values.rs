@@ -50,7 +50,7 @@ async fn every_control_character_is_refused_in_a_header_value() {
         for (method, path, body) in attempts {
             let r = send(&router, request(method.clone(), &path, ADMIN, Some(body))).await;
             assert_eq!(r.status, 400, "{method} {path} with {c:?}: {}", r.text());
-            assert_eq!(r.body_json()["details"]["field"], "config.headers.x-a");
+            assert_eq!(r.body_json()["data"]["field"], "config.headers.x-a");
             assert!(!r.text().contains(SECRET), "the value was echoed");
             refused += 1;
         }

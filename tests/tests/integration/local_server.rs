@@ -199,7 +199,7 @@ async fn with_an_empty_allowlist_no_loopback_spelling_reaches_the_receiver() {
         let r = create(base.clone(), url.clone()).await;
         assert_eq!(r.status(), 400, "{url}");
         let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(body["details"]["field"], "config.url", "{url}");
+        assert_eq!(body["data"]["field"], "config.url", "{url}");
     }
     let r = http
         .post(format!("{base}/api/events"))

@@ -134,7 +134,7 @@ async fn the_log_pages_by_cursor_with_every_filter_kept() {
         )
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body_json()["details"]["field"], "cursor");
+    assert_eq!(r.body_json()["data"]["field"], "cursor");
 }
 
 #[tokio::test]
@@ -167,5 +167,5 @@ async fn hooks_page_by_cursor_oldest_first_with_an_exact_total() {
     assert_eq!(r.body_json().as_array().unwrap().len(), 3);
     let r = p.admin(Method::GET, "/api/hooks?cursor=bm9wZQ", None).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body_json()["details"]["field"], "cursor");
+    assert_eq!(r.body_json()["data"]["field"], "cursor");
 }

@@ -15,6 +15,7 @@ mod idempotency;
 mod lambda_e2e;
 mod local_server;
 mod log_paging;
+mod logto_compat;
 mod openapi;
 mod operational;
 mod operator;

@@ -623,10 +623,12 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::Conflict,
         ApiError::EventInProgress,
         ApiError::DeliveryPending,
+        ApiError::MissingEvents,
         ApiError::TestFailed {
             response_status: Some(500),
             response_body: Some("no".into()),
         },
+        ApiError::TestNotSent("connection refused".into()),
         ApiError::Unavailable,
         ApiError::Internal,
     ];
@@ -646,7 +648,9 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::Conflict
             | ApiError::EventInProgress
             | ApiError::DeliveryPending
+            | ApiError::MissingEvents
             | ApiError::TestFailed { .. }
+            | ApiError::TestNotSent(_)
             | ApiError::Unavailable
             | ApiError::Internal => {}
         }
@@ -686,7 +690,7 @@ async fn error_codes_and_bodies_are_documented() {
         let status = e.status().as_u16().to_string();
         let code = e.code();
         let body = body_of(e).await;
-        let schema = if code == "hook.test_failed" {
+        let schema = if code == "hook.endpoint_responded_with_error" {
             &schemas["TestFailure"]
         } else {
             &schemas["Error"]
@@ -855,8 +859,13 @@ async fn answers_match_the_documented_statuses_and_schemas() {
     let patch = "PATCH /api/hooks/{id}";
     let config = json!({"name": "renamed", "config": {"url": receiver.url("/in2")}});
     t.admin(200, patch, &at(""), config).await;
-    t.admin(400, patch, &at(""), json!({"signingKey": "x"}))
-        .await;
+    t.admin(400, patch, &at(""), json!({"extra": "x"})).await;
+    // A fetched hook sent back as it is, read-only fields and all.
+    let fetched = t
+        .admin(200, get, &at("?includeExecutionStats=true"), none.clone())
+        .await
+        .body_json();
+    t.admin(200, patch, &at(""), fetched).await;
     let rotate = "PATCH /api/hooks/{id}/signing-key";
     t.admin(
         200,
@@ -971,7 +980,7 @@ async fn answers_match_the_documented_statuses_and_schemas() {
     t.raw(413, ingest, req).await;
     let ftp = json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "ftp://a.example"}});
     let r = t.admin(400, "POST /api/hooks", "/api/hooks", ftp).await;
-    assert_eq!(r.body_json()["details"]["field"], "config.url");
+    assert_eq!(r.body_json()["data"]["field"], "config.url");
 
     t.admin(204, "DELETE /api/hooks/{id}", &at(""), none.clone())
         .await;

@@ -241,7 +241,10 @@ async fn test_button_resend_recover_and_execution_stats() {
         )
         .await;
     assert_eq!(refused.status, 422);
-    assert_eq!(refused.body_json()["code"], "hook.test_failed");
+    assert_eq!(
+        refused.body_json()["code"],
+        "hook.endpoint_responded_with_error"
+    );
     assert_eq!(refused.body_json()["responseStatus"], 500);
 
     // Two deliveries fail for good (two attempts each), then are re-sent.

@@ -205,7 +205,7 @@ async fn a_batch_fans_out_all_or_nothing() {
         .post_event(json!({"events": [{"event": "PostRegister"}, {"event": "Nope"}]}))
         .await;
     assert_eq!(bad.status, 400);
-    assert_eq!(bad.body_json()["details"]["field"], "events[1].event");
+    assert_eq!(bad.body_json()["data"]["field"], "events[1].event");
     let ok = p
         .post_event(json!({"events": [{"event": "PostRegister"}, {"event": "Organization.Created", "data": {"id": "o"}}, {"event": "Scope.Created"}]}))
         .await;

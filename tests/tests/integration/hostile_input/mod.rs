@@ -192,7 +192,7 @@ fn rejection(r: &Answer) -> Result<Value, TestCaseError> {
 fn rejected_at(r: &Answer, allowed: &[String]) -> TestCaseResult {
     prop_assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", text(r));
     let body = rejection(r)?;
-    let field = body["details"]["field"]
+    let field = body["data"]["field"]
         .as_str()
         .ok_or_else(|| fail(format!("no details.field: {body}")))?;
     prop_assert!(

@@ -1,0 +1,374 @@
+//! Logto's management API shapes, as a script written against Logto would meet them: each
+//! case is a fact transcribed from Logto's route and schema definitions (`routes/hook.ts`,
+//! `koa-pagination.ts`, `RequestError`, `jsonb-types/hooks.ts`), sent over real HTTP to the
+//! dev server, and every answer is also checked against docs/openapi.yaml.
+
+use crate::openapi::{conforms, doc};
+use serde_json::{Value, json};
+use std::time::Duration;
+use webhooks::config::{Defaults, Settings};
+use webhooks::local::{LocalConfig, LocalServer};
+use webhooks_tests::receiver::Receiver;
+
+const ADMIN: &str = "logto-admin";
+const INGEST: &str = "logto-ingest";
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    doc: Value,
+}
+
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Checks `value` against the document's schema `name`.
+    fn conforms(&self, name: &str, value: &Value) {
+        let schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+        conforms(&self.doc, &schema, value, name).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+async fn server() -> (LocalServer, Client) {
+    let server = LocalServer::start(LocalConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_tokens: ADMIN.into(),
+        ingest_tokens: INGEST.into(),
+        data_dir: None,
+        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
+        workers: 2,
+        operational: None,
+    })
+    .await
+    .unwrap();
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.addr),
+        doc: doc(),
+    };
+    (server, client)
+}
+
+#[tokio::test]
+async fn hooks_take_logto_bodies_and_a_fetched_hook_goes_back_unchanged() {
+    use reqwest::Method;
+    let (server, c) = server().await;
+    let receiver = Receiver::start(&[]).await;
+    let url = receiver.url("/logto");
+
+    // hooks.ts: `name` optional, the legacy single `event`, `config.retries` (0 to 3).
+    let created = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"event": "PostRegister", "config": {"url": url, "headers": {"x-a": "1"}, "retries": 3}})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let hook = created.body;
+    c.conforms("Hook", &hook);
+    assert_eq!(hook["name"], "");
+    assert_eq!(hook["events"], json!(["PostRegister"]));
+    assert_eq!(hook["event"], Value::Null);
+    assert_eq!(hook["config"]["retries"], 3);
+    assert_eq!(hook["enabled"], true);
+    let id = hook["id"].as_str().unwrap().to_string();
+
+    // Neither `events` nor `event`: 400 `hook.missing_events`. An empty name: 400.
+    let missing = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"config": {"url": url}})),
+        )
+        .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.body["code"], "hook.missing_events");
+    c.conforms("Error", &missing.body);
+    let empty_name = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"name": "", "events": ["PostSignIn"], "config": {"url": url}})),
+        )
+        .await;
+    assert_eq!(empty_name.status, 400);
+    // RequestError's envelope: {code, message, data?, details?}, `details` a string.
+    let e = &empty_name.body;
+    assert!(e["code"].is_string() && e["message"].is_string(), "{e}");
+    assert_eq!(e["data"]["field"], "name");
+    assert!(e["details"].as_str().unwrap().contains("\"name\""), "{e}");
+    c.conforms("Error", e);
+
+    // A fetched hook (with stats, and Logto's tenantId) sent back: accepted, nothing changes
+    // but what was meant to.
+    let mut fetched = c
+        .send(
+            Method::GET,
+            &format!("/api/hooks/{id}?includeExecutionStats=true"),
+            None,
+        )
+        .await
+        .body;
+    assert!(fetched["executionStats"]["requestCount"].is_u64());
+    fetched["tenantId"] = json!("default");
+    fetched["name"] = json!("renamed");
+    let patched = c
+        .send(Method::PATCH, &format!("/api/hooks/{id}"), Some(fetched))
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    c.conforms("Hook", &patched.body);
+    assert_eq!(patched.body["name"], "renamed");
+    for field in ["id", "createdAt", "signingKey", "events", "config"] {
+        assert_eq!(patched.body[field], hook[field], "{field}");
+    }
+    // A key sent with a patch is ignored (hook.ts omits signingKey from the guard).
+    let same = c
+        .send(
+            Method::PATCH,
+            &format!("/api/hooks/{id}"),
+            Some(json!({"signingKey": "attempted-overwrite-of-the-key"})),
+        )
+        .await;
+    assert_eq!(same.status, 200);
+    assert_eq!(same.body["signingKey"], hook["signingKey"]);
+    // Unknown fields inside `config` are still refused.
+    let unknown = c
+        .send(
+            Method::PATCH,
+            &format!("/api/hooks/{id}"),
+            Some(json!({"config": {"url": url, "retry": 1}})),
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.body["data"]["field"], "config.retry");
+
+    // koa-pagination with isOptional: no paging parameter, every hook and no Total-Number.
+    for i in 0..24 {
+        let r = c
+            .send(
+                Method::POST,
+                "/api/hooks",
+                Some(json!({"name": format!("h{i}"), "events": ["User.Created"], "config": {"url": url}})),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let all = c.send(Method::GET, "/api/hooks", None).await;
+    assert_eq!(all.status, 200);
+    assert_eq!(all.body.as_array().unwrap().len(), 25);
+    assert!(all.headers.get("total-number").is_none());
+    for h in all.body.as_array().unwrap() {
+        c.conforms("Hook", h);
+    }
+    let page = c.send(Method::GET, "/api/hooks?page=1", None).await;
+    assert_eq!(page.body.as_array().unwrap().len(), 20);
+    assert_eq!(page.headers["total-number"], "25");
+    let page = c
+        .send(Method::GET, "/api/hooks?page_size=5&page=2", None)
+        .await;
+    assert_eq!(page.body.as_array().unwrap().len(), 5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_test_button_answers_as_logto_does() {
+    use reqwest::Method;
+    let (server, c) = server().await;
+    let ok = Receiver::start(&[]).await;
+    let failing = Receiver::start(&[500]).await;
+    let hook = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"name": "t", "events": ["PostSignIn"], "config": {"url": ok.url("/t")}})),
+        )
+        .await
+        .body;
+    let path = format!("/api/hooks/{}/test", hook["id"].as_str().unwrap());
+    let test =
+        |url: String| json!({"events": ["PostSignIn", "User.Created"], "config": {"url": url}});
+
+    let r = c.send(Method::POST, &path, Some(test(ok.url("/t")))).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(ok.received().len(), 2, "one sample per event");
+
+    // A non-2xx answer: 422 hook.endpoint_responded_with_error, data {responseStatus, responseBody}.
+    let r = c
+        .send(Method::POST, &path, Some(test(failing.url("/t"))))
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["code"], "hook.endpoint_responded_with_error");
+    assert_eq!(r.body["data"]["responseStatus"], 500);
+    assert!(r.body["data"]["responseBody"].is_string(), "{}", r.body);
+    c.conforms("TestFailure", &r.body);
+
+    // No answer at all (nothing listens there): 422 hook.send_test_payload_failed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let r = c
+        .send(
+            Method::POST,
+            &path,
+            Some(test(format!("http://127.0.0.1:{port}/t"))),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["code"], "hook.send_test_payload_failed");
+    assert!(r.body.get("data").is_none(), "{}", r.body);
+    c.conforms("Error", &r.body);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn recent_logs_are_logto_log_entries_with_logto_filters() {
+    use reqwest::Method;
+    let (server, c) = server().await;
+    let receiver = Receiver::start(&[]).await;
+    let hook = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"name": "logs", "events": ["PostRegister", "User.Created"], "config": {"url": receiver.url("/l")}})),
+        )
+        .await
+        .body;
+    let id = hook["id"].as_str().unwrap();
+    for event in [
+        json!({"event": "PostRegister", "userId": "u1"}),
+        json!({"event": "User.Created", "data": {"id": "u1"}}),
+    ] {
+        let r = c
+            .http
+            .post(format!("{}/api/events", c.base))
+            .bearer_auth(INGEST)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    let logs = loop {
+        let logs = c
+            .send(Method::GET, &format!("/api/hooks/{id}/recent-logs"), None)
+            .await
+            .body;
+        if logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["result"] == "Success")
+        {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2);
+    for log in logs {
+        c.conforms("DeliveryLog", log);
+        // Logs.guard: {id, key, payload, createdAt}; payload {key, result, hookId,
+        // hookRequest: {body}, response: {statusCode, body}}.
+        let key = log["key"].as_str().unwrap();
+        assert!(key.starts_with("TriggerHook."), "{log}");
+        assert!(log["createdAt"].is_i64());
+        let payload = &log["payload"];
+        assert_eq!(payload["key"], key);
+        assert_eq!(payload["result"], "Success");
+        assert_eq!(payload["hookId"], id);
+        assert_eq!(payload["hookRequest"]["body"]["hookId"], id);
+        assert_eq!(payload["response"]["statusCode"], 200);
+        assert!(payload.get("error").is_none());
+    }
+
+    // `logKey` is an exact key; `start_time`/`end_time` are unix milliseconds.
+    let register = c
+        .send(
+            Method::GET,
+            &format!("/api/hooks/{id}/recent-logs?logKey=TriggerHook.PostRegister"),
+            None,
+        )
+        .await
+        .body;
+    let register = register.as_array().unwrap();
+    assert_eq!(register.len(), 1);
+    assert_eq!(
+        register[0]["payload"]["hookRequest"]["body"]["event"],
+        "PostRegister"
+    );
+    let now = webhooks::clock::now_ms();
+    let future = c
+        .send(
+            Method::GET,
+            &format!(
+                "/api/hooks/{id}/recent-logs?start_time={}&end_time={}",
+                now + 60_000,
+                now + 120_000
+            ),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(future, json!([]));
+    let window = c
+        .send(
+            Method::GET,
+            &format!(
+                "/api/hooks/{id}/recent-logs?start_time={}&end_time={}",
+                now - 60_000,
+                now + 1
+            ),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(window.as_array().unwrap().len(), 2);
+    let backwards = c
+        .send(
+            Method::GET,
+            &format!("/api/hooks/{id}/recent-logs?start_time={now}&end_time=1"),
+            None,
+        )
+        .await;
+    assert_eq!(backwards.status, 400);
+    let bad_key = c
+        .send(
+            Method::GET,
+            &format!("/api/hooks/{id}/recent-logs?logKey=PostRegister"),
+            None,
+        )
+        .await;
+    assert_eq!(bad_key.status, 400);
+    assert_eq!(bad_key.body["data"]["field"], "logKey");
+    server.stop().await;
+}
