@@ -8,6 +8,10 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api::Tokens;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::operational::{NoticeTopic, Notices, OperationalEndpoint};
+use crate::relay::LogtoSources;
+
+/// Names the SSM SecureString parameter holding the Logto relay's sources.
+const SOURCES_PARAMETER: &str = "WEBHOOKS_LOGTO_SOURCES_PARAMETER";
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +33,9 @@ pub struct Deployment {
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
     pub tokens: Tokens,
+    /// Logto instances that may relay events (the ingest function's
+    /// `WEBHOOKS_LOGTO_SOURCES_PARAMETER`); none elsewhere.
+    pub logto_sources: LogtoSources,
     sdk: aws_config::SdkConfig,
 }
 
@@ -130,11 +137,24 @@ impl Deployment {
             )
         };
         let (admin, ingest) = (admin?, ingest?);
+        let logto_sources = match var(SOURCES_PARAMETER).filter(|v| !v.trim().is_empty()) {
+            Some(name) if accepts == Accepts::AdminAndIngest => {
+                let error = |message: String| ConfigError {
+                    name: SOURCES_PARAMETER,
+                    message: format!("parameter {}: {message}", name.trim()),
+                };
+                let ssm = aws_sdk_ssm::Client::new(&sdk);
+                let value = secure_parameter(&ssm, name.trim()).await.map_err(error)?;
+                LogtoSources::parse(&value).map_err(error)?
+            }
+            _ => LogtoSources::default(),
+        };
         Ok(Self {
             settings,
             store: Arc::new(store),
             queue: Arc::new(queue),
             tokens: Tokens::from_lists(&admin, &ingest),
+            logto_sources,
             sdk,
         })
     }

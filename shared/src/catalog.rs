@@ -53,6 +53,8 @@ catalog! {
         UserDeleted => "User.Deleted", "User";
         UserDataUpdated => "User.Data.Updated", "User";
         UserSuspensionStatusUpdated => "User.SuspensionStatus.Updated", "User";
+        TrustedDeviceCreated => "TrustedDevice.Created", "User";
+        TrustedDeviceDeleted => "TrustedDevice.Deleted", "User";
         RoleCreated => "Role.Created", "Role";
         RoleDeleted => "Role.Deleted", "Role";
         RoleDataUpdated => "Role.Data.Updated", "Role";
@@ -85,7 +87,19 @@ catalog! {
 /// The `interactionEvent` values interaction events carry.
 pub const INTERACTION_KINDS: &[&str] = &["Register", "SignIn", "ForgotPassword"];
 
+/// The setting that turns on [`EventName::is_preview`] events.
+pub const PREVIEW_SETTING: &str = "WEBHOOKS_PREVIEW_EVENTS";
+
 impl EventName {
+    /// Events Logto ships behind its dev-feature flag: callers may post them and hooks
+    /// subscribe to them only with `WEBHOOKS_PREVIEW_EVENTS=true`.
+    pub fn is_preview(self) -> bool {
+        matches!(
+            self,
+            EventName::TrustedDeviceCreated | EventName::TrustedDeviceDeleted
+        )
+    }
+
     /// For interaction events, the `interactionEvent` implied by the name.
     pub fn implied_interaction(self) -> Option<&'static str> {
         match self {
@@ -127,11 +141,19 @@ mod tests {
 
     #[test]
     fn catalog_has_every_logto_event_once() {
-        assert_eq!(EventName::ALL.len(), 29);
+        assert_eq!(EventName::ALL.len(), 31);
+        let preview: Vec<_> = EventName::ALL.iter().filter(|e| e.is_preview()).collect();
+        assert_eq!(
+            preview,
+            [
+                &EventName::TrustedDeviceCreated,
+                &EventName::TrustedDeviceDeleted
+            ]
+        );
         let mut names: Vec<_> = EventName::ALL.iter().map(|e| e.as_str()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 29);
+        assert_eq!(names.len(), 31);
     }
 
     #[test]

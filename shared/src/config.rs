@@ -43,6 +43,9 @@ pub struct Settings {
     /// Where operational notices go (`WEBHOOKS_OPERATIONAL_URL`); its key is read apart, as
     /// a secret.
     pub operational_url: Option<HookUrl>,
+    /// Whether events Logto ships behind its dev-feature flag are accepted
+    /// (`WEBHOOKS_PREVIEW_EVENTS`).
+    pub preview_events: bool,
 }
 
 /// What differs between deployments when a variable is unset.
@@ -94,14 +97,14 @@ impl Settings {
                 .map_err(|e| err("WEBHOOKS_ALLOWED_CIDRS", e.to_string()))?,
             None => defaults.address_policy,
         };
-        let allow_http = match get("WEBHOOKS_ALLOW_HTTP").as_deref().map(str::trim) {
-            None | Some("") => defaults.allow_http,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(_) => {
-                return Err(err("WEBHOOKS_ALLOW_HTTP", "must be true or false".into()));
-            }
+        let flag = |name: &'static str, default: bool| match get(name).as_deref().map(str::trim) {
+            None | Some("") => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(_) => Err(err(name, "must be true or false".into())),
         };
+        let allow_http = flag("WEBHOOKS_ALLOW_HTTP", defaults.allow_http)?;
+        let preview_events = flag(crate::catalog::PREVIEW_SETTING, false)?;
         let retention_days = match get("WEBHOOKS_RETENTION_DAYS") {
             Some(s) if !s.trim().is_empty() => s
                 .trim()
@@ -162,6 +165,7 @@ impl Settings {
             timeouts: Timeouts::default(),
             health,
             operational_url,
+            preview_events,
         })
     }
 }
@@ -256,6 +260,7 @@ mod tests {
             ("WEBHOOKS_RETRY_SCHEDULE", "soon"),
             ("WEBHOOKS_ALLOWED_CIDRS", "10.0.0.0/99"),
             ("WEBHOOKS_ALLOW_HTTP", "maybe"),
+            ("WEBHOOKS_PREVIEW_EVENTS", "yes"),
             ("WEBHOOKS_RETENTION_DAYS", "0"),
         ] {
             let e = settings(&[(name, value)], Defaults::aws()).unwrap_err();

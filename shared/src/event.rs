@@ -127,14 +127,39 @@ pub fn parse_ingest(bytes: &[u8], now: OffsetDateTime) -> Result<IngestBody, Val
             .zip(raw.events)
             .enumerate()
             .map(|(i, (item, raw))| {
-                parse_event(item, raw.get(), now).map_err(|e| e.under(&format!("events[{i}]")))
+                parse_event(item, raw.get(), now, Origin::Caller)
+                    .map_err(|e| e.under(&format!("events[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(IngestBody::Batch(events));
     }
     let raw = std::str::from_utf8(bytes)
         .map_err(|_| ValidationError::new("", "body is not valid UTF-8"))?;
-    parse_event(Value::Object(obj), raw, now).map(IngestBody::Single)
+    parse_event(Value::Object(obj), raw, now, Origin::Caller).map(IngestBody::Single)
+}
+
+/// Parses a body a Logto instance relayed (one event, as Logto's dispatcher sends it) under
+/// the event id `id`: Logto's `hookId` is dropped and every other member, `id` included, is
+/// delivered as sent.
+pub fn parse_relayed(
+    bytes: &[u8],
+    now: OffsetDateTime,
+    id: EventId,
+) -> Result<Event, ValidationError> {
+    let Value::Object(mut obj) = crate::json::parse(bytes)? else {
+        return Err(ValidationError::new("", "body must be an event object"));
+    };
+    obj.remove("hookId");
+    let raw = std::str::from_utf8(bytes)
+        .map_err(|_| ValidationError::new("", "body is not valid UTF-8"))?;
+    parse_event(Value::Object(obj), raw, now, Origin::Relayed(id))
+}
+
+/// Where an event comes from: a caller of `POST /api/events`, or a Logto instance through
+/// the relay (whose body carries Logto's `hookId` and no idempotency key).
+enum Origin {
+    Caller,
+    Relayed(EventId),
 }
 
 #[derive(serde::Deserialize)]
@@ -206,7 +231,12 @@ const MEMBERSHIP_DELTAS: &[&str] = &[
     "removedApplicationIds",
 ];
 
-fn parse_event(value: Value, raw: &str, now: OffsetDateTime) -> Result<Event, ValidationError> {
+fn parse_event(
+    value: Value,
+    raw: &str,
+    now: OffsetDateTime,
+    origin: Origin,
+) -> Result<Event, ValidationError> {
     let Value::Object(mut obj) = value else {
         return Err(ValidationError::new("", "must be an object"));
     };
@@ -226,10 +256,12 @@ fn parse_event(value: Value, raw: &str, now: OffsetDateTime) -> Result<Event, Va
             "is set by the server for each hook",
         ));
     }
-    let (id, caller_id) = match obj.get("id") {
-        None | Some(Value::Null) => (EventId::generate(), false),
-        Some(Value::String(s)) => (EventId::parse(s)?, true),
-        Some(_) => return Err(ValidationError::new("id", "must be a string")),
+    let relayed = matches!(origin, Origin::Relayed(_));
+    let (id, caller_id) = match (origin, obj.get("id")) {
+        (Origin::Relayed(id), _) => (id, true),
+        (Origin::Caller, None | Some(Value::Null)) => (EventId::generate(), false),
+        (Origin::Caller, Some(Value::String(s))) => (EventId::parse(s)?, true),
+        (Origin::Caller, Some(_)) => return Err(ValidationError::new("id", "must be a string")),
     };
     // Normalised to `Date.toISOString()`'s form: UTC, milliseconds, `Z`.
     let created_at_ms = match obj.remove("createdAt") {
@@ -305,7 +337,9 @@ fn parse_event(value: Value, raw: &str, now: OffsetDateTime) -> Result<Event, Va
                 }
             }
             "createdAt" if posted_created_at => fields.member("createdAt", &created_at),
-            "createdAt" | "id" => {}
+            "createdAt" => {}
+            "hookId" if relayed => {}
+            "id" if !relayed => {}
             other => fields.member(other, value.get()),
         }
     }
@@ -335,7 +369,7 @@ pub fn sample_event(name: EventName, now: OffsetDateTime) -> Event {
         fields["data"] = serde_json::json!({"id": "sample_id", "name": "Sample"});
     }
     let raw = fields.to_string();
-    parse_event(fields, &raw, now).expect("the sample event is valid")
+    parse_event(fields, &raw, now, Origin::Caller).expect("the sample event is valid")
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {

@@ -20,6 +20,7 @@ pub mod net;
 pub mod operational;
 pub mod ports;
 pub mod recovery;
+pub mod relay;
 pub mod retry;
 pub mod sender;
 pub mod signing;

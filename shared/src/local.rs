@@ -8,6 +8,7 @@ use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
 use crate::operational::{Notices, OperationalEndpoint};
+use crate::relay::{LogtoSources, SOURCES_VARIABLE};
 use crate::sender::Sender;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct LocalConfig {
     /// Where operational notices go (`WEBHOOKS_OPERATIONAL_URL` and
     /// `WEBHOOKS_OPERATIONAL_SIGNING_KEY`).
     pub operational: Option<OperationalEndpoint>,
+    /// Logto instances that may relay events (`WEBHOOKS_LOGTO_SOURCES`).
+    pub logto_sources: LogtoSources,
 }
 
 impl LocalConfig {
@@ -59,6 +62,11 @@ impl LocalConfig {
         let settings = Settings::from_env(Defaults::local())?;
         let key = var("WEBHOOKS_OPERATIONAL_SIGNING_KEY").filter(|k| !k.trim().is_empty());
         let operational = operational_endpoint(&settings, key.as_deref())?;
+        let logto_sources = LogtoSources::parse(&var(SOURCES_VARIABLE).unwrap_or_default())
+            .map_err(|message| ConfigError {
+                name: SOURCES_VARIABLE,
+                message,
+            })?;
         Ok((
             Self {
                 bind,
@@ -68,6 +76,7 @@ impl LocalConfig {
                 settings,
                 workers: 8,
                 operational,
+                logto_sources,
             },
             generated,
         ))
@@ -133,13 +142,16 @@ impl LocalServer {
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
         let client = DeliveryClient::from_settings(settings);
-        let app = router(Api::new(
-            store.clone(),
-            queue.clone(),
-            client.clone(),
-            tokens,
-            settings,
-        ));
+        let app = router(
+            Api::new(
+                store.clone(),
+                queue.clone(),
+                client.clone(),
+                tokens,
+                settings,
+            )
+            .with_logto_sources(config.logto_sources.clone()),
+        );
         let sender = Sender::configured(
             store.clone(),
             queue.clone(),

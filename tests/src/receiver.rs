@@ -28,6 +28,11 @@ impl Received {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("the delivered body is JSON")
     }
+
+    /// The body as received, byte for byte (it is UTF-8 JSON).
+    pub fn body_text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).expect("the delivered body is UTF-8")
+    }
 }
 
 #[derive(Default)]

@@ -1,5 +1,6 @@
-//! The ingest Lambda: API Gateway sends it `POST /api/events`; it serves the whole router, as
-//! the api Lambda and the dev server do.
+//! The ingest Lambda: API Gateway sends it `POST /api/events` and the Logto relay
+//! (`POST /api/ingest/logto/{sourceId}`); it serves the whole router, as the api Lambda and
+//! the dev server do.
 
 use lambda_http::Error;
 use webhooks::api::{Api, router};
@@ -17,6 +18,7 @@ async fn main() -> Result<(), Error> {
         DeliveryClient::from_settings_on_first_use(&settings),
         deployment.tokens,
         &settings,
-    );
+    )
+    .with_logto_sources(deployment.logto_sources);
     lambda_http::run(router(api)).await
 }

@@ -15,6 +15,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may not use this route")]
     Forbidden,
+    #[error("the logto-signature-sha-256 header does not sign this body for this source")]
+    SignatureInvalid,
     #[error("route not found")]
     RouteNotFound,
     #[error("this route does not serve this method")]
@@ -57,7 +59,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::SignatureInvalid => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RouteNotFound
             | ApiError::HookNotFound
@@ -84,6 +86,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "auth.unauthorized",
             ApiError::Forbidden => "auth.forbidden",
+            ApiError::SignatureInvalid => "auth.invalid_signature",
             ApiError::RouteNotFound => "route.not_found",
             ApiError::MethodNotAllowed => "route.method_not_allowed",
             ApiError::HookNotFound => "hook.not_found",

@@ -3,12 +3,18 @@
 
 use super::{ApiError, LimitedBody, require_json};
 use crate::catalog::EventName;
+use crate::validation::ValidationError;
+
+/// Why a preview event is refused while the setting is off.
+pub(crate) const PREVIEW_REFUSED: &str =
+    "is a preview event; set WEBHOOKS_PREVIEW_EVENTS=true to use it";
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::{Event, IngestBody, parse_ingest};
+use crate::event::{Event, IngestBody, parse_ingest, parse_relayed};
 use crate::hook::HookId;
 use crate::metrics::{self, Unit};
 use crate::ports::{EventClaim, JobQueue, Store};
+use crate::relay::{LogtoSources, relayed_event_id};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -44,14 +50,21 @@ pub struct IngestHandler {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     retention: Duration,
+    preview_events: bool,
 }
 
 impl IngestHandler {
-    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, retention: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        retention: Duration,
+        preview_events: bool,
+    ) -> Self {
         Self {
             store,
             queue,
             retention,
+            preview_events,
         }
     }
 
@@ -64,10 +77,48 @@ impl IngestHandler {
         this.try_handle(&headers, &bytes).await
     }
 
+    /// `POST /api/ingest/logto/{sourceId}`: a body a Logto instance sent, accepted only with
+    /// the source's `logto-signature-sha-256`, then fanned out like any event (the same bytes
+    /// within 24 hours are one event).
+    pub(super) async fn relay(
+        &self,
+        sources: &LogtoSources,
+        source: &str,
+        headers: &HeaderMap,
+        bytes: &[u8],
+    ) -> Result<Response, ApiError> {
+        let signature = headers
+            .get("logto-signature-sha-256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !sources.verifies(source, signature, bytes) {
+            tracing::warn!(source = %crate::hook::printable(source), "relayed event refused: unknown source or bad signature");
+            return Err(ApiError::SignatureInvalid);
+        }
+        require_json(headers)?;
+        let id = relayed_event_id(source, bytes);
+        let event = parse_relayed(bytes, time::OffsetDateTime::now_utc(), id)?;
+        self.accept_events(IngestBody::Single(event)).await
+    }
+
     async fn try_handle(&self, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
         require_json(headers)?;
         let body = parse_ingest(bytes, time::OffsetDateTime::now_utc())?;
+        self.accept_events(body).await
+    }
+
+    /// Fans the parsed events out (claiming callers' ids first) and answers 202.
+    async fn accept_events(&self, body: IngestBody) -> Result<Response, ApiError> {
         let events = body.events();
+        if !self.preview_events
+            && let Some(i) = events.iter().position(|e| e.name.is_preview())
+        {
+            let field = match body {
+                IngestBody::Single(_) => "event".to_string(),
+                IngestBody::Batch(_) => format!("events[{i}].event"),
+            };
+            return Err(ValidationError::new(field, PREVIEW_REFUSED).into());
+        }
         let plan = self.claim(events).await?;
         let fresh: Vec<(&Event, Option<Claim>)> = events
             .iter()

@@ -2,11 +2,12 @@
 //! handler of [`ManagementHandler`]; the router has checked the token and the method.
 
 use super::bodies::{HookPatch, MISSING_EVENTS, NewHook, TestRequest, parse_rotation};
+use super::ingest::PREVIEW_REFUSED;
 use super::paging::{
     MAX_PAGE_SIZE, Paging, decode_cursor, decode_hook_cursor, encode_cursor, encode_hook_cursor,
     next_link,
 };
-use super::views::{delivery_log_json, health_json, hook_json, recovery_json};
+use super::views::{catalog_json, delivery_log_json, health_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
 use crate::catalog::EventName;
 use crate::clock::now_ms;
@@ -39,6 +40,7 @@ pub struct ManagementHandler {
     queue: Arc<dyn JobQueue>,
     client: DeliveryClient,
     url_policy: UrlPolicy,
+    preview_events: bool,
 }
 
 type This = State<Arc<ManagementHandler>>;
@@ -95,12 +97,29 @@ impl ManagementHandler {
         queue: Arc<dyn JobQueue>,
         client: DeliveryClient,
         url_policy: UrlPolicy,
+        preview_events: bool,
     ) -> Self {
         Self {
             store,
             queue,
             client,
             url_policy,
+            preview_events,
+        }
+    }
+
+    /// `GET /api/hook-events`.
+    pub(crate) async fn catalog(State(this): This) -> Json<Value> {
+        Json(catalog_json(this.preview_events))
+    }
+
+    /// Refuses preview events while `WEBHOOKS_PREVIEW_EVENTS` is off.
+    fn check_events(&self, events: &[EventName]) -> Result<(), ApiError> {
+        match events.iter().position(|e| e.is_preview()) {
+            Some(i) if !self.preview_events => {
+                Err(ValidationError::new(format!("events[{i}]"), PREVIEW_REFUSED).into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -196,6 +215,7 @@ impl ManagementHandler {
                 e.into()
             }
         })?;
+        this.check_events(&new.events)?;
         this.check_destination(&new.url)?;
         let hook = new.into_hook(now_ms());
         this.store.create_hook(&hook).await?;
@@ -242,6 +262,7 @@ impl ManagementHandler {
     /// Sends a signed sample of each event to the hook's (or the given) endpoint, now.
     pub(crate) async fn test(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
         let test = TestRequest::parse(&body, this.url_policy)?;
+        this.check_events(&test.events)?;
         if let Some((url, _)) = &test.config {
             this.check_destination(url)?;
         }
@@ -398,6 +419,9 @@ impl ManagementHandler {
 
     pub(crate) async fn update(State(this): This, ids: Ids, JsonBody(body): JsonBody) -> Answer {
         let patch = HookPatch::parse(&body, this.url_policy)?;
+        if let Some(events) = &patch.events {
+            this.check_events(events)?;
+        }
         if let Some((url, _)) = &patch.config {
             this.check_destination(url)?;
         }

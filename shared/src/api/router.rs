@@ -3,13 +3,13 @@
 //! answered wherever GET is, without a body, as axum does.
 
 use super::auth::Access;
-use super::views::catalog_json;
-use super::{ApiError, IngestHandler, ManagementHandler, Tokens};
+use super::{ApiError, IngestHandler, LimitedBody, ManagementHandler, Tokens};
 use crate::config::Settings;
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store};
+use crate::relay::LogtoSources;
 use axum::Router;
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{FromRef, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -22,6 +22,7 @@ pub struct Api {
     ingest: Arc<IngestHandler>,
     management: Arc<ManagementHandler>,
     tokens: Arc<Tokens>,
+    sources: Arc<LogtoSources>,
 }
 
 impl Api {
@@ -37,15 +38,24 @@ impl Api {
                 store.clone(),
                 queue.clone(),
                 settings.retention,
+                settings.preview_events,
             )),
             management: Arc::new(ManagementHandler::new(
                 store,
                 queue,
                 client,
                 settings.url_policy,
+                settings.preview_events,
             )),
             tokens: Arc::new(tokens),
+            sources: Arc::new(LogtoSources::default()),
         }
+    }
+
+    /// The Logto instances that may relay events to `POST /api/ingest/logto/{sourceId}`.
+    pub fn with_logto_sources(mut self, sources: LogtoSources) -> Self {
+        self.sources = Arc::new(sources);
+        self
     }
 }
 
@@ -69,8 +79,12 @@ pub fn router(api: Api) -> Router {
         .route("/api/events", post(IngestHandler::accept))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(guard(Access::Ingest));
+    // Authenticated by the source's signature, not by a bearer token.
+    let relay = Router::new()
+        .route("/api/ingest/logto/{sourceId}", post(relay))
+        .method_not_allowed_fallback(method_not_allowed);
     let management = Router::new()
-        .route("/api/hook-events", get(catalog))
+        .route("/api/hook-events", get(Hooks::catalog))
         .route("/api/hooks", get(Hooks::list).post(Hooks::create))
         .route(
             "/api/hooks/{id}",
@@ -92,6 +106,7 @@ pub fn router(api: Api) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(guard(Access::Admin));
     let exact = ingest
+        .merge(relay)
         .merge(management)
         .with_state(api)
         .fallback(|| async { ApiError::RouteNotFound });
@@ -111,13 +126,24 @@ async fn authorize(
     }
 }
 
+async fn relay(
+    State(api): State<Api>,
+    source: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: http::HeaderMap,
+    LimitedBody(bytes): LimitedBody,
+) -> Result<Response, ApiError> {
+    // A segment that does not decode names no source.
+    let Ok(Path(source)) = source else {
+        return Err(ApiError::SignatureInvalid);
+    };
+    api.ingest
+        .relay(&api.sources, &source, &headers, &bytes)
+        .await
+}
+
 /// axum adds the `Allow` header listing the route's methods.
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-async fn catalog() -> axum::Json<serde_json::Value> {
-    axum::Json(catalog_json())
 }
 
 /// `/api/hooks/` is `/api/hooks`: an unmatched path is routed again without its trailing

@@ -98,10 +98,12 @@ pub fn delivery_log_json(d: &Delivery) -> Value {
 }
 
 /// `GET /api/hook-events`: every event name with its group.
-pub fn catalog_json() -> Value {
+/// Preview events are listed only when they are turned on.
+pub fn catalog_json(preview_events: bool) -> Value {
     Value::Array(
         EventName::ALL
             .iter()
+            .filter(|e| preview_events || !e.is_preview())
             .map(|e| json!({ "event": e.as_str(), "group": e.group() }))
             .collect(),
     )

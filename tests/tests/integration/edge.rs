@@ -264,6 +264,7 @@ fn local_config() -> LocalConfig {
         settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 1,
         operational: None,
+        logto_sources: Default::default(),
     }
 }
 

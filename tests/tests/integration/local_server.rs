@@ -46,6 +46,7 @@ fn config(data_dir: Option<std::path::PathBuf>) -> LocalConfig {
         settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 2,
         operational: None,
+        logto_sources: Default::default(),
     }
 }
 

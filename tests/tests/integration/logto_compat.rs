@@ -66,6 +66,7 @@ async fn server() -> (LocalServer, Client) {
         settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 2,
         operational: None,
+        logto_sources: Default::default(),
     })
     .await
     .unwrap();

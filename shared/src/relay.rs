@@ -1,0 +1,128 @@
+//! The durable relay for existing Logto deployments: a Logto instance points one of its own
+//! webhooks at `POST /api/ingest/logto/{sourceId}`; each source is known by the signing key
+//! of that webhook, so a request is accepted only with its `logto-signature-sha-256`.
+
+use crate::event::EventId;
+use crate::signing::{SigningKey, verify_logto};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The variable (or, on AWS, the SSM parameter) listing the sources: `sourceId=signingKey`
+/// pairs, comma-separated.
+pub const SOURCES_VARIABLE: &str = "WEBHOOKS_LOGTO_SOURCES";
+
+/// The Logto instances allowed to relay events, by source id.
+#[derive(Clone, Default)]
+pub struct LogtoSources(BTreeMap<String, SigningKey>);
+
+impl fmt::Debug for LogtoSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl LogtoSources {
+    /// Parses `id=key,id=key`; ids are 1 to 64 of `[A-Za-z0-9_-]`, keys Logto signing keys
+    /// (24 to 256 printable characters). An error names the entry by position, never its key.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut sources = BTreeMap::new();
+        for (i, entry) in text.split(',').map(str::trim).enumerate() {
+            if entry.is_empty() {
+                continue;
+            }
+            let n = i + 1;
+            let (id, key) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("entry {n} is not sourceId=signingKey"))?;
+            let id = id.trim();
+            let valid_id = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid_id {
+                return Err(format!(
+                    "entry {n}: the source id must be 1 to 64 letters, digits, _ or -"
+                ));
+            }
+            let key = SigningKey::import(key.trim())
+                .map_err(|e| format!("entry {n} ({id}): the signing key {e}"))?;
+            if sources.insert(id.to_string(), key).is_some() {
+                return Err(format!("entry {n}: source {id} is listed twice"));
+            }
+        }
+        Ok(Self(sources))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `signature` (the `logto-signature-sha-256` header) signs `body` with the key of
+    /// `source`; false for an unknown source.
+    pub fn verifies(&self, source: &str, signature: &str, body: &[u8]) -> bool {
+        self.0
+            .get(source)
+            .is_some_and(|key| verify_logto(key, signature, body).is_ok())
+    }
+}
+
+/// The event id of a relayed body: the same bytes relayed again within the idempotency window
+/// are recognised as one event (Logto sends a retry byte for byte).
+pub fn relayed_event_id(source: &str, body: &[u8]) -> EventId {
+    let digest = Sha256::new()
+        .chain_update(source.as_bytes())
+        .chain_update([0u8])
+        .chain_update(body)
+        .finalize();
+    EventId::parse(&format!("logto_{source}_{}", &hex::encode(digest)[..40]))
+        .expect("a printable id within the length limit")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::logto_signature;
+
+    const KEY: &str = "s3cr3tLogtoKey0123456789abcdefgh";
+
+    #[test]
+    fn sources_parse_and_verify_with_their_own_key() {
+        let sources =
+            LogtoSources::parse(&format!(" prod={KEY}, staging=another-key-of-24-chars-xx "))
+                .unwrap();
+        assert_eq!(sources.len(), 2);
+        let body = br#"{"event":"User.Created","hookId":"h1"}"#;
+        let signature = logto_signature(&SigningKey::import(KEY).unwrap(), body);
+        assert!(sources.verifies("prod", &signature, body));
+        assert!(!sources.verifies("staging", &signature, body));
+        assert!(!sources.verifies("nope", &signature, body));
+        assert!(!sources.verifies("prod", &signature, b"{}"));
+        assert!(!format!("{sources:?}").contains(KEY));
+        for bad in [
+            "prod",
+            "=key-of-twenty-four-chars-x",
+            "pr od=key-of-twenty-four-chars-x",
+            "prod=short",
+            &format!("prod={KEY},prod={KEY}"),
+        ] {
+            let e = LogtoSources::parse(bad).unwrap_err();
+            assert!(!e.contains(KEY) && !e.contains("short"), "{e}");
+        }
+        assert!(LogtoSources::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_same_bytes_are_the_same_event() {
+        let a = relayed_event_id("prod", b"{\"a\":1}");
+        assert_eq!(a, relayed_event_id("prod", b"{\"a\":1}"));
+        assert_ne!(a, relayed_event_id("prod", b"{\"a\": 1}"));
+        assert_ne!(a, relayed_event_id("staging", b"{\"a\":1}"));
+        assert!(a.as_str().starts_with("logto_prod_"));
+    }
+}

@@ -1,0 +1,287 @@
+//! The durable relay for existing Logto deployments, fed bodies shaped exactly as Logto's
+//! dispatcher builds them (`libraries/hook/utils.ts`: `JSON.stringify` of the payload,
+//! `hookId` last) and signed the way Logto signs them (hex HMAC-SHA256 of the body with the
+//! hook's signing key); and the preview events behind Logto's dev-feature flag.
+
+use crate::support::{ADMIN, INGEST, pipeline};
+use http::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use webhooks::config::{Defaults, Settings};
+use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::relay::LogtoSources;
+use webhooks::signing::{SigningKey, logto_signature};
+use webhooks_tests::receiver::Receiver;
+use webhooks_tests::verifiers::standard_webhooks_verifies;
+use webhooks_tests::{pump, pump_until};
+
+/// A Logto signing key: 32 letters and digits, as Logto generates them.
+const LOGTO_KEY: &str = "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja";
+const OTHER_KEY: &str = "Zx8Cv7Bn6Mm5Ll4Kk3Jj2Hh1Gg0Ff9Dd";
+
+fn sign(key: &str, body: &str) -> String {
+    logto_signature(&SigningKey::import(key).unwrap(), body.as_bytes())
+}
+
+/// Bodies as Logto's dispatcher sends them, with Logto's own `hookId` last.
+fn logto_bodies() -> Vec<String> {
+    vec![
+        // A data hook from the management API (buildWebhooks + registered route context).
+        r#"{"event":"User.Created","createdAt":"2026-11-27T08:00:00.123Z","userAgent":"Mozilla/5.0 (X11)","ip":"203.0.113.7","path":"/users","method":"POST","status":200,"params":{},"matchedRoute":"/users","data":{"id":"u_1","username":"alice","primaryEmail":"alice@example.com","customData":{"plan":"pro","seats":12345678901234567890},"createdAt":1795766400123},"hookId":"l0gt0h00k1d"}"#.to_string(),
+        // An interaction hook (triggerInteractionHooks).
+        r#"{"event":"PostRegister","interactionEvent":"Register","createdAt":"2026-11-27T08:00:01.000Z","sessionId":"jti_1","userAgent":"Mozilla/5.0","userId":"u_1","userIp":"2001:db8::1","user":{"id":"u_1","username":"alice","name":"Al\u00efce"},"application":{"id":"app_1","type":"SPA","name":"Web","description":null},"hookId":"l0gt0h00k1d"}"#.to_string(),
+        // Organization.Membership.Updated: the delta, no `data`.
+        r#"{"event":"Organization.Membership.Updated","createdAt":"2026-11-27T08:00:02.000Z","userAgent":"curl/8","ip":"198.51.100.4","path":"/organizations/org_1/users","method":"PUT","status":204,"params":{"id":"org_1"},"matchedRoute":"/organizations/:id/users","organizationId":"org_1","addedUserIds":["u_2"],"removedUserIds":["u_3"],"hookId":"l0gt0h00k1d"}"#.to_string(),
+    ]
+}
+
+/// The body this product delivers for a relayed one: its own `hookId` first, then Logto's
+/// members unchanged, Logto's `hookId` gone.
+fn expected(relayed: &str, hook: &str) -> String {
+    let without = relayed
+        .strip_suffix(r#","hookId":"l0gt0h00k1d"}"#)
+        .expect("Logto puts hookId last");
+    format!(r#"{{"hookId":"{hook}",{}}}"#, &without[1..])
+}
+
+async fn local(preview: bool) -> (LocalServer, String) {
+    let mut settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    settings.preview_events = preview;
+    let server = LocalServer::start(LocalConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_tokens: ADMIN.into(),
+        ingest_tokens: INGEST.into(),
+        data_dir: None,
+        settings,
+        workers: 2,
+        operational: None,
+        logto_sources: LogtoSources::parse(&format!("prod={LOGTO_KEY},staging={OTHER_KEY}"))
+            .unwrap(),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
+
+async fn relay(
+    http: &reqwest::Client,
+    base: &str,
+    source: &str,
+    signature: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = http
+        .post(format!("{base}/api/ingest/logto/{source}"))
+        .header("content-type", "application/json")
+        .header("user-agent", "Logto (https://logto.io/)")
+        .body(body.to_string());
+    if let Some(signature) = signature {
+        req = req.header("logto-signature-sha-256", signature);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_logto_instance_relays_signed_events_durably_and_once() {
+    let (server, base) = local(false).await;
+    let http = reqwest::Client::new();
+    let receiver = Receiver::start(&[]).await;
+    let hook: Value = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "relayed", "events": ["User.Created", "PostRegister", "Organization.Membership.Updated"], "config": {"url": receiver.url("/r")}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook_id = hook["id"].as_str().unwrap();
+    let key = hook["signingKey"].as_str().unwrap();
+
+    // Refused, and nothing happens: no signature, a wrong one, another source's key, an
+    // unknown source, a bearer token instead of a signature.
+    let body = &logto_bodies()[0];
+    let refused = [
+        relay(&http, &base, "prod", None, body).await,
+        relay(&http, &base, "prod", Some(&"0".repeat(64)), body).await,
+        relay(&http, &base, "prod", Some(&sign(OTHER_KEY, body)), body).await,
+        relay(&http, &base, "nope", Some(&sign(LOGTO_KEY, body)), body).await,
+        relay(
+            &http,
+            &base,
+            "prod",
+            Some(&sign(LOGTO_KEY, body)),
+            &body.replace("alice", "mallory"),
+        )
+        .await,
+    ];
+    for (status, answer) in &refused {
+        assert_eq!(*status, 401, "{answer}");
+        assert_eq!(answer["code"], "auth.invalid_signature");
+    }
+    let r = http
+        .post(format!("{base}/api/ingest/logto/prod"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "User.Created"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Each of Logto's bodies is accepted and delivered with Logto's members unchanged.
+    for body in logto_bodies() {
+        let (status, answer) =
+            relay(&http, &base, "prod", Some(&sign(LOGTO_KEY, &body)), &body).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["deliveries"], 1, "{answer}");
+    }
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let mut bodies: Vec<String> = got.iter().map(|r| r.body_text()).collect();
+    bodies.sort();
+    let mut wanted: Vec<String> = logto_bodies()
+        .iter()
+        .map(|b| expected(b, hook_id))
+        .collect();
+    wanted.sort();
+    assert_eq!(bodies, wanted);
+    for r in &got {
+        standard_webhooks_verifies(key, r).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    // Logto sends the same bytes again (a retry): recognised, nothing sent twice.
+    let body = &logto_bodies()[0];
+    let (status, again) = relay(&http, &base, "prod", Some(&sign(LOGTO_KEY, body)), body).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["deliveries"], 1);
+    // From another source the same bytes are another event.
+    let (status, _) = relay(&http, &base, "staging", Some(&sign(OTHER_KEY, body)), body).await;
+    assert_eq!(status, 202);
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        4,
+        "the repeat was not delivered again"
+    );
+
+    // The relayed deliveries are in the hook's log like any other.
+    let logs: Value = http
+        .get(format!("{base}/api/hooks/{hook_id}/recent-logs"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(logs.as_array().unwrap().len(), 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_aws_path_relays_a_logto_event() {
+    let mut p = pipeline("relay", "1s").await;
+    p.router = webhooks::api::router(
+        webhooks::api::Api::new(
+            p.moto.store.clone(),
+            p.moto.queue.clone(),
+            webhooks::net::client::DeliveryClient::from_settings(&crate::support::settings("1s")),
+            crate::support::tokens(),
+            &crate::support::settings("1s"),
+        )
+        .with_logto_sources(LogtoSources::parse(&format!("prod={LOGTO_KEY}")).unwrap()),
+    );
+    let receiver = Receiver::start(&[]).await;
+    let hook = p.create_hook(&receiver.url("/r"), &["User.Created"]).await;
+    let body = logto_bodies().remove(0);
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/ingest/logto/prod")
+        .header("content-type", "application/json")
+        .header("logto-signature-sha-256", sign(LOGTO_KEY, &body))
+        .body(axum::body::Body::from(body.clone()))
+        .unwrap();
+    let r = crate::support::send(&p.router, req).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    pump_until(&p.moto.queue, &p.sender, Duration::from_secs(20), || {
+        receiver.count() >= 1
+    })
+    .await;
+    let got = receiver.received();
+    assert_eq!(
+        got[0].body_text(),
+        expected(&body, hook["id"].as_str().unwrap())
+    );
+    // Relayed again: the same event.
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/ingest/logto/prod")
+        .header("content-type", "application/json")
+        .header("logto-signature-sha-256", sign(LOGTO_KEY, &body))
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    assert_eq!(crate::support::send(&p.router, req).await.status, 202);
+    pump(&p.moto.queue, &p.sender, 2).await;
+    assert_eq!(receiver.count(), 1);
+}
+
+#[tokio::test]
+async fn preview_events_need_their_setting() {
+    let http = reqwest::Client::new();
+    for preview in [false, true] {
+        let (server, base) = local(preview).await;
+        let catalog: Value = http
+            .get(format!("{base}/api/hook-events"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed = catalog
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "TrustedDevice.Created");
+        assert_eq!(listed, preview);
+        assert!(
+            catalog
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "Identifier.Lockout"),
+            "generally available"
+        );
+        let event = http
+            .post(format!("{base}/api/events"))
+            .bearer_auth(INGEST)
+            .json(&json!({"event": "TrustedDevice.Created", "data": {"id": "d1", "userId": "u1"}}))
+            .send()
+            .await
+            .unwrap();
+        let hook = http
+            .post(format!("{base}/api/hooks"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"events": ["User.Created", "TrustedDevice.Deleted"], "config": {"url": "http://127.0.0.1:9/x"}}))
+            .send()
+            .await
+            .unwrap();
+        if preview {
+            assert_eq!(event.status(), 202);
+            assert_eq!(hook.status(), 201);
+        } else {
+            assert_eq!(event.status(), 400);
+            let e: Value = event.json().await.unwrap();
+            assert_eq!(e["data"]["field"], "event");
+            assert_eq!(hook.status(), 400);
+            let e: Value = hook.json().await.unwrap();
+            assert_eq!(e["data"]["field"], "events[1]");
+        }
+        server.stop().await;
+    }
+}
