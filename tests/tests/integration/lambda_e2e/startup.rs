@@ -96,7 +96,8 @@ async fn lambda_functions_refuse_to_start_without_their_token_parameters() {
         "WEBHOOKS_OPERATIONAL_SIGNING_KEY_PARAMETER",
     );
     let ops_url = "https://ops.example.com/notices";
-    let cases: [Case; 10] = [
+    let sources = "WEBHOOKS_LOGTO_SOURCES_PARAMETER";
+    let cases: [Case; 12] = [
         (
             "api",
             &[],
@@ -143,6 +144,19 @@ async fn lambda_functions_refuse_to_start_without_their_token_parameters() {
             "not a SecureString",
         ),
         ("sender", &[(url, ops_url), (key, &secure)], key, "whsec_"),
+        // The Logto relay's sources, read by the ingest function the same way.
+        (
+            "ingest",
+            &[(admin, &secure), (ingest, &secure), (sources, &clear)],
+            sources,
+            "not a SecureString",
+        ),
+        (
+            "ingest",
+            &[(admin, &secure), (ingest, &secure), (sources, &secure)],
+            sources,
+            "is not sourceId=signingKey",
+        ),
     ];
     for (function, vars, variable, reason) in cases {
         let mut env = base.to_vec();
