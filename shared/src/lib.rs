@@ -15,6 +15,7 @@ pub mod health;
 pub mod hook;
 pub mod json;
 pub mod local;
+pub mod logto_import;
 pub mod metrics;
 pub mod net;
 pub mod operational;

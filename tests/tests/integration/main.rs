@@ -16,6 +16,7 @@ mod lambda_e2e;
 mod local_server;
 mod log_paging;
 mod logto_compat;
+mod logto_import;
 mod logto_relay;
 mod openapi;
 mod operational;

@@ -1,0 +1,319 @@
+//! `webhooks-local import-logto`: copies the hooks of a Logto tenant (its management API,
+//! `GET /api/hooks`) into this product through its own API, keeping name, events, URL,
+//! headers and signing key, so `logto-signature-sha-256` stays valid for existing receivers.
+
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// Logto's largest page (`koa-pagination`'s `maxPageSize`).
+const LOGTO_PAGE_SIZE: usize = 100;
+/// Most Logto hooks read in one import: a tenant has far fewer, and the cap is reported.
+const MAX_HOOKS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{what}: {reason}")]
+    Request { what: String, reason: String },
+    #[error("{what} answered {status}: {body}")]
+    Status {
+        what: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// Where hooks come from and go to; the tokens are never printed.
+pub struct Import {
+    /// The Logto tenant's base URL, e.g. `https://tenant.logto.app`.
+    pub logto_url: url::Url,
+    /// A Logto management API access token.
+    pub logto_token: String,
+    /// This product's base URL.
+    pub target_url: url::Url,
+    pub admin_token: String,
+}
+
+/// What became of each Logto hook.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// `(Logto id, new id, whether the signing key was kept)`.
+    pub imported: Vec<(String, String, bool)>,
+    /// `(Logto id, why)`: already imported, or refused by this product (its answer).
+    pub skipped: Vec<(String, String)>,
+    /// True when the Logto tenant had more than [`MAX_HOOKS`] hooks.
+    pub capped: bool,
+}
+
+impl Import {
+    pub async fn run(&self, http: &reqwest::Client) -> Result<Report, ImportError> {
+        let (hooks, capped) = self.logto_hooks(http).await?;
+        let existing = self.existing(http).await?;
+        let mut report = Report {
+            capped,
+            ..Report::default()
+        };
+        for hook in hooks {
+            let id = hook["id"].as_str().unwrap_or_default().to_string();
+            let body = translate(&hook);
+            if existing.contains(&identity(&body)) {
+                report.skipped.push((id, "already imported".into()));
+                continue;
+            }
+            let keeps_key = body.get("signingKey").is_some();
+            let r = self
+                .send(http, reqwest::Method::POST, "api/hooks", Some(&body))
+                .await?;
+            let status = r.status().as_u16();
+            let answer: Value =
+                serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+            if status == 201 {
+                let new_id = answer["id"].as_str().unwrap_or_default().to_string();
+                report.imported.push((id, new_id, keeps_key));
+            } else {
+                let why = answer["message"].as_str().unwrap_or("refused").to_string();
+                report.skipped.push((id, format!("{status}: {why}")));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every hook of the Logto tenant, a page of 100 at a time.
+    async fn logto_hooks(&self, http: &reqwest::Client) -> Result<(Vec<Value>, bool), ImportError> {
+        let mut hooks = Vec::new();
+        for page in 1.. {
+            let mut url = self
+                .logto_url
+                .join("api/hooks")
+                .map_err(|e| ImportError::Request {
+                    what: "the Logto URL".into(),
+                    reason: e.to_string(),
+                })?;
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("page_size", &LOGTO_PAGE_SIZE.to_string());
+            let what = format!("GET {url}");
+            let r = http
+                .get(url)
+                .bearer_auth(&self.logto_token)
+                .send()
+                .await
+                .map_err(|e| request_error(&what, e))?;
+            let items = checked(&what, r).await?;
+            let Value::Array(items) = items else {
+                return Err(ImportError::Request {
+                    what,
+                    reason: "the answer is not a list of hooks".into(),
+                });
+            };
+            let last = items.len() < LOGTO_PAGE_SIZE;
+            hooks.extend(items);
+            if hooks.len() >= MAX_HOOKS {
+                hooks.truncate(MAX_HOOKS);
+                return Ok((hooks, true));
+            }
+            if last {
+                break;
+            }
+        }
+        Ok((hooks, false))
+    }
+
+    /// The [`identity`] of every hook this product holds, to import each Logto hook once.
+    async fn existing(&self, http: &reqwest::Client) -> Result<HashSet<String>, ImportError> {
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("api/hooks?page_size=100&cursor={c}"),
+                None => "api/hooks?page_size=100".to_string(),
+            };
+            let r = self.send(http, reqwest::Method::GET, &path, None).await?;
+            let next = r
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|l| l.to_str().ok())
+                .and_then(next_cursor);
+            let hooks = checked("GET /api/hooks", r).await?;
+            for h in hooks.as_array().into_iter().flatten() {
+                seen.insert(identity(h));
+                let mut keyless = h.clone();
+                if let Some(o) = keyless.as_object_mut() {
+                    o.remove("signingKey");
+                }
+                seen.insert(identity(&keyless));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(seen),
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, ImportError> {
+        let url = self
+            .target_url
+            .join(path)
+            .map_err(|e| ImportError::Request {
+                what: "the target URL".into(),
+                reason: e.to_string(),
+            })?;
+        let what = format!("{method} {url}");
+        let mut req = http.request(method, url).bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        req.send().await.map_err(|e| request_error(&what, e))
+    }
+}
+
+/// A Logto hook as this product's create body: name, events (or the legacy event), URL,
+/// headers, retries, enabled and the signing key (when it has one: old Logto hooks may not).
+pub fn translate(hook: &Value) -> Value {
+    let mut body = Map::new();
+    if let Some(name) = hook["name"].as_str().filter(|n| !n.trim().is_empty()) {
+        body.insert("name".into(), name.into());
+    }
+    match hook["events"].as_array().filter(|e| !e.is_empty()) {
+        Some(events) => {
+            body.insert("events".into(), Value::Array(events.clone()));
+        }
+        None => {
+            body.insert("event".into(), hook["event"].clone());
+        }
+    }
+    let mut config = Map::new();
+    config.insert("url".into(), hook["config"]["url"].clone());
+    for field in ["headers", "retries"] {
+        if let Some(v) = hook["config"].get(field).filter(|v| !v.is_null()) {
+            config.insert(field.into(), v.clone());
+        }
+    }
+    body.insert("config".into(), Value::Object(config));
+    if let Some(enabled) = hook["enabled"].as_bool() {
+        body.insert("enabled".into(), enabled.into());
+    }
+    if let Some(key) = hook["signingKey"].as_str().filter(|k| !k.is_empty()) {
+        body.insert("signingKey".into(), key.into());
+    }
+    Value::Object(body)
+}
+
+/// What makes an imported hook the same as one held: its URL and signing key, or, for a
+/// Logto hook without a key (one was generated here), its URL and events.
+fn identity(hook: &Value) -> String {
+    let url = hook["config"]["url"].as_str().unwrap_or_default();
+    match hook["signingKey"].as_str().filter(|k| !k.is_empty()) {
+        Some(key) => format!("key\n{url}\n{key}"),
+        None => {
+            let events = match hook.get("events").filter(|e| !e.is_null()) {
+                Some(events) => events.clone(),
+                None => Value::Array(vec![hook["event"].clone()]),
+            };
+            format!("events\n{url}\n{events}")
+        }
+    }
+}
+
+/// The `cursor` of a `Link: <…?cursor=…>; rel="next"` header.
+fn next_cursor(link: &str) -> Option<String> {
+    let target = link
+        .split(';')
+        .next()?
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let url = url::Url::parse(target).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn request_error(what: &str, e: reqwest::Error) -> ImportError {
+    ImportError::Request {
+        what: what.to_string(),
+        reason: e.without_url().to_string(),
+    }
+}
+
+async fn checked(what: &str, r: reqwest::Response) -> Result<Value, ImportError> {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(ImportError::Status {
+            what: what.to_string(),
+            status,
+            body: text.chars().take(300).collect(),
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| ImportError::Request {
+        what: what.to_string(),
+        reason: format!("not JSON: {e}"),
+    })
+}
+
+/// The import's outcome, one line per hook (no key, no token).
+pub fn summary(report: &Report) -> String {
+    let mut out = String::new();
+    for (from, to, kept) in &report.imported {
+        let key = if *kept {
+            "signing key kept"
+        } else {
+            "new signing key: update its receivers"
+        };
+        out.push_str(&format!("imported {from} as {to} ({key})\n"));
+    }
+    for (from, why) in &report.skipped {
+        out.push_str(&format!("skipped {from}: {why}\n"));
+    }
+    if report.capped {
+        out.push_str(&format!(
+            "stopped after {MAX_HOOKS} hooks; run again to continue\n"
+        ));
+    }
+    out.push_str(&format!(
+        "{} imported, {} skipped\n",
+        report.imported.len(),
+        report.skipped.len()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn logto_hooks_become_create_bodies() {
+        let modern = json!({"tenantId": "t", "id": "h1", "name": "crm", "event": null,
+            "events": ["PostRegister", "User.Created"],
+            "config": {"url": "https://crm.example.com/in", "headers": {"x-k": "v"}, "retries": 3},
+            "signingKey": "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja", "enabled": false, "createdAt": 1});
+        assert_eq!(
+            translate(&modern),
+            json!({"name": "crm", "events": ["PostRegister", "User.Created"],
+                "config": {"url": "https://crm.example.com/in", "headers": {"x-k": "v"}, "retries": 3},
+                "enabled": false, "signingKey": "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja"})
+        );
+        let legacy = json!({"id": "h2", "name": "", "event": "PostSignIn", "events": [],
+            "config": {"url": "https://a.example.com"}, "signingKey": "", "enabled": true});
+        assert_eq!(
+            translate(&legacy),
+            json!({"event": "PostSignIn", "config": {"url": "https://a.example.com"}, "enabled": true})
+        );
+        assert_eq!(
+            next_cursor(
+                r#"<http://127.0.0.1:3000/api/hooks?page_size=100&cursor=abc>; rel="next""#
+            ),
+            Some("abc".into())
+        );
+    }
+}
