@@ -597,8 +597,11 @@ struct LogOwner {
     id: HookId,
 }
 
+/// `includeExecutionStats` takes the values Logto's `yes()` does.
 fn wants_stats(query: Option<&str>) -> bool {
-    query_param(query, "includeExecutionStats").as_deref() == Some("true")
+    query_param(query, "includeExecutionStats").is_some_and(|v| {
+        ["1", "true", "y", "yes", "yep", "yeah"].contains(&v.to_ascii_lowercase().as_str())
+    })
 }
 
 /// A time bound by our name or Logto's (our name wins when both are given).
