@@ -175,6 +175,9 @@ pub struct Delivery {
     pub created_at: i64,
     /// Unix seconds after which the record may be deleted (DynamoDB TTL).
     pub expires_at: i64,
+    /// A synchronous call (`POST /api/events?wait=true`): one attempt, never re-sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync: bool,
 }
 
 impl Delivery {

@@ -277,6 +277,104 @@ pub struct Hook {
     /// schedule decides the attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u8>,
+    /// Whether it is called while the caller waits (`POST /api/events?wait=true`).
+    #[serde(default, skip_serializing_if = "HookMode::is_async")]
+    pub mode: HookMode,
+    /// How long a synchronous call may take (`config.timeoutMs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<SyncTimeout>,
+}
+
+/// How a hook is called: from the queue with retries, or while the caller waits.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HookMode {
+    #[default]
+    Async,
+    Sync,
+}
+
+impl HookMode {
+    pub fn is_async(&self) -> bool {
+        *self == HookMode::Async
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, ValidationError> {
+        match value.as_str() {
+            Some("async") => Ok(HookMode::Async),
+            Some("sync") => Ok(HookMode::Sync),
+            _ => Err(ValidationError::new(
+                "config.mode",
+                "must be \"sync\" or \"async\"",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookMode::Async => "async",
+            HookMode::Sync => "sync",
+        }
+    }
+}
+
+/// A synchronous call's time limit (`config.timeoutMs`): 1 to 10,000 ms, 3,000 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct SyncTimeout(u32);
+
+impl SyncTimeout {
+    pub const DEFAULT_MS: u32 = 3_000;
+    pub const MAX_MS: u32 = 10_000;
+
+    pub fn parse(value: &Value) -> Result<Self, ValidationError> {
+        value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .and_then(|v| Self::try_from(v).ok())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "config.timeoutMs",
+                    format!(
+                        "must be a whole number of milliseconds from 1 to {}",
+                        Self::MAX_MS
+                    ),
+                )
+            })
+    }
+
+    pub fn ms(self) -> u32 {
+        self.0
+    }
+
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.into())
+    }
+}
+
+impl Default for SyncTimeout {
+    fn default() -> Self {
+        Self(Self::DEFAULT_MS)
+    }
+}
+
+impl TryFrom<u32> for SyncTimeout {
+    type Error = &'static str;
+    fn try_from(v: u32) -> Result<Self, &'static str> {
+        if (1..=Self::MAX_MS).contains(&v) {
+            Ok(Self(v))
+        } else {
+            Err("a synchronous timeout is 1 to 10000 ms")
+        }
+    }
+}
+
+impl From<SyncTimeout> for u32 {
+    fn from(t: SyncTimeout) -> u32 {
+        t.0
+    }
 }
 
 /// A hook's delivery rate limit (`config.rateLimit`): deliveries per second, 1 to 1,000.
@@ -427,6 +525,8 @@ mod tests {
             disable_after: None,
             rate_limit: None,
             retries: None,
+            mode: HookMode::Async,
+            timeout_ms: None,
         }
     }
 

@@ -25,5 +25,6 @@ pub mod relay;
 pub mod retry;
 pub mod sender;
 pub mod signing;
+pub mod sync_call;
 pub mod telemetry;
 pub mod validation;

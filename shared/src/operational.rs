@@ -66,6 +66,8 @@ impl OperationalEndpoint {
             disable_after: None,
             rate_limit: None,
             retries: None,
+            mode: crate::hook::HookMode::Async,
+            timeout_ms: None,
         }
     }
 }
@@ -140,6 +142,7 @@ impl Notice {
             event_created_at: self.at,
             created_at: now_ms,
             expires_at: now_ms / 1000 + retention.as_secs() as i64,
+            sync: false,
         }
     }
 }

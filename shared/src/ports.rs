@@ -5,7 +5,7 @@ use crate::catalog::EventName;
 use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::EventId;
 use crate::health::{BatchHealth, HealthCounts, HookHealth};
-use crate::hook::{Hook, HookId, HookPosition};
+use crate::hook::{Hook, HookId, HookMode, HookPosition};
 use crate::recovery::{Recovery, RecoveryId, Task};
 use async_trait::async_trait;
 
@@ -72,6 +72,13 @@ pub enum EventClaim {
     Accepted(serde_json::Value),
     /// Another request is fanning this event out right now.
     InProgress,
+}
+
+/// A hook subscribed to an event, as the subscription index holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Subscriber {
+    pub hook_id: HookId,
+    pub mode: HookMode,
 }
 
 /// Attempts to add to one hook's counters of one hour (unix hours).
@@ -151,8 +158,8 @@ pub trait Store: Send + Sync {
     async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError>;
     /// Deletes the hook and its subscriptions; false when it did not exist.
     async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError>;
-    /// Enabled hooks subscribed to `event`, from the subscription index.
-    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError>;
+    /// Enabled hooks subscribed to `event`, with their mode, from the subscription index.
+    async fn subscribers(&self, event: EventName) -> Result<Vec<Subscriber>, StoreError>;
 
     /// Writes new delivery records (their ids were never used).
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError>;

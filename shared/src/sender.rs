@@ -185,9 +185,11 @@ impl Sender {
             .store
             .page_deliveries(&step.hook_id, &filter, step.after.as_ref(), RECOVERY_PAGE)
             .await?;
+        // Synchronous calls are never re-sent: their caller decided.
         let jobs: Vec<Job> = page
             .items
             .iter()
+            .filter(|d| !d.sync)
             .map(|d| Job {
                 reopen: true,
                 ..Job::for_delivery(d, now)

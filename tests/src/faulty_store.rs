@@ -185,7 +185,10 @@ impl Store for FaultyStore {
         self.enter("delete_hook").await?;
         self.inner.delete_hook(hook).await
     }
-    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+    async fn subscribers(
+        &self,
+        event: EventName,
+    ) -> Result<Vec<webhooks::ports::Subscriber>, StoreError> {
         self.enter("subscribers").await?;
         self.inner.subscribers(event).await
     }

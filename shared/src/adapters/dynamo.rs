@@ -8,7 +8,9 @@ use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId};
 use crate::event::EventId;
 use crate::health::{BatchHealth, HealthCounts, HookHealth};
+use crate::hook::HookMode;
 use crate::hook::{Hook, HookId, HookPosition};
+use crate::ports::Subscriber;
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
     StoreError,
@@ -114,14 +116,16 @@ impl DynamoStore {
     }
 
     fn sub_put(&self, hook: &Hook, event: EventName) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
+        let mut put = Put::builder()
             .table_name(&self.hooks_table)
             .item("pk", s(hook.id.as_str()))
             .item("sk", s(&format!("{SUB_PREFIX}{event}")))
             .item("subEvent", s(&sub_event(event)))
-            .item("enabled", AttributeValue::Bool(hook.enabled))
-            .build()
-            .map_err(unavailable)?;
+            .item("enabled", AttributeValue::Bool(hook.enabled));
+        if !hook.mode.is_async() {
+            put = put.item("mode", s(hook.mode.as_str()));
+        }
+        let put = put.build().map_err(unavailable)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -413,7 +417,7 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+    async fn subscribers(&self, event: EventName) -> Result<Vec<Subscriber>, StoreError> {
         let items: Vec<Item> = self
             .client
             .query()
@@ -432,7 +436,18 @@ impl Store for DynamoStore {
         items
             .iter()
             .filter_map(|item| match item.get("pk") {
-                Some(AttributeValue::S(pk)) => Some(HookId::parse(pk).map_err(corrupt)),
+                Some(AttributeValue::S(pk)) => Some(HookId::parse(pk).map_err(corrupt).map(|id| {
+                    let sync =
+                        matches!(item.get("mode"), Some(AttributeValue::S(m)) if m == "sync");
+                    Subscriber {
+                        hook_id: id,
+                        mode: if sync {
+                            HookMode::Sync
+                        } else {
+                            HookMode::Async
+                        },
+                    }
+                })),
                 _ => None,
             })
             .collect()

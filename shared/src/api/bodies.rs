@@ -5,8 +5,8 @@
 
 use crate::catalog::EventName;
 use crate::hook::{
-    CustomHeaders, DisableAfter, Hook, HookId, HookUrl, MAX_NAME_CHARS, RateLimit, UrlPolicy,
-    printable,
+    CustomHeaders, DisableAfter, Hook, HookId, HookMode, HookUrl, MAX_NAME_CHARS, RateLimit,
+    SyncTimeout, UrlPolicy, printable,
 };
 use crate::signing::SigningKey;
 use crate::validation::ValidationError;
@@ -25,6 +25,8 @@ pub struct NewHook {
     pub disable_after: Option<DisableAfter>,
     pub rate_limit: Option<RateLimit>,
     pub retries: Option<u8>,
+    pub mode: HookMode,
+    pub timeout_ms: Option<SyncTimeout>,
 }
 
 /// Body of `PATCH /api/hooks/{id}`, validated; absent fields stay as they are.
@@ -37,6 +39,8 @@ pub struct HookPatch {
     pub disable_after: Option<DisableAfter>,
     pub rate_limit: Option<RateLimit>,
     pub retries: Option<u8>,
+    pub mode: HookMode,
+    pub timeout_ms: Option<SyncTimeout>,
     pub enabled: Option<bool>,
 }
 
@@ -73,6 +77,7 @@ impl NewHook {
         let disable_after = parse_disable_after(config)?;
         let rate_limit = parse_rate_limit(config)?;
         let retries = parse_retries(config)?;
+        let (mode, timeout_ms) = parse_mode(config)?;
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => true,
             Some(v) => parse_bool(v, "enabled")?,
@@ -95,6 +100,8 @@ impl NewHook {
             disable_after,
             rate_limit,
             retries,
+            mode,
+            timeout_ms,
         })
     }
 
@@ -115,6 +122,8 @@ impl NewHook {
             disable_after: self.disable_after,
             rate_limit: self.rate_limit,
             retries: self.retries,
+            mode: self.mode,
+            timeout_ms: self.timeout_ms,
         }
     }
 }
@@ -141,6 +150,17 @@ impl HookPatch {
                 .transpose()?
                 .flatten(),
             retries: obj.get("config").map(parse_retries).transpose()?.flatten(),
+            mode: obj
+                .get("config")
+                .map(parse_mode)
+                .transpose()?
+                .map(|m| m.0)
+                .unwrap_or_default(),
+            timeout_ms: obj
+                .get("config")
+                .map(parse_mode)
+                .transpose()?
+                .and_then(|m| m.1),
             enabled: obj
                 .get("enabled")
                 .map(|v| parse_bool(v, "enabled"))
@@ -163,6 +183,8 @@ impl HookPatch {
             next.disable_after = self.disable_after;
             next.rate_limit = self.rate_limit;
             next.retries = self.retries;
+            next.mode = self.mode;
+            next.timeout_ms = self.timeout_ms;
         }
         if let Some(enabled) = self.enabled {
             next.enabled = enabled;
@@ -318,7 +340,15 @@ fn parse_events(v: &Value) -> Result<Vec<EventName>, ValidationError> {
 fn parse_config(v: &Value, policy: UrlPolicy) -> Result<(HookUrl, CustomHeaders), ValidationError> {
     let obj = as_object(
         v,
-        &["url", "headers", "retries", "disableAfter", "rateLimit"],
+        &[
+            "url",
+            "headers",
+            "retries",
+            "disableAfter",
+            "rateLimit",
+            "mode",
+            "timeoutMs",
+        ],
         &[],
     )
     .map_err(|e| e.under("config"))?;
@@ -344,6 +374,19 @@ fn parse_disable_after(config: &Value) -> Result<Option<DisableAfter>, Validatio
             "must be a duration string such as 5d",
         )),
     }
+}
+
+/// `config.mode` (async when absent) and `config.timeoutMs`.
+fn parse_mode(config: &Value) -> Result<(HookMode, Option<SyncTimeout>), ValidationError> {
+    let mode = match config.get("mode") {
+        None | Some(Value::Null) => HookMode::Async,
+        Some(v) => HookMode::parse(v)?,
+    };
+    let timeout = match config.get("timeoutMs") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(SyncTimeout::parse(v)?),
+    };
+    Ok((mode, timeout))
 }
 
 /// Logto's deprecated `config.retries`: 0 to 3.

@@ -1,7 +1,9 @@
 //! `POST /api/events`: validate, fan out to the enabled subscribed hooks, record one delivery
 //! per hook and enqueue its first attempt. 202 only once every job was accepted; 503 otherwise.
+//! With `?wait=true` (one event) the synchronous hooks are also called, and their answers
+//! returned with a 200.
 
-use super::{ApiError, LimitedBody, require_json};
+use super::{ApiError, LimitedBody, query_param, require_json};
 use crate::catalog::EventName;
 use crate::validation::ValidationError;
 
@@ -11,12 +13,15 @@ pub(crate) const PREVIEW_REFUSED: &str =
 use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::{Event, IngestBody, parse_ingest, parse_relayed};
-use crate::hook::HookId;
+use crate::hook::{Hook, HookMode};
 use crate::metrics::{self, Unit};
+use crate::net::client::DeliveryClient;
+use crate::ports::Subscriber;
 use crate::ports::{EventClaim, JobQueue, Store};
 use crate::relay::{LogtoSources, relayed_event_id};
+use crate::sync_call::{self, MAX_SYNC_HOOKS};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
@@ -49,20 +54,26 @@ struct Claim {
 pub struct IngestHandler {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
+    client: DeliveryClient,
     retention: Duration,
     preview_events: bool,
 }
+
+/// An event's subscribers, by event name.
+type Subscribers = HashMap<EventName, Vec<Subscriber>>;
 
 impl IngestHandler {
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
         retention: Duration,
         preview_events: bool,
     ) -> Self {
         Self {
             store,
             queue,
+            client,
             retention,
             preview_events,
         }
@@ -71,10 +82,16 @@ impl IngestHandler {
     /// The route's handler; the router has checked the token and the method.
     pub(super) async fn accept(
         State(this): State<Arc<Self>>,
+        RawQuery(query): RawQuery,
         headers: HeaderMap,
         LimitedBody(bytes): LimitedBody,
     ) -> Result<Response, ApiError> {
-        this.try_handle(&headers, &bytes).await
+        let wait = match query_param(query.as_deref(), "wait").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ValidationError::new("wait", "must be true or false").into()),
+        };
+        this.try_handle(&headers, &bytes, wait).await
     }
 
     /// `POST /api/ingest/logto/{sourceId}`: a body a Logto instance sent, accepted only with
@@ -98,17 +115,30 @@ impl IngestHandler {
         require_json(headers)?;
         let id = relayed_event_id(source, bytes);
         let event = parse_relayed(bytes, time::OffsetDateTime::now_utc(), id)?;
-        self.accept_events(IngestBody::Single(event)).await
+        self.accept_events(IngestBody::Single(event), false).await
     }
 
-    async fn try_handle(&self, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+    async fn try_handle(
+        &self,
+        headers: &HeaderMap,
+        bytes: &[u8],
+        wait: bool,
+    ) -> Result<Response, ApiError> {
         require_json(headers)?;
         let body = parse_ingest(bytes, time::OffsetDateTime::now_utc())?;
-        self.accept_events(body).await
+        if wait && matches!(body, IngestBody::Batch(_)) {
+            return Err(ValidationError::new(
+                "wait",
+                "applies to one event; post a batch without it",
+            )
+            .into());
+        }
+        self.accept_events(body, wait).await
     }
 
-    /// Fans the parsed events out (claiming callers' ids first) and answers 202.
-    async fn accept_events(&self, body: IngestBody) -> Result<Response, ApiError> {
+    /// Fans the parsed events out (claiming callers' ids first) and answers 202; with `wait`
+    /// (one event), also calls its synchronous hooks and answers 200 with their results.
+    async fn accept_events(&self, body: IngestBody, wait: bool) -> Result<Response, ApiError> {
         let events = body.events();
         if !self.preview_events
             && let Some(i) = events.iter().position(|e| e.name.is_preview())
@@ -120,6 +150,13 @@ impl IngestHandler {
             return Err(ValidationError::new(field, PREVIEW_REFUSED).into());
         }
         let plan = self.claim(events).await?;
+        let (subscribers, sync_hooks) = match self.subscribers(events, wait).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.release(events, &plan).await;
+                return Err(e);
+            }
+        };
         let fresh: Vec<(&Event, Option<Claim>)> = events
             .iter()
             .zip(&plan)
@@ -128,7 +165,7 @@ impl IngestHandler {
                 _ => None,
             })
             .collect();
-        let counts = match self.fan_out(&fresh).await {
+        let counts = match self.fan_out(&fresh, &subscribers).await {
             Ok(counts) => counts,
             Err(e) => {
                 self.release(events, &plan).await;
@@ -140,7 +177,29 @@ impl IngestHandler {
         for (e, p) in events.iter().zip(&plan) {
             let answer = match p {
                 Plan::FanOut { claim } => {
-                    let answer = json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
+                    let mut answer =
+                        json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
+                    let sync = subscribers[&e.name]
+                        .iter()
+                        .filter(|s| s.mode == HookMode::Sync)
+                        .count();
+                    if wait {
+                        let at = claim.map_or_else(now_ms, |c| c.first_claimed_at);
+                        let expires_at = (now_ms() + self.retention.as_millis() as i64) / 1000;
+                        let results = sync_call::call_all(
+                            self.store.as_ref(),
+                            &self.client,
+                            &sync_hooks,
+                            e,
+                            at,
+                            expires_at,
+                        )
+                        .await;
+                        answer["results"] = results.into();
+                    } else if sync > 0 {
+                        // Not called: the caller did not wait.
+                        answer["skippedSyncHooks"] = sync.into();
+                    }
                     if claim.is_some()
                         && let Err(err) = self.store.complete_event(&e.id, &answer).await
                     {
@@ -157,7 +216,50 @@ impl IngestHandler {
             IngestBody::Single(_) => answers.into_iter().next().expect("one event"),
             IngestBody::Batch(_) => json!(answers),
         };
-        Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+        let status = if wait {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        Ok((status, Json(answer)).into_response())
+    }
+
+    /// Each event name's subscribers; with `wait`, also the synchronous hooks of the (one)
+    /// event, read once: more than [`MAX_SYNC_HOOKS`] is refused.
+    async fn subscribers(
+        &self,
+        events: &[Event],
+        wait: bool,
+    ) -> Result<(Subscribers, Vec<Hook>), ApiError> {
+        let mut subscribers = Subscribers::new();
+        for e in events {
+            if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {
+                slot.insert(self.store.subscribers(e.name).await?);
+            }
+        }
+        let mut hooks = Vec::new();
+        if wait && let Some(e) = events.first() {
+            let sync: Vec<&Subscriber> = subscribers[&e.name]
+                .iter()
+                .filter(|s| s.mode == HookMode::Sync)
+                .collect();
+            if sync.len() > MAX_SYNC_HOOKS {
+                return Err(ValidationError::new(
+                    "event",
+                    format!("has more than {MAX_SYNC_HOOKS} synchronous hooks"),
+                )
+                .into());
+            }
+            for s in sync {
+                if let Some(hook) = self.store.get_hook(&s.hook_id).await?
+                    && hook.enabled
+                    && hook.mode == HookMode::Sync
+                {
+                    hooks.push(hook);
+                }
+            }
+        }
+        Ok((subscribers, hooks))
     }
 
     /// Claims the callers' event ids, so an event posted again within the window is not
@@ -215,19 +317,21 @@ impl IngestHandler {
     /// Records and enqueues every delivery; returns the number per event. Delivery ids derive
     /// from the event id, the hook id and the first claim time, so a fan-out repeated after
     /// any failure finds the records of the first one instead of minting new `webhook-id`s.
-    async fn fan_out(&self, events: &[(&Event, Option<Claim>)]) -> Result<Vec<usize>, ApiError> {
-        let mut subscribers: HashMap<EventName, Vec<HookId>> = HashMap::new();
-        for (e, _) in events {
-            if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {
-                slot.insert(self.store.subscribers(e.name).await?);
-            }
-        }
+    async fn fan_out(
+        &self,
+        events: &[(&Event, Option<Claim>)],
+        subscribers: &Subscribers,
+    ) -> Result<Vec<usize>, ApiError> {
         let now = now_ms();
         let expires_at = (now + self.retention.as_millis() as i64) / 1000;
         let (mut fresh, mut resumed) = (Vec::new(), Vec::new());
         let mut counts = Vec::with_capacity(events.len());
         for (e, claim) in events {
-            let hooks = &subscribers[&e.name];
+            let hooks: Vec<_> = subscribers[&e.name]
+                .iter()
+                .filter(|s| s.mode == HookMode::Async)
+                .map(|s| &s.hook_id)
+                .collect();
             counts.push(hooks.len());
             let at = claim.map_or(now, |c| c.first_claimed_at);
             for hook in hooks {
@@ -244,6 +348,7 @@ impl IngestHandler {
                     event_created_at: e.created_at_ms,
                     created_at: at,
                     expires_at,
+                    sync: false,
                 };
                 if claim.is_some_and(|c| c.resumed) {
                     resumed.push(delivery);

@@ -14,12 +14,13 @@ use crate::clock::now_ms;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::event::sample_event;
 use crate::health::MAX_HOURS;
-use crate::hook::{Hook, HookId, HookUrl, UrlPolicy};
+use crate::hook::{Hook, HookId, HookMode, HookUrl, UrlPolicy};
 use crate::net::client::DeliveryClient;
 use crate::operational::{OPERATIONAL_HOOK_ID, operational_hook_id};
 use crate::ports::{AttemptRecord, DeliveryFilter, JobQueue, Page, Store, StoreError};
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep, Task};
 use crate::signing::sign;
+use crate::sync_call::MAX_SYNC_HOOKS;
 use crate::validation::ValidationError;
 use axum::Json;
 use axum::extract::rejection::RawPathParamsRejection;
@@ -111,6 +112,30 @@ impl ManagementHandler {
     /// `GET /api/hook-events`.
     pub(crate) async fn catalog(State(this): This) -> Json<Value> {
         Json(catalog_json(this.preview_events))
+    }
+
+    /// Refuses a synchronous hook for an event that already has the most it may.
+    async fn check_sync_capacity(&self, hook: &Hook) -> Result<(), ApiError> {
+        if hook.mode != HookMode::Sync || !hook.enabled {
+            return Ok(());
+        }
+        for event in &hook.events {
+            let others = self
+                .store
+                .subscribers(*event)
+                .await?
+                .into_iter()
+                .filter(|s| s.mode == HookMode::Sync && s.hook_id != hook.id)
+                .count();
+            if others >= MAX_SYNC_HOOKS {
+                return Err(ValidationError::new(
+                    "config.mode",
+                    format!("{event} already has {MAX_SYNC_HOOKS} synchronous hooks"),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Refuses preview events while `WEBHOOKS_PREVIEW_EVENTS` is off.
@@ -218,6 +243,7 @@ impl ManagementHandler {
         this.check_events(&new.events)?;
         this.check_destination(&new.url)?;
         let hook = new.into_hook(now_ms());
+        this.check_sync_capacity(&hook).await?;
         this.store.create_hook(&hook).await?;
         tracing::info!(hook_id = %hook.id, events = hook.events.len(), "hook created");
         Ok((StatusCode::CREATED, Json(hook_json(&hook))).into_response())
@@ -309,6 +335,13 @@ impl ManagementHandler {
             .get_delivery(&hook.id, &delivery_id)
             .await?
             .ok_or(ApiError::DeliveryNotFound)?;
+        if before.sync {
+            return Err(ValidationError::new(
+                "deliveryId",
+                "is a synchronous call: its caller decides whether to call again",
+            )
+            .into());
+        }
         let reopened = match this
             .store
             .reopen_delivery(
@@ -428,6 +461,7 @@ impl ManagementHandler {
         let current = this.load(&ids.hook).await?;
         let reenabled = !current.enabled && patch.enabled == Some(true);
         let next = patch.apply(&current, now_ms());
+        this.check_sync_capacity(&next).await?;
         if reenabled {
             // Its failures so far no longer count towards disabling it again.
             this.store.reset_health(&current.id).await?;

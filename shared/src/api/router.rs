@@ -37,6 +37,7 @@ impl Api {
             ingest: Arc::new(IngestHandler::new(
                 store.clone(),
                 queue.clone(),
+                client.clone(),
                 settings.retention,
                 settings.preview_events,
             )),

@@ -37,6 +37,12 @@ pub fn hook_json(hook: &Hook) -> Value {
     if let Some(retries) = hook.retries {
         v["config"]["retries"] = retries.into();
     }
+    if !hook.mode.is_async() {
+        v["config"]["mode"] = hook.mode.as_str().into();
+    }
+    if let Some(timeout) = hook.timeout_ms {
+        v["config"]["timeoutMs"] = timeout.ms().into();
+    }
     v
 }
 
@@ -91,6 +97,7 @@ pub fn delivery_log_json(d: &Delivery) -> Value {
         "result": result,
         "status": d.status.as_str(),
         "reason": d.reason,
+        "mode": if d.sync { "sync" } else { "async" },
         "attemptCount": d.attempts.len(),
         "nextAttemptAt": d.next_attempt_at,
         "attempts": d.attempts,

@@ -138,6 +138,20 @@ impl DeliveryClient {
         signature: &SignatureHeaders,
         body: &str,
     ) -> Answer {
+        self.post_within(url, custom, signature, body, self.timeouts.total)
+            .await
+    }
+
+    /// Like [`DeliveryClient::post`], within `limit` (at most the client's own timeout).
+    pub async fn post_within(
+        &self,
+        url: &HookUrl,
+        custom: &CustomHeaders,
+        signature: &SignatureHeaders,
+        body: &str,
+        limit: Duration,
+    ) -> Answer {
+        let limit = limit.min(self.timeouts.total);
         let started = Instant::now();
         if let Err(e) = HookUrl::check(url.as_url().clone(), self.url_policy) {
             return Answer::failed(started, ErrorKind::Blocked, e.to_string());
@@ -153,10 +167,11 @@ impl DeliveryClient {
         // One deadline for the whole attempt. The status decides the outcome once it arrived in
         // time; the body is only captured until the deadline, so a slow body never turns a 2xx
         // into a timeout (reqwest's own total timeout ends the capture the same way).
-        let deadline = tokio::time::Instant::now() + self.timeouts.total;
+        let deadline = tokio::time::Instant::now() + limit;
         let sent = self
             .http()
             .post(url.as_url().clone())
+            .timeout(limit)
             .headers(headers)
             .body(body.to_string())
             .send();

@@ -376,6 +376,7 @@ fn delivery(hook: &HookId, at_ms: i64, expires_at_s: i64) -> Delivery {
         event_created_at: at_ms,
         created_at: at_ms,
         expires_at: expires_at_s,
+        sync: false,
     }
 }
 
@@ -433,7 +434,13 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
         // tables added since.
         conn.execute_batch(
             "ALTER TABLE hourly_stats DROP COLUMN detail; DROP TABLE hook_health; \
-             DROP TABLE rate_slots; PRAGMA user_version = 1;",
+             DROP TABLE rate_slots; ALTER TABLE subscriptions DROP COLUMN sync; \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO subscriptions (event, hook_id) VALUES ('default#PostSignIn', ?1)",
+            [hook.as_str()],
         )
         .unwrap();
         conn.execute(
@@ -446,6 +453,17 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
     let store = SqliteStore::new(db.clone());
     let hours = store.hourly_health(&hook, hour, hour).await.unwrap();
     assert_eq!(hours.len(), 1);
+    // Subscriptions written before synchronous hooks existed are asynchronous.
+    assert_eq!(
+        store
+            .subscribers(webhooks::catalog::EventName::PostSignIn)
+            .await
+            .unwrap(),
+        vec![webhooks::ports::Subscriber {
+            hook_id: hook.clone(),
+            mode: webhooks::hook::HookMode::Async
+        }]
+    );
     assert_eq!((hours[0].1.attempts, hours[0].1.successes), (7, 5));
     let mut counts = HealthCounts::default();
     counts.record(now_ms(), 12, Outcome::of(None, Some(ErrorKind::Timeout)));

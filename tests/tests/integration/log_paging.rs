@@ -35,6 +35,7 @@ pub fn deliveries(hook: &HookId, n: i64, status: DeliveryStatus) -> Vec<Delivery
                 event_created_at: at,
                 created_at: at,
                 expires_at: at / 1000 + 86_400,
+                sync: false,
             }
         })
         .collect()

@@ -30,5 +30,6 @@ mod sqs_queue;
 mod ssrf_client;
 mod store_contract;
 mod support;
+mod sync_hooks;
 mod template_metrics;
 mod tokens;

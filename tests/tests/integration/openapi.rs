@@ -768,6 +768,7 @@ fn failed_delivery(hook: &str) -> Delivery {
         event_created_at: now - 3_000,
         created_at: now - 3_000,
         expires_at: now / 1000 + 3_600,
+        sync: false,
     }
 }
 

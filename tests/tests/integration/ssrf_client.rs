@@ -246,6 +246,7 @@ async fn a_blocked_delivery_is_recorded_once_and_not_retried() {
         event_created_at: now,
         created_at: now,
         expires_at: now / 1000 + 86_400,
+        sync: false,
     };
     store
         .insert_deliveries(std::slice::from_ref(&delivery))

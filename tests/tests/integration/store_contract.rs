@@ -12,8 +12,8 @@ use webhooks::clock::now_ms;
 use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use webhooks::event::EventId;
 use webhooks::health::{BatchHealth, HealthCounts, HookHealth, Outcome, bucket_of};
-use webhooks::hook::{Hook, HookId, HookPosition, UrlPolicy};
-use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError};
+use webhooks::hook::{Hook, HookId, HookMode, HookPosition, UrlPolicy};
+use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError, Subscriber};
 use webhooks::ports::{DeliveryFilter, EventClaim};
 
 const POLICY: UrlPolicy = UrlPolicy { allow_http: false };
@@ -42,6 +42,7 @@ fn delivery(hook: &Hook, at_ms: i64) -> Delivery {
         event_created_at: at_ms,
         created_at: at_ms,
         expires_at: at_ms / 1000 + 86_400,
+        sync: false,
     }
 }
 
@@ -84,6 +85,11 @@ contract!(
     "hookpages"
 );
 contract!(writers_racing_from_one_read_leave_one_winner, "racing");
+
+/// The hook ids of an event's subscribers.
+fn ids(subscribers: Vec<Subscriber>) -> Vec<HookId> {
+    subscribers.into_iter().map(|s| s.hook_id).collect()
+}
 
 fn attempt_record(hook: &Hook, id: &DeliveryId, status: u16) -> AttemptRecord {
     AttemptRecord {
@@ -129,7 +135,7 @@ async fn writers_racing_from_one_read_leave_one_winner(s: Arc<impl Store + ?Size
     ));
     assert_eq!(s.get_hook(&hook.id).await.unwrap(), Some(first.clone()));
     assert_eq!(
-        s.subscribers(EventName::PostSignIn).await.unwrap(),
+        ids(s.subscribers(EventName::PostSignIn).await.unwrap()),
         vec![hook.id.clone()],
         "the losing write did not disable the hook"
     );
@@ -292,7 +298,7 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>
         "hooks list oldest first"
     );
 
-    let mut subs = s.subscribers(EventName::PostSignIn).await.unwrap();
+    let mut subs = ids(s.subscribers(EventName::PostSignIn).await.unwrap());
     subs.sort();
     let mut both = vec![a.id.clone(), b.id.clone()];
     both.sort();
@@ -306,11 +312,11 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>
     let a2 = patch.apply(&a, now_ms());
     s.update_hook(&a, &a2).await.unwrap();
     assert_eq!(
-        s.subscribers(EventName::PostSignIn).await.unwrap(),
+        ids(s.subscribers(EventName::PostSignIn).await.unwrap()),
         vec![b.id.clone()]
     );
     assert_eq!(
-        s.subscribers(EventName::RoleCreated).await.unwrap(),
+        ids(s.subscribers(EventName::RoleCreated).await.unwrap()),
         vec![a.id.clone()]
     );
     assert!(
@@ -334,6 +340,33 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl Store + ?Sized>
             .unwrap()
             .is_empty(),
         "disabled hooks get nothing"
+    );
+
+    // The index says which subscribers are called synchronously.
+    let sync = HookPatch::parse(
+        &json!({"enabled": true, "config": {"url": "https://hooks.example.com/s", "mode": "sync", "timeoutMs": 500}}),
+        POLICY,
+    )
+    .unwrap()
+    .apply(&disable, now_ms());
+    s.update_hook(&disable, &sync).await.unwrap();
+    assert_eq!(
+        s.subscribers(EventName::PostSignIn).await.unwrap(),
+        vec![Subscriber {
+            hook_id: b.id.clone(),
+            mode: HookMode::Sync
+        }]
+    );
+    let back = HookPatch::parse(
+        &json!({"config": {"url": "https://hooks.example.com/s"}}),
+        POLICY,
+    )
+    .unwrap()
+    .apply(&sync, now_ms());
+    s.update_hook(&sync, &back).await.unwrap();
+    assert_eq!(
+        s.subscribers(EventName::PostSignIn).await.unwrap()[0].mode,
+        HookMode::Async
     );
 
     assert!(s.delete_hook(&a2).await.unwrap());

@@ -4,7 +4,7 @@
 //! table of large rows would rebalance on nearly every insert.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// What brings a file of an earlier version up to date, by the version each step starts from.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -14,6 +14,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (2, HOOK_HEALTH),
     (3, RATE_SLOTS),
+    (
+        4,
+        "ALTER TABLE subscriptions ADD COLUMN sync INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 const RATE_SLOTS: &str = "
@@ -39,6 +43,7 @@ CREATE TABLE hooks (
 CREATE TABLE subscriptions (
     event TEXT NOT NULL,
     hook_id TEXT NOT NULL,
+    sync INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event, hook_id)
 ) WITHOUT ROWID;
 CREATE TABLE deliveries (

@@ -6,10 +6,10 @@ use crate::catalog::EventName;
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::event::EventId;
 use crate::health::{BatchHealth, HealthCounts, HookHealth};
-use crate::hook::{Hook, HookId, HookPosition};
+use crate::hook::{Hook, HookId, HookMode, HookPosition};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
-    StoreError,
+    StoreError, Subscriber,
 };
 use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
@@ -70,10 +70,11 @@ fn write_subscriptions(tx: &Connection, hook: &Hook) -> rusqlite::Result<()> {
     )?;
     if hook.enabled {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO subscriptions (event, hook_id) VALUES (?1, ?2)",
+            "INSERT OR IGNORE INTO subscriptions (event, hook_id, sync) VALUES (?1, ?2, ?3)",
         )?;
+        let sync = i64::from(!hook.mode.is_async());
         for event in &hook.events {
-            insert.execute([namespaced(event.as_str()).as_str(), hook.id.as_str()])?;
+            insert.execute(params![namespaced(event.as_str()), hook.id.as_str(), sync])?;
         }
     }
     Ok(())
@@ -238,14 +239,26 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn subscribers(&self, event: EventName) -> Result<Vec<HookId>, StoreError> {
+    async fn subscribers(&self, event: EventName) -> Result<Vec<Subscriber>, StoreError> {
         let conn = self.db.lock();
-        let mut stmt = conn.prepare_cached("SELECT hook_id FROM subscriptions WHERE event = ?1")?;
-        let ids = stmt
-            .query_map([namespaced(event.as_str())], |r| r.get::<_, String>(0))?
+        let mut stmt =
+            conn.prepare_cached("SELECT hook_id, sync FROM subscriptions WHERE event = ?1")?;
+        let rows = stmt
+            .query_map([namespaced(event.as_str())], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
-        ids.iter()
-            .map(|id| HookId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+        rows.iter()
+            .map(|(id, sync)| {
+                Ok(Subscriber {
+                    hook_id: HookId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    mode: if *sync != 0 {
+                        HookMode::Sync
+                    } else {
+                        HookMode::Async
+                    },
+                })
+            })
             .collect()
     }
 

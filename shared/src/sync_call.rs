@@ -1,0 +1,157 @@
+//! Synchronous hooks: called while the caller of `POST /api/events?wait=true` waits, each
+//! within its own time limit, signed like any delivery, recorded as a delivery of one attempt
+//! and counted in stats and health. Never retried: the caller decides what a failure means.
+
+use crate::clock::now_ms;
+use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use crate::event::Event;
+use crate::health::{BatchHealth, HealthCounts, Outcome};
+use crate::hook::Hook;
+use crate::metrics::{self, Unit};
+use crate::net::client::DeliveryClient;
+use crate::ports::{HourlyCount, Store};
+use crate::signing::sign;
+use serde_json::{Value, json};
+
+/// Most synchronous hooks one event may have.
+pub const MAX_SYNC_HOOKS: usize = 5;
+
+/// Calls every hook of `hooks` with `event` at once and answers, in the same order, one
+/// result each: `{hookId, deliveryId, status?, body?, durationMs, error?}`. `at` is the
+/// event's fan-out time, from which the delivery ids derive.
+pub async fn call_all(
+    store: &dyn Store,
+    client: &DeliveryClient,
+    hooks: &[Hook],
+    event: &Event,
+    at: i64,
+    expires_at: i64,
+) -> Vec<Value> {
+    let calls = hooks
+        .iter()
+        .map(|hook| call(store, client, hook, event, at, expires_at));
+    futures::future::join_all(calls).await
+}
+
+async fn call(
+    store: &dyn Store,
+    client: &DeliveryClient,
+    hook: &Hook,
+    event: &Event,
+    at: i64,
+    expires_at: i64,
+) -> Value {
+    let id = DeliveryId::derive(at, &event.id, &hook.id);
+    let body = event.delivered_body(&hook.id);
+    let started_at = now_ms();
+    let signature = sign(
+        &hook.signing_keys(started_at),
+        &id.to_string(),
+        started_at / 1000,
+        body.as_bytes(),
+    );
+    let limit = hook.timeout_ms.unwrap_or_default();
+    let answer = client
+        .post_within(
+            &hook.url,
+            &hook.headers,
+            &signature,
+            &body,
+            limit.duration(),
+        )
+        .await;
+    let duration_ms = answer.duration.as_millis() as u64;
+    let succeeded = answer.succeeded();
+    let delivery = Delivery {
+        hook_id: hook.id.clone(),
+        id: id.clone(),
+        event_id: event.id.clone(),
+        event: event.name,
+        body,
+        status: if succeeded {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Error
+        },
+        attempts: vec![Attempt {
+            number: 1,
+            started_at,
+            duration_ms,
+            response_status: answer.status,
+            response_body: answer.body.clone(),
+            error_kind: answer.error_kind,
+            error: answer.error.clone(),
+        }],
+        next_attempt_at: None,
+        reason: (!succeeded).then(|| {
+            answer
+                .error
+                .clone()
+                .unwrap_or_else(|| "synchronous call failed".into())
+        }),
+        event_created_at: event.created_at_ms,
+        created_at: at,
+        expires_at,
+        sync: true,
+    };
+    let outcome = Outcome::of(answer.status, answer.error_kind);
+    let mut counts = HealthCounts::default();
+    counts.record(started_at, duration_ms, outcome);
+    let hourly = HourlyCount {
+        hook_id: hook.id.clone(),
+        hour: started_at.div_euclid(3_600_000),
+        counts,
+    };
+    let health = BatchHealth::of(&[(started_at, succeeded)]);
+    let (recorded, counted, healthy) = tokio::join!(
+        store.insert_missing_deliveries(std::slice::from_ref(&delivery)),
+        store.count_attempts(std::slice::from_ref(&hourly)),
+        store.record_health(&hook.id, &health),
+    );
+    if let Err(e) = recorded {
+        tracing::warn!(hook_id = %hook.id, delivery_id = %id, error = %e, "could not record a synchronous call");
+    }
+    if let Err(e) = counted.map(|_| ()).and(healthy.map(|_| ())) {
+        tracing::warn!(hook_id = %hook.id, error = %e, "could not count a synchronous call");
+    }
+    tracing::info!(
+        hook_id = %hook.id,
+        delivery_id = %id,
+        event_id = %event.id,
+        status = answer.status,
+        error_kind = ?answer.error_kind,
+        duration_ms,
+        "synchronous call"
+    );
+    metrics::emit(&[
+        ("SyncCalls", 1.0, Unit::Count),
+        ("SyncCallDurationMs", duration_ms as f64, Unit::Milliseconds),
+    ]);
+    let mut result = json!({
+        "hookId": hook.id,
+        "deliveryId": id,
+        "durationMs": duration_ms,
+    });
+    if let Some(status) = answer.status {
+        result["status"] = status.into();
+    }
+    if let Some(text) = answer.body.filter(|b| !b.is_empty()) {
+        // The endpoint's JSON as it answered; anything else (or a capture cut at 8 KiB) as text.
+        result["body"] = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    }
+    if let Some(kind) = answer.error_kind {
+        result["error"] = error_name(kind).into();
+    }
+    result
+}
+
+/// The `error` of a result: why the call got no usable answer.
+pub fn error_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Connect => "connect",
+        ErrorKind::Tls => "tls",
+        ErrorKind::Blocked => "blocked",
+        ErrorKind::Http => "status",
+    }
+}
