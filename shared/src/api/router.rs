@@ -3,7 +3,7 @@
 //! answered wherever GET is, without a body, as axum does.
 
 use super::auth::Access;
-use super::{ApiError, IngestHandler, LimitedBody, ManagementHandler, Tokens};
+use super::{ApiError, IngestHandler, LimitedBody, ManagementHandler, Tokens, console};
 use crate::config::Settings;
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store};
@@ -80,6 +80,12 @@ pub fn router(api: Api) -> Router {
         .route("/api/events", post(IngestHandler::accept))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(guard(Access::Ingest));
+    // Static files: no token (they hold no secret; the pages ask for one).
+    let console = Router::new()
+        .route("/console", get(console::index))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .method_not_allowed_fallback(method_not_allowed);
     // Authenticated by the source's signature, not by a bearer token.
     let relay = Router::new()
         .route("/api/ingest/logto/{sourceId}", post(relay))
@@ -107,6 +113,7 @@ pub fn router(api: Api) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(guard(Access::Admin));
     let exact = ingest
+        .merge(console)
         .merge(relay)
         .merge(management)
         .with_state(api)

@@ -133,6 +133,10 @@ async fn main() {
         println!("operational notices go to {shown} (WEBHOOKS_OPERATIONAL_URL)");
     }
     println!("listening on http://{}", server.addr);
+    println!(
+        "console at http://{}/console/ (paste an admin token)",
+        server.addr
+    );
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
     server.stop().await;

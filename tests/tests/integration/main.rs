@@ -2,6 +2,7 @@
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
 mod concurrent_senders;
+mod console;
 mod duplicate_keys;
 mod durable_store;
 mod edge;
