@@ -2,7 +2,7 @@
 // and renders it with `el`, so everything from the API is text.
 
 import { api, nextCursor, token } from './api.js';
-import { el, failure, json, route, show, when } from './dom.js';
+import { el, failure, fill, json, route, show, when } from './dom.js';
 
 const views = [
   [/^#\/hooks\/new$/, newHook],
@@ -184,10 +184,11 @@ async function deliveryLog(id, into, cursor) {
     ),
   );
   const next = nextCursor(headers);
-  into.replaceChildren(
+  fill(
+    into,
     el(
       'table',
-      {},
+      { id: 'log' },
       el('thead', {}, el('tr', {}, ['Created', 'Event', 'Result', 'Attempts', ''].map((h) => el('th', {}, h)))),
       el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No deliveries in the last 24 hours.'))),
     ),

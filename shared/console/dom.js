@@ -23,7 +23,12 @@ export function route(...parts) {
 }
 
 export function show(...nodes) {
-  document.getElementById('main').replaceChildren(...nodes);
+  fill(document.getElementById('main'), ...nodes);
+}
+
+/** Replaces `parent`'s children by the given nodes, leaving out absent ones. */
+export function fill(parent, ...nodes) {
+  parent.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 export function when(ms) {

@@ -105,3 +105,116 @@ fn the_console_renders_text_only_and_keeps_the_token_in_the_tab() {
     assert!(api.contains("sessionStorage"));
     assert!(api.contains("credentials: 'omit'"));
 }
+
+/// An executable on PATH (the test command installs Debian's chromium and chromedriver).
+fn on_path(name: &str) -> String {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{name} is not installed; scripts/test installs it"))
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_operator_uses_the_console_in_headless_chromium() {
+    use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+    use webhooks_tests::receiver::Receiver;
+    const ADMIN: &str = "console-admin-token-3f9a";
+    const INGEST: &str = "console-ingest-token-7c1e";
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let receiver = Receiver::start(&[]).await;
+    let mut server = DevServer::start_on(
+        &binary,
+        free_port(),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+        ],
+    );
+    server.ready().await;
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/console");
+    std::fs::create_dir_all(shots).unwrap();
+    let args = serde_json::json!({
+        "base": server.base,
+        "admin": ADMIN,
+        "ingest": INGEST,
+        "receiver": receiver.url("/console"),
+        "shots": shots,
+        "chromium": on_path("chromium"),
+        "chromedriver": on_path("chromedriver"),
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/console/drive.py");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(webhooks_tests::verifiers::python())
+            .arg(script)
+            .arg(args.to_string())
+            .env("SE_OFFLINE", "true")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+
+    assert!(
+        seen["refused"]
+            .as_str()
+            .unwrap()
+            .contains("not an admin token"),
+        "{seen}"
+    );
+    assert_eq!(seen["stored"], 1, "the token is in sessionStorage");
+    assert_eq!(seen["cookies"], serde_json::json!([]), "and in no cookie");
+    assert!(seen["hookId"].as_str().unwrap().starts_with("hook_"));
+    // The hook's name (a payload) and the delivered body (script) show as text, run nothing.
+    let list = seen["listText"].as_str().unwrap();
+    assert!(
+        list.contains(r#""><img src=x onerror="window.__pwned = 1">"#),
+        "{list}"
+    );
+    assert!(list.contains("enabled"), "{list}");
+    assert_eq!(seen["firstPage"].as_array().unwrap().len(), 20, "{seen}");
+    assert_eq!(seen["secondPage"].as_array().unwrap().len(), 5, "{seen}");
+    assert_eq!(seen["strayText"], serde_json::json!([]), "{seen}");
+    let detail = seen["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("<script>window.__pwned = 1</script>"),
+        "{detail}"
+    );
+    assert_eq!(seen["pwned"], serde_json::Value::Null, "a payload ran");
+    assert_eq!(seen["images"], 0, "a payload became an element");
+    let scripts: Vec<&str> = seen["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(scripts, [format!("{}/console/app.js", server.base)]);
+    let console = seen["console"].as_array().unwrap();
+    assert!(
+        console
+            .iter()
+            .all(|m| !m.as_str().unwrap().contains("Content Security Policy")),
+        "{console:?}"
+    );
+    for page in ["sign-in", "new-hook", "hooks", "delivery-log", "delivery"] {
+        let shot = std::path::Path::new(shots).join(format!("{page}.png"));
+        assert!(
+            std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1_000),
+            "{}",
+            shot.display()
+        );
+    }
+    let output = server.stop();
+    assert!(!output.contains(ADMIN), "the admin token is in the output");
+}

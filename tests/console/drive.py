@@ -1,0 +1,120 @@
+"""Drives the operator console in headless Chromium (Debian's chromium and chromedriver,
+through Selenium) against a running dev server, as an operator would, and prints what it saw
+as one JSON object. Screenshots of the main pages go to the directory it is given."""
+
+import json
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+XSS_BODY = '<script>window.__pwned = 1</script>'
+XSS_ATTR = '"><img src=x onerror="window.__pwned = 1">'
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    base, shots = args["base"], args["shots"]
+    options = Options()
+    options.binary_location = args["chromium"]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=args["chromedriver"]), options=options)
+    wait = WebDriverWait(driver, 15)
+    seen = {}
+    try:
+        driver.get(f"{base}/console/")
+        token = wait.until(EC.presence_of_element_located((By.NAME, "token")))
+        driver.save_screenshot(f"{shots}/sign-in.png")
+        token.send_keys("not-the-token")
+        token.submit()
+        seen["refused"] = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))).text
+        driver.find_element(By.NAME, "token").send_keys(args["admin"])
+        driver.find_element(By.NAME, "token").submit()
+        wait.until(EC.presence_of_element_located((By.XPATH, "//h1[text()='Hooks']")))
+        seen["stored"] = driver.execute_script("return sessionStorage.length")
+        seen["cookies"] = driver.get_cookies()
+
+        # A new hook from the form, its name a payload.
+        driver.find_element(By.LINK_TEXT, "New hook").click()
+        name = wait.until(EC.presence_of_element_located((By.NAME, "name")))
+        name.send_keys(XSS_ATTR)
+        driver.find_element(By.NAME, "url").send_keys(args["receiver"])
+        driver.find_element(By.CSS_SELECTOR, "input[value='PostRegister']").click()
+        driver.save_screenshot(f"{shots}/new-hook.png")
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: d.current_url.split("#/hooks/")[-1] not in ("", "new"))
+        hook_id = driver.current_url.split("#/hooks/")[-1]
+        seen["hookId"] = hook_id
+
+        # 25 events, one of them carrying script in its body.
+        for i in range(25):
+            data = {"id": f"u_{i}"}
+            if i == 0:
+                data["bio"] = XSS_BODY + XSS_ATTR
+            post(f"{base}/api/events", args["ingest"], {"event": "PostRegister", "data": data})
+        deadline = time.time() + 30
+        while time.time() < deadline and delivered(base, args["admin"], hook_id) < 25:
+            time.sleep(0.2)
+
+        driver.get(f"{base}/console/#/hooks")
+        driver.refresh()
+        wait.until(EC.presence_of_element_located((By.XPATH, "//h1[text()='Hooks']")))
+        time.sleep(0.5)
+        seen["listText"] = driver.find_element(By.ID, "main").text
+        driver.save_screenshot(f"{shots}/hooks.png")
+
+        driver.get(f"{base}/console/#/hooks/{hook_id}")
+        wait.until(EC.presence_of_element_located((By.XPATH, "//h2[text()='Delivery log']")))
+        wait.until(lambda d: len(log_rows(d)) > 0)
+        seen["firstPage"] = log_rows(driver)
+        driver.save_screenshot(f"{shots}/delivery-log.png")
+        driver.find_element(By.XPATH, "//button[text()='Older →']").click()
+        wait.until(lambda d: log_rows(d) != seen["firstPage"])
+        seen["secondPage"] = log_rows(driver)
+        seen["strayText"] = [line for line in driver.find_element(By.ID, "main").text.splitlines()
+                             if line in ("null", "undefined", "false")]
+        # The oldest delivery (the one with the payload) is on the second page.
+        driver.find_elements(By.XPATH, "//button[text()='details']")[-1].click()
+        detail = wait.until(EC.presence_of_element_located((By.XPATH, "//h3[text()='Delivered body']/following-sibling::pre")))
+        seen["detail"] = detail.text
+        driver.save_screenshot(f"{shots}/delivery.png")
+
+        seen["pwned"] = driver.execute_script("return window.__pwned === undefined ? null : window.__pwned")
+        seen["images"] = len(driver.find_elements(By.TAG_NAME, "img"))
+        seen["scripts"] = [s.get_attribute("src") for s in driver.find_elements(By.TAG_NAME, "script")]
+        seen["console"] = [entry["message"] for entry in driver.get_log("browser")]
+    finally:
+        driver.quit()
+    print(json.dumps(seen))
+
+
+def log_rows(driver):
+    return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")]
+
+
+def post(url, token, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"authorization": f"Bearer {token}",
+                                              "content-type": "application/json"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 202, answer.status
+
+
+def delivered(base, token, hook_id):
+    request = urllib.request.Request(f"{base}/api/hooks/{hook_id}/recent-logs?page_size=100",
+                                     headers={"authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as answer:
+        return sum(1 for entry in json.loads(answer.read()) if entry["result"] == "Success")
+
+
+if __name__ == "__main__":
+    main()
