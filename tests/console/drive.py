@@ -12,6 +12,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 XSS_BODY = '<script>window.__pwned = 1</script>'
@@ -28,7 +29,8 @@ def main():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=args["chromedriver"]), options=options)
-    wait = WebDriverWait(driver, 15)
+    # Views re-render as their data arrives: an element read mid-render is read again.
+    wait = WebDriverWait(driver, 15, ignored_exceptions=[StaleElementReferenceException])
     seen = {}
     try:
         driver.get(f"{base}/console/")
@@ -87,6 +89,72 @@ def main():
         detail = wait.until(EC.presence_of_element_located((By.XPATH, "//h3[text()='Delivered body']/following-sibling::pre")))
         seen["detail"] = detail.text
         driver.save_screenshot(f"{shots}/delivery.png")
+
+        # Re-send the delivery shown.
+        driver.find_element(By.XPATH, "//button[text()='Re-send']").click()
+        seen["resent"] = wait.until(EC.presence_of_element_located(
+            (By.XPATH, "//span[starts-with(text(), 'Re-sent')]"))).text
+
+        # Recover the last day, with its progress.
+        driver.find_element(By.XPATH, "//button[text()='Recover']").click()
+        wait.until(lambda d: d.find_element(By.ID, "recovery").text.startswith("done"))
+        seen["recovery"] = driver.find_element(By.ID, "recovery").text
+
+        # The signing key: hidden, revealed, rotated.
+        seen["keyHidden"] = driver.find_element(By.ID, "signing-key").text
+        driver.find_element(By.XPATH, "//button[text()='Reveal']").click()
+        wait.until(lambda d: d.find_element(By.ID, "signing-key").text.startswith("whsec_"))
+        seen["key"] = driver.find_element(By.ID, "signing-key").text
+        driver.find_element(By.XPATH, "//button[text()='Rotate']").click()
+        wait.until(lambda d: d.find_element(By.ID, "signing-key").text not in (seen["key"], ""))
+        seen["rotatedKey"] = driver.find_element(By.ID, "signing-key").text
+
+        # The test button against an endpoint answering a payload.
+        driver.find_element(By.NAME, "testUrl").send_keys(args["xss"])
+        driver.find_element(By.XPATH, "//button[text()='Send']").click()
+        wait.until(lambda d: "Status" in d.find_element(By.ID, "test-answer").text)
+        seen["testAnswer"] = driver.find_element(By.ID, "test-answer").text
+
+        # The health charts.
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#health svg.chart")) >= 3)
+        seen["charts"] = len(driver.find_elements(By.CSS_SELECTOR, "#health svg.chart"))
+        seen["bars"] = len(driver.find_elements(By.CSS_SELECTOR, "#health svg.chart rect"))
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(f"{shots}/hook.png")
+        driver.execute_script("document.getElementById('health').scrollIntoView()")
+        driver.save_screenshot(f"{shots}/health.png")
+
+        # Edit: a rate limit and a custom header whose value never reaches the page.
+        driver.get(f"{base}/console/#/hooks/{hook_id}/edit")
+        wait.until(EC.presence_of_element_located((By.ID, "hook-form")))
+        driver.find_element(By.NAME, "rateLimit").send_keys("5")
+        driver.find_element(By.XPATH, "//button[text()='+ header']").click()
+        driver.find_elements(By.NAME, "headerName")[-1].send_keys("X-Env")
+        driver.find_elements(By.NAME, "headerValue")[-1].send_keys(args["headerSecret"])
+        driver.save_screenshot(f"{shots}/edit.png")
+        driver.find_element(By.CSS_SELECTOR, "#hook-form button[type=submit]").click()
+        wait.until(EC.presence_of_element_located((By.ID, "hook")))
+        seen["hookTable"] = driver.find_element(By.ID, "hook").text
+        # Saved again without touching it: the stored value is kept.
+        driver.get(f"{base}/console/#/hooks/{hook_id}/edit")
+        wait.until(EC.presence_of_element_located((By.ID, "hook-form")))
+        seen["editSource"] = args["headerSecret"] in driver.page_source
+        driver.find_element(By.CSS_SELECTOR, "#hook-form button[type=submit]").click()
+        wait.until(EC.presence_of_element_located((By.ID, "hook")))
+        seen["pageSource"] = args["headerSecret"] in driver.page_source
+
+        # A page for the README: the hook under a plain name.
+        request = urllib.request.Request(f"{base}/api/hooks/{hook_id}", method="PATCH",
+                                         data=json.dumps({"name": "CRM sync"}).encode(),
+                                         headers={"authorization": f"Bearer {args['admin']}",
+                                                  "content-type": "application/json"})
+        urllib.request.urlopen(request).close()
+        driver.get(f"{base}/console/#/hooks")
+        driver.refresh()
+        wait.until(EC.presence_of_element_located((By.LINK_TEXT, "CRM sync"))).click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#health svg.chart")) >= 3)
+        driver.set_window_size(1280, 1900)
+        driver.save_screenshot(f"{shots}/overview.png")
 
         seen["pwned"] = driver.execute_script("return window.__pwned === undefined ? null : window.__pwned")
         seen["images"] = len(driver.find_elements(By.TAG_NAME, "img"))

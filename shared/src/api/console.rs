@@ -36,6 +36,21 @@ pub const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../console/dom.js"),
     ),
     (
+        "hooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/hooks.js"),
+    ),
+    (
+        "hook.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/hook.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/charts.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../console/style.css"),

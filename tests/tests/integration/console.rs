@@ -129,6 +129,20 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
         .await
         .unwrap();
     let receiver = Receiver::start(&[]).await;
+    // An endpoint whose answer is a payload: the test button shows it as text.
+    let xss = {
+        let app = axum::Router::new().fallback(|| async {
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                r#"<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 1">"#,
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        format!("http://{addr}/answer")
+    };
+    const HEADER_SECRET: &str = "HeaderSecret-Console-1";
     let mut server = DevServer::start_on(
         &binary,
         free_port(),
@@ -146,6 +160,8 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
         "admin": ADMIN,
         "ingest": INGEST,
         "receiver": receiver.url("/console"),
+        "xss": xss,
+        "headerSecret": HEADER_SECRET,
         "shots": shots,
         "chromium": on_path("chromium"),
         "chromedriver": on_path("chromedriver"),
@@ -191,6 +207,57 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
         detail.contains("<script>window.__pwned = 1</script>"),
         "{detail}"
     );
+    assert!(
+        seen["resent"].as_str().unwrap().starts_with("Re-sent"),
+        "{seen}"
+    );
+    assert!(
+        seen["recovery"]
+            .as_str()
+            .unwrap()
+            .starts_with("done: 0 re-sent"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["keyHidden"], "••••••••",
+        "the key is hidden until revealed"
+    );
+    let (key, rotated) = (
+        seen["key"].as_str().unwrap(),
+        seen["rotatedKey"].as_str().unwrap(),
+    );
+    assert!(key.starts_with("whsec_") && rotated.starts_with("whsec_") && key != rotated);
+    let answer = seen["testAnswer"].as_str().unwrap();
+    assert!(answer.contains("Status 500"), "{answer}");
+    assert!(
+        answer.contains("<script>window.__pwned = 1</script>"),
+        "{answer}"
+    );
+    assert!(seen["charts"].as_u64().unwrap() >= 3, "{seen}");
+    assert!(seen["bars"].as_u64().unwrap() > 0, "{seen}");
+    let table = seen["hookTable"].as_str().unwrap();
+    assert!(table.contains("5/s") && table.contains("X-Env"), "{table}");
+    assert_eq!(seen["editSource"], false, "a header value in the edit form");
+    assert_eq!(seen["pageSource"], false, "a header value in the page");
+    let hook: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/hooks/{}",
+            server.base,
+            seen["hookId"].as_str().unwrap()
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        hook["config"]["headers"]["X-Env"], HEADER_SECRET,
+        "kept by the second save"
+    );
+    assert_eq!(hook["config"]["rateLimit"], 5);
+    assert_eq!(hook["signingKey"], rotated);
     assert_eq!(seen["pwned"], serde_json::Value::Null, "a payload ran");
     assert_eq!(seen["images"], 0, "a payload became an element");
     let scripts: Vec<&str> = seen["scripts"]
@@ -207,7 +274,16 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
             .all(|m| !m.as_str().unwrap().contains("Content Security Policy")),
         "{console:?}"
     );
-    for page in ["sign-in", "new-hook", "hooks", "delivery-log", "delivery"] {
+    for page in [
+        "sign-in",
+        "new-hook",
+        "hooks",
+        "delivery-log",
+        "delivery",
+        "hook",
+        "health",
+        "edit",
+    ] {
         let shot = std::path::Path::new(shots).join(format!("{page}.png"));
         assert!(
             std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1_000),
