@@ -184,10 +184,13 @@ async function follow(path, id, into) {
 function logFilters(hook, into) {
   const result = el('select', { name: 'result' }, ['', 'Success', 'Error', 'Pending'].map((r) => el('option', { value: r }, r || 'any result')));
   const event = el('select', { name: 'event' }, el('option', { value: '' }, 'any event'), hook.events.map((e) => el('option', { value: e }, e)));
-  const apply = () => deliveryLog(hook.id, into, { result: result.value, event: event.value });
-  result.addEventListener('change', apply);
-  event.addEventListener('change', apply);
-  return el('p', { class: 'row' }, result, event);
+  // Empty: the API's default window, the last 24 hours.
+  const from = el('input', { name: 'startTime', type: 'datetime-local', title: 'from' });
+  const to = el('input', { name: 'endTime', type: 'datetime-local', title: 'until' });
+  const ms = (input) => (input.value ? String(new Date(input.value).getTime()) : '');
+  const apply = () => deliveryLog(hook.id, into, { result: result.value, event: event.value, startTime: ms(from), endTime: ms(to) });
+  for (const input of [result, event, from, to]) input.addEventListener('change', apply);
+  return el('p', { class: 'row' }, result, event, el('label', { class: 'row' }, 'from', from), el('label', { class: 'row' }, 'until', to));
 }
 
 async function deliveryLog(id, into, filters, cursor) {
@@ -214,7 +217,7 @@ async function deliveryLog(id, into, filters, cursor) {
       'table',
       { id: 'log' },
       el('thead', {}, el('tr', {}, ['Created', 'Event', 'Result', 'Attempts', ''].map((h) => el('th', {}, h)))),
-      el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No deliveries in the last 24 hours.'))),
+      el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No deliveries in this window (the last 24 hours unless set).'))),
     ),
     next && el('p', {}, el('button', { class: 'link', type: 'button', onclick: () => deliveryLog(id, into, filters, next) }, 'Older →')),
     detail,

@@ -13,7 +13,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 XSS_BODY = '<script>window.__pwned = 1</script>'
 XSS_ATTR = '"><img src=x onerror="window.__pwned = 1">'
@@ -89,6 +89,29 @@ def main():
         detail = wait.until(EC.presence_of_element_located((By.XPATH, "//h3[text()='Delivered body']/following-sibling::pre")))
         seen["detail"] = detail.text
         driver.save_screenshot(f"{shots}/delivery.png")
+
+        # The log's filters: no delivery failed, and none falls in a window of 2020.
+        Select(driver.find_element(By.NAME, "result")).select_by_value("Error")
+        wait.until(lambda d: "No deliveries" in d.find_element(By.ID, "log").text)
+        seen["errorsOnly"] = log_rows(driver)
+        Select(driver.find_element(By.NAME, "result")).select_by_value("")
+        wait.until(lambda d: len(log_rows(d)) == 20)
+        for name, value in (("startTime", "2020-01-01T00:00"), ("endTime", "2020-01-02T00:00")):
+            driver.execute_script(
+                "const i = document.getElementsByName(arguments[0])[0];"
+                "i.value = arguments[1]; i.dispatchEvent(new Event('change'));", name, value)
+        wait.until(lambda d: "No deliveries" in d.find_element(By.ID, "log").text)
+        seen["oldWindow"] = log_rows(driver)
+        for name in ("startTime", "endTime"):
+            driver.execute_script(
+                "const i = document.getElementsByName(arguments[0])[0];"
+                "i.value = ''; i.dispatchEvent(new Event('change'));", name)
+        wait.until(lambda d: len(log_rows(d)) == 20)
+        # Back to the oldest delivery for the next steps.
+        driver.find_element(By.XPATH, "//button[text()='Older →']").click()
+        wait.until(lambda d: len(log_rows(d)) == 5)
+        driver.find_elements(By.XPATH, "//button[text()='details']")[-1].click()
+        wait.until(EC.presence_of_element_located((By.XPATH, "//button[text()='Re-send']")))
 
         # Re-send the delivery shown.
         driver.find_element(By.XPATH, "//button[text()='Re-send']").click()

@@ -202,6 +202,16 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
     assert_eq!(seen["firstPage"].as_array().unwrap().len(), 20, "{seen}");
     assert_eq!(seen["secondPage"].as_array().unwrap().len(), 5, "{seen}");
     assert_eq!(seen["strayText"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        seen["errorsOnly"].as_array().unwrap().len(),
+        1,
+        "the Error filter leaves only the empty row: {seen}"
+    );
+    assert_eq!(
+        seen["oldWindow"].as_array().unwrap().len(),
+        1,
+        "a window of 2020 holds nothing: {seen}"
+    );
     let detail = seen["detail"].as_str().unwrap();
     assert!(
         detail.contains("<script>window.__pwned = 1</script>"),
