@@ -205,7 +205,7 @@ impl Deployment {
         Ok(Notices {
             endpoint,
             topic,
-            retention: self.settings.retention,
+            ..Notices::default()
         })
     }
 }

@@ -132,6 +132,11 @@ impl HookPatch {
     pub fn parse(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
         let ignored = [READ_ONLY_FIELDS, READ_ONLY_ON_PATCH].concat();
         let obj = as_object(body, PATCH_FIELDS, &ignored)?;
+        let (mode, timeout_ms) = obj
+            .get("config")
+            .map(parse_mode)
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             name: obj.get("name").map(parse_name).transpose()?,
             events: parse_event_fields(obj)?,
@@ -150,17 +155,8 @@ impl HookPatch {
                 .transpose()?
                 .flatten(),
             retries: obj.get("config").map(parse_retries).transpose()?.flatten(),
-            mode: obj
-                .get("config")
-                .map(parse_mode)
-                .transpose()?
-                .map(|m| m.0)
-                .unwrap_or_default(),
-            timeout_ms: obj
-                .get("config")
-                .map(parse_mode)
-                .transpose()?
-                .and_then(|m| m.1),
+            mode,
+            timeout_ms,
             enabled: obj
                 .get("enabled")
                 .map(|v| parse_bool(v, "enabled"))

@@ -4,14 +4,12 @@
 //! dev server, and every answer is also checked against docs/openapi.yaml.
 
 use crate::openapi::{conforms, doc};
+use crate::support::{ADMIN, INGEST, local_config};
 use serde_json::{Value, json};
 use std::time::Duration;
 use webhooks::config::{Defaults, Settings};
-use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::local::LocalServer;
 use webhooks_tests::receiver::Receiver;
-
-const ADMIN: &str = "logto-admin";
-const INGEST: &str = "logto-ingest";
 
 struct Client {
     http: reqwest::Client,
@@ -58,18 +56,8 @@ impl Client {
 }
 
 async fn server() -> (LocalServer, Client) {
-    let server = LocalServer::start(LocalConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_tokens: ADMIN.into(),
-        ingest_tokens: INGEST.into(),
-        data_dir: None,
-        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
-        workers: 2,
-        operational: None,
-        logto_sources: Default::default(),
-    })
-    .await
-    .unwrap();
+    let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let server = LocalServer::start(local_config(settings)).await.unwrap();
     let client = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", server.addr),

@@ -3,7 +3,7 @@
 //! `hookId` last) and signed the way Logto signs them (hex HMAC-SHA256 of the body with the
 //! hook's signing key); and the preview events behind Logto's dev-feature flag.
 
-use crate::support::{ADMIN, INGEST, pipeline};
+use crate::support::{ADMIN, INGEST, local_config, pipeline};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,15 +48,9 @@ async fn local(preview: bool) -> (LocalServer, String) {
     let mut settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
     settings.preview_events = preview;
     let server = LocalServer::start(LocalConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_tokens: ADMIN.into(),
-        ingest_tokens: INGEST.into(),
-        data_dir: None,
-        settings,
-        workers: 2,
-        operational: None,
         logto_sources: LogtoSources::parse(&format!("prod={LOGTO_KEY},staging={OTHER_KEY}"))
             .unwrap(),
+        ..local_config(settings)
     })
     .await
     .unwrap();

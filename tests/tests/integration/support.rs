@@ -88,6 +88,20 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
     }
 }
 
+/// An in-process dev server's configuration: any free port, in memory, the test tokens.
+pub fn local_config(settings: Settings) -> webhooks::local::LocalConfig {
+    webhooks::local::LocalConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_tokens: ADMIN.into(),
+        ingest_tokens: INGEST.into(),
+        data_dir: None,
+        settings,
+        workers: 2,
+        operational: None,
+        logto_sources: Default::default(),
+    }
+}
+
 /// The router on the embedded store and queue (no emulator needed), with local settings.
 pub fn memory_router() -> (Router, Arc<SqliteStore>, Arc<SqliteQueue>) {
     let store = SqliteStore::in_memory();

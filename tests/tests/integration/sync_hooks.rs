@@ -3,7 +3,7 @@
 //! delivery, never calls again for a repeat, and still queues the asynchronous hooks. On the
 //! dev server over HTTP and on the AWS path (moto).
 
-use crate::support::{ADMIN, INGEST, pipeline, send, settings, tokens};
+use crate::support::{ADMIN, INGEST, local_config, pipeline, send, settings, tokens};
 use axum::extract::State;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webhooks::api::{Api, router};
 use webhooks::config::{Defaults, Settings};
-use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::local::LocalServer;
 use webhooks::net::client::DeliveryClient;
 use webhooks::net::lookup::FixedLookup;
 use webhooks_tests::pump_until;
@@ -86,18 +86,8 @@ fn result<'a>(answer: &'a Value, hook: &str) -> &'a Value {
 async fn the_dev_server_waits_for_sync_hooks_and_queues_the_others() {
     let (endpoints, base_url) = Endpoints::start().await;
     let async_receiver = Receiver::start(&[]).await;
-    let server = LocalServer::start(LocalConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_tokens: ADMIN.into(),
-        ingest_tokens: INGEST.into(),
-        data_dir: None,
-        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
-        workers: 2,
-        operational: None,
-        logto_sources: Default::default(),
-    })
-    .await
-    .unwrap();
+    let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let server = LocalServer::start(local_config(settings)).await.unwrap();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let create = |name: &str, url: String, extra: Value| {
