@@ -1,10 +1,11 @@
 //! Configuration from the environment: the same variable names for the local dev server and
 //! the Lambda functions, parsed once at start so a bad value stops the process with a clear line.
 
-use crate::health::{HealthPolicy, parse_duration};
-use crate::hook::{HookUrl, UrlPolicy};
+use crate::domain::duration::parse_duration;
+use crate::domain::health::HealthPolicy;
+use crate::domain::hook::{HookUrl, UrlPolicy};
+use crate::domain::retry::RetrySchedule;
 use crate::net::address_policy::AddressPolicy;
-use crate::retry::RetrySchedule;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +105,7 @@ impl Settings {
             Some(_) => Err(err(name, "must be true or false".into())),
         };
         let allow_http = flag("WEBHOOKS_ALLOW_HTTP", defaults.allow_http)?;
-        let preview_events = flag(crate::catalog::PREVIEW_SETTING, false)?;
+        let preview_events = flag(crate::domain::catalog::PREVIEW_SETTING, false)?;
         let retention_days = match get("WEBHOOKS_RETENTION_DAYS") {
             Some(s) if !s.trim().is_empty() => s
                 .trim()

@@ -42,7 +42,7 @@ pub fn emit(measurements: &[(&str, f64, Unit)]) {
     if let Some(Some(namespace)) = NAMESPACE.get() {
         println!(
             "{}",
-            emf_line(namespace, crate::clock::now_ms(), measurements)
+            emf_line(namespace, crate::domain::clock::now_ms(), measurements)
         );
     }
 }

@@ -2,15 +2,15 @@
 //! recovers. They go to one endpoint the deployment configures (never a stored hook) through
 //! the same queue, retries and log as any delivery, and optionally to an SNS topic.
 
-use crate::catalog::EventName;
-use crate::clock::iso;
-use crate::clock::now_ms;
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::EventId;
-use crate::hook::{CustomHeaders, Hook, HookId, HookUrl};
+use crate::domain::catalog::EventName;
+use crate::domain::clock::iso;
+use crate::domain::clock::now_ms;
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::domain::event::EventId;
+use crate::domain::hook::{CustomHeaders, Hook, HookId, HookUrl};
+use crate::domain::signing::SigningKey;
 use crate::metrics::{self, Unit};
 use crate::ports::{AttemptRecord, JobQueue, Store};
-use crate::signing::SigningKey;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl OperationalEndpoint {
             disable_after: None,
             rate_limit: None,
             retries: None,
-            mode: crate::hook::HookMode::Async,
+            mode: crate::domain::hook::HookMode::Async,
             timeout_ms: None,
         }
     }
@@ -93,7 +93,7 @@ impl Notice {
         event: EventName,
         hook: &HookId,
         stored: Option<&Hook>,
-        health: &crate::health::HookHealth,
+        health: &crate::domain::health::HookHealth,
         at: i64,
     ) -> Self {
         Self {
@@ -216,7 +216,7 @@ impl Notices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::UrlPolicy;
+    use crate::domain::hook::UrlPolicy;
 
     #[test]
     fn keys_must_be_standard_webhooks_secrets() {

@@ -1,12 +1,13 @@
 //! The two ports the handlers need: a store for hooks and deliveries, and a job queue.
 //! DynamoDB/SQS adapters serve AWS; embedded adapters serve the local dev server and tests.
 
-use crate::catalog::EventName;
-use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::EventId;
-use crate::health::{BatchHealth, HealthCounts, HookHealth};
-use crate::hook::{Hook, HookId, HookMode, HookPosition};
-use crate::recovery::{Recovery, RecoveryId, Task};
+use crate::domain::catalog::EventName;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::domain::event::EventId;
+use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
+use crate::domain::hook::{Hook, HookId, HookMode, HookPosition};
+use crate::domain::recovery::{Recovery, RecoveryId};
+use crate::domain::task::Task;
 use async_trait::async_trait;
 
 /// The namespace every store key carries. One value today; it lets several tenants share one
@@ -267,7 +268,7 @@ pub trait Store: Send + Sync {
     /// Forgets the hook's failure state (re-enabled or deleted).
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError>;
     /// The hourly counters of the hours `[from_hour, to_hour]` (unix hours) that hold any
-    /// attempt, oldest first; at most [`crate::health::MAX_HOURS`] + 1 hours are asked for.
+    /// attempt, oldest first; at most [`crate::domain::health::MAX_HOURS`] + 1 hours are asked for.
     async fn hourly_health(
         &self,
         hook: &HookId,

@@ -2,8 +2,8 @@
 //! webhooks at `POST /api/ingest/logto/{sourceId}`; each source is known by the signing key
 //! of that webhook, so a request is accepted only with its `logto-signature-sha-256`.
 
-use crate::event::EventId;
-use crate::signing::{SigningKey, verify_logto};
+use crate::domain::event::EventId;
+use crate::domain::signing::{SigningKey, verify_logto};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -87,7 +87,7 @@ pub fn relayed_event_id(source: &str, body: &[u8]) -> EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::logto_signature;
+    use crate::domain::signing::logto_signature;
 
     const KEY: &str = "s3cr3tLogtoKey0123456789abcdefgh";
 

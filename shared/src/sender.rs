@@ -2,13 +2,17 @@
 //! A job fails (is retried by the queue) only when our own infrastructure failed; an endpoint's
 //! failure is an outcome to record, never an error.
 
-use crate::catalog::EventName;
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::decision::{Decision, GONE_REASON, decide};
-use crate::delivery::{Attempt, Delivery, DeliveryStatus, Job};
-use crate::health::{BatchHealth, HealthCounts, HealthPolicy, HookHealth, Outcome};
-use crate::hook::{Hook, HookId};
+use crate::domain::catalog::EventName;
+use crate::domain::clock::now_ms;
+use crate::domain::decision::{Decision, GONE_REASON, decide};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, Job};
+use crate::domain::health::{BatchHealth, HealthCounts, HealthPolicy, HookHealth, Outcome};
+use crate::domain::hook::{Hook, HookId};
+use crate::domain::recovery::{RecoveryStatus, RecoveryStep};
+use crate::domain::retry::RetrySchedule;
+use crate::domain::signing::sign;
+use crate::domain::task::Task;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::operational::{Notice, Notices, OPERATIONAL_HOOK_ID};
@@ -16,9 +20,6 @@ use crate::ports::{
     AttemptRecord, DeliveryFilter, HourlyCount, JobQueue, QueueError, QueueMessage, RecordOutcome,
     Store, StoreError,
 };
-use crate::recovery::{RecoveryStatus, RecoveryStep, Task};
-use crate::retry::RetrySchedule;
-use crate::signing::sign;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -325,7 +326,7 @@ impl Sender {
         let since = after.failing_since.unwrap_or(now);
         let reason = format!(
             "endpoint failing since {} ({} failed attempts)",
-            crate::clock::iso(since),
+            crate::domain::clock::iso(since),
             after.failed_attempts
         );
         match self.disable(hook, &reason, now, Some(&after)).await {

@@ -2,15 +2,15 @@
 //! within its own time limit, signed like any delivery, recorded as a delivery of one attempt
 //! and counted in stats and health. Never retried: the caller decides what a failure means.
 
-use crate::clock::now_ms;
-use crate::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
-use crate::event::Event;
-use crate::health::{BatchHealth, HealthCounts, Outcome};
-use crate::hook::Hook;
+use crate::domain::clock::now_ms;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use crate::domain::event::Event;
+use crate::domain::health::{BatchHealth, HealthCounts, Outcome};
+use crate::domain::hook::Hook;
+use crate::domain::signing::sign;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{HourlyCount, Store};
-use crate::signing::sign;
 use serde_json::{Value, json};
 
 /// Most synchronous hooks one event may have.

@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
-use webhooks::catalog::EventName;
-use webhooks::delivery::{Delivery, DeliveryId};
-use webhooks::event::EventId;
-use webhooks::health::{BatchHealth, HealthCounts, HookHealth};
-use webhooks::hook::{Hook, HookId, HookPosition};
+use webhooks::domain::catalog::EventName;
+use webhooks::domain::delivery::{Delivery, DeliveryId};
+use webhooks::domain::event::EventId;
+use webhooks::domain::health::{BatchHealth, HealthCounts, HookHealth};
+use webhooks::domain::hook::{Hook, HookId, HookPosition};
+use webhooks::domain::recovery::{Recovery, RecoveryId};
 use webhooks::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, Store, StoreError,
 };
-use webhooks::recovery::{Recovery, RecoveryId};
 
 /// Calls held until the test lets them through, one at a time or all at once.
 pub struct Gate {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::consumer::consume_once;
-use webhooks::delivery::Delivery;
-use webhooks::hook::HookId;
+use webhooks::domain::delivery::Delivery;
+use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, Store};
 use webhooks::sender::Sender;
 

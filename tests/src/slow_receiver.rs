@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use webhooks::clock::now_ms;
+use webhooks::domain::clock::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct Arrival {

@@ -4,18 +4,18 @@
 //! Keys shared by a deployment (the hook listing, the subscription index, event claims) carry
 //! the namespace.
 
-use crate::catalog::EventName;
-use crate::delivery::{Delivery, DeliveryId};
-use crate::event::EventId;
-use crate::health::{BatchHealth, HealthCounts, HookHealth};
-use crate::hook::HookMode;
-use crate::hook::{Hook, HookId, HookPosition};
+use crate::domain::catalog::EventName;
+use crate::domain::delivery::{Delivery, DeliveryId};
+use crate::domain::event::EventId;
+use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
+use crate::domain::hook::HookMode;
+use crate::domain::hook::{Hook, HookId, HookPosition};
+use crate::domain::recovery::{Recovery, RecoveryId};
 use crate::ports::Subscriber;
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
     StoreError,
 };
-use crate::recovery::{Recovery, RecoveryId};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -1164,7 +1164,7 @@ impl DynamoStore {
         .into_iter()
         .filter_map(|(name, value, at)| at.map(|at| (name, value, at)))
         .collect();
-        let expires = n((c.hour + crate::health::MAX_HOURS + 25) * 3600);
+        let expires = n((c.hour + crate::domain::health::MAX_HOURS + 25) * 3600);
         let update = |sets: &[(&str, &str, i64)], add: bool| {
             let mut expression = String::new();
             if add && !adds.is_empty() {

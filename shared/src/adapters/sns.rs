@@ -1,7 +1,7 @@
 //! The SNS notice topic: each operational notice is published as one message whose body is
 //! the notice's JSON, with an `event` message attribute for subscription filter policies.
 
-use crate::catalog::EventName;
+use crate::domain::catalog::EventName;
 use crate::operational::NoticeTopic;
 use async_trait::async_trait;
 use aws_sdk_sns::Client;

@@ -1,10 +1,10 @@
 //! The SQS job queue: SendMessageBatch in tens, failed entries retried, delays capped at
 //! SQS's 900 s (the sender re-enqueues jobs that arrive before their due time).
 
-use crate::clock::now_ms;
 use crate::consumer::JobSource;
+use crate::domain::clock::now_ms;
+use crate::domain::task::Task;
 use crate::ports::{JobQueue, QueueError, QueueMessage};
-use crate::recovery::Task;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;

@@ -3,13 +3,13 @@
 //! hook is read with (`id`, `createdAt`, `signingKey`, …) are ignored when sent back, the
 //! legacy single `event` is taken for `events`, and any other unknown field is refused.
 
-use crate::catalog::EventName;
-use crate::hook::{
+use crate::domain::catalog::EventName;
+use crate::domain::hook::{
     CustomHeaders, DisableAfter, Hook, HookId, HookMode, HookUrl, MAX_NAME_CHARS, RateLimit,
     SyncTimeout, UrlPolicy, printable,
 };
-use crate::signing::SigningKey;
-use crate::validation::ValidationError;
+use crate::domain::signing::SigningKey;
+use crate::domain::validation::ValidationError;
 use serde_json::{Map, Value};
 
 /// Body of `POST /api/hooks`, validated.
@@ -415,7 +415,7 @@ fn parse_bool(v: &Value, field: &str) -> Result<bool, ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::EventName;
+    use crate::domain::catalog::EventName;
     use serde_json::Map;
     use serde_json::json;
 

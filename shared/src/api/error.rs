@@ -2,8 +2,8 @@
 //! refusals (no such route, method not served) are variants too, so every answer the router
 //! gives, matched or not, has the same shape.
 
+use crate::domain::validation::ValidationError;
 use crate::ports::{QueueError, StoreError};
-use crate::validation::ValidationError;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};

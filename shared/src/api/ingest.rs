@@ -4,16 +4,16 @@
 //! returned with a 200.
 
 use super::{ApiError, LimitedBody, query_param, require_json};
-use crate::catalog::EventName;
-use crate::validation::ValidationError;
+use crate::domain::catalog::EventName;
+use crate::domain::validation::ValidationError;
 
 /// Why a preview event is refused while the setting is off.
 pub(crate) const PREVIEW_REFUSED: &str =
     "is a preview event; set WEBHOOKS_PREVIEW_EVENTS=true to use it";
-use crate::clock::now_ms;
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::event::{Event, IngestBody, parse_ingest, parse_relayed};
-use crate::hook::{Hook, HookMode};
+use crate::domain::clock::now_ms;
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::domain::event::{Event, IngestBody, parse_ingest, parse_relayed};
+use crate::domain::hook::{Hook, HookMode};
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::Subscriber;
@@ -109,7 +109,7 @@ impl IngestHandler {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !sources.verifies(source, signature, bytes) {
-            tracing::warn!(source = %crate::hook::printable(source), "relayed event refused: unknown source or bad signature");
+            tracing::warn!(source = %crate::domain::hook::printable(source), "relayed event refused: unknown source or bad signature");
             return Err(ApiError::SignatureInvalid);
         }
         require_json(headers)?;

@@ -13,7 +13,7 @@ pub mod paging;
 pub mod router;
 pub mod views;
 
-use crate::event::MAX_BODY_BYTES;
+use crate::domain::event::MAX_BODY_BYTES;
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -52,7 +52,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.is_empty() {
             return Ok(JsonBody(serde_json::Value::Object(Default::default())));
         }
-        Ok(JsonBody(crate::json::parse(&bytes)?))
+        Ok(JsonBody(crate::domain::json::parse(&bytes)?))
     }
 }
 

@@ -2,9 +2,9 @@
 //! the last entry shown, and the `Link: <…>; rel="next"` URL that keeps every other filter.
 
 use super::{ApiError, query_param};
-use crate::delivery::DeliveryId;
-use crate::hook::HookPosition;
-use crate::validation::ValidationError;
+use crate::domain::delivery::DeliveryId;
+use crate::domain::hook::HookPosition;
+use crate::domain::validation::ValidationError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, Uri};
@@ -160,7 +160,7 @@ mod tests {
         assert!(decode_cursor("junk").is_err());
         let at = HookPosition {
             created_at: 1_795_000_000_000,
-            id: crate::hook::HookId::parse("hook_a1").unwrap(),
+            id: crate::domain::hook::HookId::parse("hook_a1").unwrap(),
         };
         assert_eq!(decode_hook_cursor(&encode_hook_cursor(&at)).unwrap(), at);
         assert!(decode_hook_cursor(&encode_cursor(&DeliveryId::lowest_at(5))).is_err());

@@ -1,11 +1,11 @@
 //! The JSON the management API answers with: hooks, delivery log entries and the event
 //! catalog. Domain types stay free of wire shapes; this is the one place that knows them.
 
-use crate::catalog::EventName;
-use crate::delivery::{Delivery, DeliveryStatus};
-use crate::health::HealthCounts;
-use crate::hook::{CustomHeaders, Hook, HookId};
-use crate::recovery::Recovery;
+use crate::domain::catalog::EventName;
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::health::HealthCounts;
+use crate::domain::hook::{CustomHeaders, Hook, HookId};
+use crate::domain::recovery::Recovery;
 use serde_json::{Map, Value, json};
 
 /// A hook as its owner sees it, signing key and header values included.

@@ -3,44 +3,17 @@
 //! trusts Mozilla's roots compiled in unless `SSL_CERT_FILE`/`SSL_CERT_DIR` choose others.
 
 use crate::config::{Settings, Timeouts};
-use crate::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
-use crate::hook::{CustomHeaders, HookUrl, UrlPolicy};
+use crate::domain::answer::Answer;
+use crate::domain::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
+use crate::domain::hook::{CustomHeaders, HookUrl, UrlPolicy};
+use crate::domain::signing::SignatureHeaders;
 use crate::net::address_policy::{AddressPolicy, FilteringResolver, is_blocked};
 use crate::net::lookup::{NameLookup, SystemLookup};
-use crate::signing::SignatureHeaders;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const USER_AGENT: &str = concat!("webhooks/", env!("CARGO_PKG_VERSION"));
-
-/// What an attempt got back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub duration: Duration,
-    pub status: Option<u16>,
-    pub body: Option<String>,
-    pub error_kind: Option<ErrorKind>,
-    pub error: Option<String>,
-    pub retry_after: Option<String>,
-}
-
-impl Answer {
-    pub fn succeeded(&self) -> bool {
-        self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
-    }
-
-    fn failed(started: Instant, kind: ErrorKind, error: impl Into<String>) -> Self {
-        Self {
-            duration: started.elapsed(),
-            status: None,
-            body: None,
-            error_kind: Some(kind),
-            error: Some(error.into()),
-            retry_after: None,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct DeliveryClient {

@@ -7,9 +7,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqlite::SqliteQueue;
-use webhooks::clock::now_ms;
-use webhooks::delivery::{DeliveryId, DeliveryStatus, Job};
-use webhooks::hook::HookId;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{DeliveryId, DeliveryStatus, Job};
+use webhooks::domain::hook::HookId;
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
 use webhooks::sender::{JobOutcome, Sender};
@@ -36,7 +36,10 @@ async fn one_record_at_a_time(gate: &Gate, store: &dyn Store, hook: &HookId, id:
     gate.release_one();
 }
 
-async fn first_job(store: &dyn Store, hook: &HookId) -> (Job, webhooks::delivery::Delivery) {
+async fn first_job(
+    store: &dyn Store,
+    hook: &HookId,
+) -> (Job, webhooks::domain::delivery::Delivery) {
     let deliveries = webhooks_tests::deliveries_between(store, hook, 0, now_ms()).await;
     assert_eq!(deliveries.len(), 1);
     (Job::for_delivery(&deliveries[0], 0), deliveries[0].clone())

@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use webhooks::adapters::sqlite::{Database, FILE_NAME, SqliteStore};
-use webhooks::catalog::EventName;
-use webhooks::clock::now_ms;
-use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
-use webhooks::event::EventId;
-use webhooks::health::{HealthCounts, Outcome};
-use webhooks::hook::HookId;
+use webhooks::domain::catalog::EventName;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use webhooks::domain::event::EventId;
+use webhooks::domain::health::{HealthCounts, Outcome};
+use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, EventClaim, HourlyCount, Store};
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
 use webhooks_tests::receiver::Receiver;
@@ -456,12 +456,12 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
     // Subscriptions written before synchronous hooks existed are asynchronous.
     assert_eq!(
         store
-            .subscribers(webhooks::catalog::EventName::PostSignIn)
+            .subscribers(webhooks::domain::catalog::EventName::PostSignIn)
             .await
             .unwrap(),
         vec![webhooks::ports::Subscriber {
             hook_id: hook.clone(),
-            mode: webhooks::hook::HookMode::Async
+            mode: webhooks::domain::hook::HookMode::Async
         }]
     );
     assert_eq!((hours[0].1.attempts, hours[0].1.successes), (7, 5));

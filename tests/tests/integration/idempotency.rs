@@ -6,8 +6,8 @@ use crate::support::{Pipeline, faulty_pipeline};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
-use webhooks::clock::now_ms;
-use webhooks::event::EventId;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::event::EventId;
 use webhooks::ports::{EventClaim, Store};
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::{pump, pump_until};
@@ -159,7 +159,7 @@ async fn an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not() {
     let delivered = &a.received()[0];
     assert_eq!(delivered.json()["event"], "User.Created");
     // Delivery ids carry the time of the first claim.
-    let id = webhooks::delivery::DeliveryId::parse(delivered.header("webhook-id")).unwrap();
+    let id = webhooks::domain::delivery::DeliveryId::parse(delivered.header("webhook-id")).unwrap();
     assert_eq!(id.created_at_ms(), now - 120_000);
 }
 

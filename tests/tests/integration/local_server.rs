@@ -234,7 +234,7 @@ async fn with_an_empty_allowlist_no_loopback_spelling_reaches_the_receiver() {
 #[tokio::test]
 async fn the_dev_server_retries_disables_rotates_and_deduplicates_like_aws() {
     let mut cfg = config(None);
-    cfg.settings.retry_schedule = webhooks::retry::RetrySchedule::parse("1s,1s").unwrap();
+    cfg.settings.retry_schedule = webhooks::domain::retry::RetrySchedule::parse("1s,1s").unwrap();
     let server = LocalServer::start(cfg).await.unwrap();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();

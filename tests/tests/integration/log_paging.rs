@@ -5,11 +5,11 @@ use crate::support::pipeline;
 use http::Method;
 use serde_json::Value;
 use std::collections::HashSet;
-use webhooks::catalog::EventName;
-use webhooks::clock::now_ms;
-use webhooks::delivery::{Delivery, DeliveryId, DeliveryStatus};
-use webhooks::event::EventId;
-use webhooks::hook::HookId;
+use webhooks::domain::catalog::EventName;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use webhooks::domain::event::EventId;
+use webhooks::domain::hook::HookId;
 use webhooks::ports::Store;
 
 pub fn deliveries(hook: &HookId, n: i64, status: DeliveryStatus) -> Vec<Delivery> {

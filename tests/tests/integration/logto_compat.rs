@@ -315,7 +315,7 @@ async fn recent_logs_are_logto_log_entries_with_logto_filters() {
         register[0]["payload"]["hookRequest"]["body"]["event"],
         "PostRegister"
     );
-    let now = webhooks::clock::now_ms();
+    let now = webhooks::domain::clock::now_ms();
     let future = c
         .send(
             Method::GET,

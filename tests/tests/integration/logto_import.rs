@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-use webhooks::signing::{SigningKey, verify_logto};
+use webhooks::domain::signing::{SigningKey, verify_logto};
 use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
 use webhooks_tests::receiver::Receiver;
 

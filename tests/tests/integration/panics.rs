@@ -9,8 +9,8 @@ use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, router};
-use webhooks::delivery::{DeliveryStatus, Job};
-use webhooks::hook::UrlPolicy;
+use webhooks::domain::delivery::{DeliveryStatus, Job};
+use webhooks::domain::hook::UrlPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
 use webhooks::sender::Sender;
@@ -32,7 +32,7 @@ async fn a_panicking_job_is_reported_failed_and_received_again() {
         UrlPolicy { allow_http: true },
     )
     .unwrap()
-    .into_hook(webhooks::clock::now_ms());
+    .into_hook(webhooks::domain::clock::now_ms());
     store.create_hook(&hook).await.unwrap();
     let client = DeliveryClient::from_settings(&settings);
     let api = Api::new(store.clone(), queue.clone(), client, tokens(), &settings);

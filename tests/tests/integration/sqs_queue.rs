@@ -2,9 +2,9 @@
 
 use crate::support::moto;
 use std::collections::HashSet;
-use webhooks::clock::now_ms;
-use webhooks::delivery::{DeliveryId, Job};
-use webhooks::hook::HookId;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{DeliveryId, Job};
+use webhooks::domain::hook::HookId;
 use webhooks::ports::JobQueue;
 
 fn job(due_at: i64) -> Job {

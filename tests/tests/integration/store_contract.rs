@@ -7,12 +7,12 @@ use serde_json::json;
 use std::sync::Arc;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::{HookPatch, NewHook};
-use webhooks::catalog::EventName;
-use webhooks::clock::now_ms;
-use webhooks::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
-use webhooks::event::EventId;
-use webhooks::health::{BatchHealth, HealthCounts, HookHealth, Outcome, bucket_of};
-use webhooks::hook::{Hook, HookId, HookMode, HookPosition, UrlPolicy};
+use webhooks::domain::catalog::EventName;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use webhooks::domain::event::EventId;
+use webhooks::domain::health::{BatchHealth, HealthCounts, HookHealth, Outcome, bucket_of};
+use webhooks::domain::hook::{Hook, HookId, HookMode, HookPosition, UrlPolicy};
 use webhooks::ports::{AttemptRecord, HourlyCount, RecordOutcome, Store, StoreError, Subscriber};
 use webhooks::ports::{DeliveryFilter, EventClaim};
 
@@ -194,12 +194,12 @@ async fn writers_racing_from_one_read_leave_one_winner(s: Arc<impl Store + ?Size
     );
 
     // Two copies of one recovery step: one advances it, the other is refused.
-    let recovery = webhooks::recovery::Recovery {
-        id: webhooks::recovery::RecoveryId::generate(),
+    let recovery = webhooks::domain::recovery::Recovery {
+        id: webhooks::domain::recovery::RecoveryId::generate(),
         hook_id: hook.id.clone(),
         since: 0,
         until: now,
-        status: webhooks::recovery::RecoveryStatus::Running,
+        status: webhooks::domain::recovery::RecoveryStatus::Running,
         resent: 0,
         steps: 0,
         cursor: None,
@@ -397,7 +397,7 @@ async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl Store
         duration_ms: 12,
         response_status: Some(500),
         response_body: Some("oops".into()),
-        error_kind: Some(webhooks::delivery::ErrorKind::Http),
+        error_kind: Some(webhooks::domain::delivery::ErrorKind::Http),
         error: None,
     };
     let record = AttemptRecord {

@@ -294,7 +294,7 @@ impl Database {
         removed += conn.execute(
             "DELETE FROM hourly_stats WHERE (hook_id, hour) IN (SELECT hook_id, hour FROM \
              hourly_stats WHERE (hour + ?3) * 3600 <= ?1 LIMIT ?2)",
-            [now_s, EXPIRY_BATCH, crate::health::MAX_HOURS + 25],
+            [now_s, EXPIRY_BATCH, crate::domain::health::MAX_HOURS + 25],
         )?;
         Ok(removed)
     }
@@ -307,7 +307,7 @@ impl Database {
                 tokio::time::sleep(every).await;
                 let Some(db) = weak.upgrade() else { break };
                 loop {
-                    match db.expire(crate::clock::now_ms()).await {
+                    match db.expire(crate::domain::clock::now_ms()).await {
                         Ok(n) if n > 0 => tokio::task::yield_now().await,
                         Ok(_) => break,
                         Err(e) => {

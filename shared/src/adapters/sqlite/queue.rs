@@ -4,10 +4,10 @@
 //! being processed is kept in memory (after a restart nothing is), so a receive writes nothing.
 
 use super::Database;
-use crate::clock::now_ms;
 use crate::consumer::{JobSource, ReceivedMessage};
+use crate::domain::clock::now_ms;
+use crate::domain::task::Task;
 use crate::ports::{JobQueue, QueueError, QueueMessage, StoreError};
-use crate::recovery::Task;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
@@ -248,8 +248,8 @@ impl JobQueue for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::{DeliveryId, Job};
-    use crate::hook::HookId;
+    use crate::domain::delivery::{DeliveryId, Job};
+    use crate::domain::hook::HookId;
 
     fn job(due_at: i64) -> Job {
         Job {

@@ -2,16 +2,16 @@
 //! port call one statement or one transaction on the shared connection.
 
 use super::Database;
-use crate::catalog::EventName;
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus};
-use crate::event::EventId;
-use crate::health::{BatchHealth, HealthCounts, HookHealth};
-use crate::hook::{Hook, HookId, HookMode, HookPosition};
+use crate::domain::catalog::EventName;
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
+use crate::domain::event::EventId;
+use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
+use crate::domain::hook::{Hook, HookId, HookMode, HookPosition};
+use crate::domain::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use crate::ports::{
     AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, NAMESPACE, Page, RecordOutcome, Store,
     StoreError, Subscriber,
 };
-use crate::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;

@@ -23,7 +23,7 @@ use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
-use webhooks::hook::{Hook, UrlPolicy};
+use webhooks::domain::hook::{Hook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
 

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
-use webhooks::delivery::{DeliveryId, Job};
-use webhooks::hook::HookId;
+use webhooks::domain::delivery::{DeliveryId, Job};
+use webhooks::domain::hook::HookId;
 use webhooks_tests::moto_server::MotoServer;
 use webhooks_tests::provision::{Deploy, Stack};
 use webhooks_tests::receiver::{Received, Receiver};
@@ -299,7 +299,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
             hook_id,
             delivery_id,
             attempt: 1,
-            due_at: webhooks::clock::now_ms(),
+            due_at: webhooks::domain::clock::now_ms(),
             reopen: false,
             rate_slot: None,
         })
@@ -454,7 +454,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
 /// Every line that looks like EMF is a valid document in the project's namespace and
 /// dimension, and together they carry the pipeline's metrics.
 fn assert_valid_emf(output: &str) {
-    let now = webhooks::clock::now_ms();
+    let now = webhooks::domain::clock::now_ms();
     let mut metrics = BTreeSet::new();
     let emf_like = |l: &&str| l.contains("\"_aws\"") || l.contains("CloudWatchMetrics");
     for line in output.lines().filter(emf_like) {

@@ -1,9 +1,9 @@
 //! What becomes of a delivery after one attempt, as a pure function of the answer, the attempt
 //! number, the schedule and the time, so every branch of the retry policy is a table test.
 
-use crate::delivery::{DeliveryStatus, ErrorKind};
-use crate::net::client::Answer;
-use crate::retry::{RetrySchedule, clamp_retry_after, jitter_with, parse_retry_after};
+use crate::domain::answer::Answer;
+use crate::domain::delivery::{DeliveryStatus, ErrorKind};
+use crate::domain::retry::{RetrySchedule, clamp_retry_after, jitter_with, parse_retry_after};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const GONE_REASON: &str = "endpoint answered 410 Gone";

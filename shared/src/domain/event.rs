@@ -3,9 +3,10 @@
 //! fields are copied as the raw JSON they were posted as (numbers, escapes, key order), never
 //! re-encoded through numbers or strings.
 
-use crate::catalog::{EventName, INTERACTION_KINDS};
-use crate::hook::HookId;
-use crate::validation::ValidationError;
+use crate::domain::catalog::{EventName, INTERACTION_KINDS};
+use crate::domain::hook::HookId;
+use crate::domain::ids::typed_id;
+use crate::domain::validation::ValidationError;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -19,12 +20,10 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const MAX_ID_LEN: usize = 128;
 
-/// The event's identity: the caller's idempotency key, or one assigned at ingest.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct EventId(String);
+typed_id!(
+    /// The event's identity: the caller's idempotency key, or one assigned at ingest.
+    text EventId
+);
 
 impl EventId {
     pub fn generate() -> Self {
@@ -45,16 +44,6 @@ impl EventId {
             ));
         }
         Ok(Self(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -98,7 +87,7 @@ impl IngestBody {
 
 /// Parses and validates an ingest body, all or nothing.
 pub fn parse_ingest(bytes: &[u8], now: OffsetDateTime) -> Result<IngestBody, ValidationError> {
-    let Value::Object(obj) = crate::json::parse(bytes)? else {
+    let Value::Object(obj) = crate::domain::json::parse(bytes)? else {
         return Err(ValidationError::new(
             "",
             "body must be an event object or {\"events\": [...]}",
@@ -146,7 +135,7 @@ pub fn parse_relayed(
     now: OffsetDateTime,
     id: EventId,
 ) -> Result<Event, ValidationError> {
-    let Value::Object(mut obj) = crate::json::parse(bytes)? else {
+    let Value::Object(mut obj) = crate::domain::json::parse(bytes)? else {
         return Err(ValidationError::new("", "body must be an event object"));
     };
     obj.remove("hookId");
@@ -319,7 +308,7 @@ fn parse_event(
     // `id` left out, and what is implied written right after `event`.
     let members = serde_json::from_str::<RawFields>(raw)
         .map_err(|e| ValidationError::new("", format!("must be an object: {e}")))?;
-    let created_at = quoted(&crate::clock::iso(created_at_ms));
+    let created_at = quoted(&crate::domain::clock::iso(created_at_ms));
     let posted_created_at = members
         .0
         .iter()

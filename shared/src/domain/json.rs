@@ -2,7 +2,7 @@
 //! receiver's parser may keep the first: a body with a repeated key would be validated as one
 //! event and read as another downstream, so it is refused, naming the key.
 
-use crate::validation::ValidationError;
+use crate::domain::validation::ValidationError;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;

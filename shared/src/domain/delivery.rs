@@ -1,26 +1,21 @@
 //! Deliveries (one per hook per event), their attempts, and the queue job that drives them.
 //! A delivery's id is the `webhook-id` receivers de-duplicate on; it never changes across attempts.
 
-use crate::catalog::EventName;
-use crate::event::EventId;
-use crate::hook::HookId;
-use crate::validation::ValidationError;
+use crate::domain::catalog::EventName;
+use crate::domain::event::EventId;
+use crate::domain::hook::HookId;
+use crate::domain::ids::typed_id;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Most bytes of a response body kept with an attempt.
 pub const MAX_CAPTURE_BYTES: usize = 8 * 1024;
 
-/// A ULID prefixed with `msg_`: time-sortable, and the `webhook-id` of every attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DeliveryId(ulid::Ulid);
+typed_id!(
+    /// A ULID prefixed with `msg_`: time-sortable, and the `webhook-id` of every attempt.
+    ulid DeliveryId, "msg_", "deliveryId", "is not a delivery id"
+);
 
 impl DeliveryId {
-    pub fn generate() -> Self {
-        Self(ulid::Ulid::new())
-    }
-
     /// The id of `event`'s delivery to `hook`, first fanned out at `at_ms`: the same inputs
     /// always give the same id, so a repeated fan-out cannot mint a second `webhook-id`.
     pub fn derive(at_ms: i64, event: &EventId, hook: &HookId) -> Self {
@@ -36,13 +31,6 @@ impl DeliveryId {
             at_ms.max(0) as u64,
             u128::from_be_bytes(random),
         ))
-    }
-
-    pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        s.strip_prefix("msg_")
-            .and_then(|u| ulid::Ulid::from_string(u).ok())
-            .map(Self)
-            .ok_or_else(|| ValidationError::new("deliveryId", "is not a delivery id"))
     }
 
     /// Smallest id that can be generated at `ms` (unix milliseconds).
@@ -64,25 +52,6 @@ impl DeliveryId {
 
     pub fn created_at_ms(&self) -> i64 {
         self.0.timestamp_ms() as i64
-    }
-}
-
-impl TryFrom<String> for DeliveryId {
-    type Error = ValidationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<DeliveryId> for String {
-    fn from(id: DeliveryId) -> String {
-        id.to_string()
-    }
-}
-
-impl fmt::Display for DeliveryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "msg_{}", self.0)
     }
 }
 

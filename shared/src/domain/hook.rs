@@ -1,9 +1,10 @@
 //! Hooks: an endpoint, the events it wants, and how its requests are signed.
 //! Every field is a parsed type, so a stored or received hook is valid by construction.
 
-use crate::catalog::EventName;
-use crate::signing::SigningKey;
-use crate::validation::ValidationError;
+use crate::domain::catalog::EventName;
+use crate::domain::ids::typed_id;
+use crate::domain::signing::SigningKey;
+use crate::domain::validation::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -13,10 +14,10 @@ pub const MAX_HEADERS: usize = 20;
 const MAX_HEADER_VALUE: usize = 4096;
 const MAX_URL_LEN: usize = 2048;
 
-/// A hook's id: `hook_` + ULID when generated; any `[A-Za-z0-9_-]{1,64}` when parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct HookId(String);
+typed_id!(
+    /// A hook's id: `hook_` + ULID when generated; any `[A-Za-z0-9_-]{1,64}` when parsed.
+    text HookId
+);
 
 impl HookId {
     pub fn generate() -> Self {
@@ -36,29 +37,6 @@ impl HookId {
         } else {
             Err(ValidationError::new("id", "is not a hook id"))
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for HookId {
-    type Error = ValidationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<HookId> for String {
-    fn from(id: HookId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for HookId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -436,7 +414,7 @@ pub struct DisableAfter(String);
 
 impl DisableAfter {
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        crate::health::parse_duration(text)
+        crate::domain::duration::parse_duration(text)
             .map(|_| Self(text.trim().to_string()))
             .ok_or_else(|| {
                 ValidationError::new(
@@ -447,7 +425,7 @@ impl DisableAfter {
     }
 
     pub fn duration(&self) -> std::time::Duration {
-        crate::health::parse_duration(&self.0).unwrap_or_default()
+        crate::domain::duration::parse_duration(&self.0).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {

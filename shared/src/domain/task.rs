@@ -1,0 +1,61 @@
+//! The queue envelope: what one queue message carries, a delivery attempt or a recovery step,
+//! told apart by shape so a delivery job keeps its wire form.
+
+use crate::domain::delivery::Job;
+use crate::domain::recovery::RecoveryStep;
+use serde::{Deserialize, Serialize};
+
+/// What the queue carries: delivery attempts and recovery steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Task {
+    Recovery(RecoveryStep),
+    Delivery(Job),
+}
+
+impl Task {
+    /// Unix milliseconds before which the task must not run.
+    pub fn due_at(&self) -> i64 {
+        match self {
+            Task::Recovery(step) => step.due_at,
+            Task::Delivery(job) => job.due_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::delivery::DeliveryId;
+    use crate::domain::hook::HookId;
+    use crate::domain::recovery::RecoveryId;
+
+    #[test]
+    fn tasks_are_told_apart_and_jobs_keep_their_wire_form() {
+        let job = Job {
+            hook_id: HookId::parse("hook_a").unwrap(),
+            delivery_id: DeliveryId::lowest_at(0),
+            attempt: 2,
+            due_at: 7,
+            reopen: false,
+            rate_slot: None,
+        };
+        let text = serde_json::to_string(&Task::Delivery(job.clone())).unwrap();
+        assert_eq!(text, serde_json::to_string(&job).unwrap());
+        assert_eq!(
+            serde_json::from_str::<Task>(&text).unwrap(),
+            Task::Delivery(job)
+        );
+        let step = RecoveryStep {
+            hook_id: HookId::parse("hook_a").unwrap(),
+            recovery_id: RecoveryId::generate(),
+            after: Some(DeliveryId::lowest_at(5)),
+            due_at: 9,
+        };
+        let text = serde_json::to_string(&Task::Recovery(step.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Task>(&text).unwrap(),
+            Task::Recovery(step)
+        );
+    }
+}
