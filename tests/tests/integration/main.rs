@@ -3,6 +3,7 @@
 
 mod concurrent_senders;
 mod console;
+mod doc_links;
 mod duplicate_keys;
 mod durable_store;
 mod edge;
