@@ -42,14 +42,6 @@ pub fn dev_server_binary() -> String {
         .expect("cargo reports the webhooks-local executable")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The server process, with everything it wrote to stdout and stderr.
 pub struct DevServer {
     child: Child,
@@ -61,7 +53,7 @@ pub struct DevServer {
 impl DevServer {
     /// Starts the binary with only `PATH`, `WEBHOOKS_BIND` and `env` set.
     pub fn start(binary: &str, env: &[(&str, &str)]) -> Self {
-        Self::start_on(binary, free_port(), env)
+        Self::start_on(binary, crate::free_port(), env)
     }
 
     /// As [`DevServer::start`], on a chosen port (a restart keeps its address).

@@ -22,6 +22,15 @@ use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, Store};
 use webhooks::sender::Sender;
 
+/// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Does what Lambda's SQS event source mapping does: receive a batch, invoke the sender,
 /// delete the messages it did not report as failed. Returns after `rounds` receives.
 pub async fn pump(queue: &SqsQueue, sender: &Arc<Sender>, rounds: usize) -> usize {

@@ -18,7 +18,7 @@ impl MotoServer {
     /// Starts `moto_server` (from PATH) and waits until it accepts connections; panics if it
     /// is missing or does not come up within a minute.
     pub async fn start() -> Self {
-        let port = free_port();
+        let port = crate::free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -135,12 +135,4 @@ async fn load(endpoint: &str, credentials: Credentials, timeouts: TimeoutConfig)
         .timeout_config(timeouts)
         .load()
         .await
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -121,7 +121,8 @@ fn on_path(name: &str) -> String {
 
 #[tokio::test]
 async fn an_operator_uses_the_console_in_headless_chromium() {
-    use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+    use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+    use webhooks_tests::free_port;
     use webhooks_tests::receiver::Receiver;
     const ADMIN: &str = "console-admin-token-3f9a";
     const INGEST: &str = "console-ingest-token-7c1e";

@@ -17,7 +17,8 @@ use webhooks::domain::event::EventId;
 use webhooks::domain::health::{HealthCounts, Outcome};
 use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, EventClaim, HourlyCount, Store};
-use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+use webhooks_tests::free_port;
 use webhooks_tests::receiver::Receiver;
 
 const ADMIN: &str = "durable-admin";

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use webhooks::config::{Defaults, Settings};
 use webhooks::domain::event::MAX_BODY_BYTES;
 use webhooks::local::{LocalConfig, LocalServer};
 
@@ -257,14 +256,8 @@ async fn ids_that_name_nothing_are_typed_not_found() {
 
 fn local_config() -> LocalConfig {
     LocalConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_tokens: ADMIN.into(),
-        ingest_tokens: INGEST.into(),
-        data_dir: None,
-        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
         workers: 1,
-        operational: None,
-        logto_sources: Default::default(),
+        ..crate::support::local_config(crate::support::local_settings())
     }
 }
 

@@ -9,7 +9,8 @@ use webhooks::domain::clock::now_ms;
 use webhooks::domain::health::HealthPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::sender::Sender;
-use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+use webhooks_tests::free_port;
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::{poll, pump};
 

@@ -7,8 +7,7 @@ use webhooks::local::{LocalConfig, LocalServer};
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::verifiers::{logto_node_verifies, standard_webhooks_verifies};
 
-const ADMIN: &str = "local-admin";
-const INGEST: &str = "local-ingest";
+use crate::support::{ADMIN, INGEST};
 
 /// The hook's newest delivery log entry, once its result is `result` (or after ~2 s).
 async fn newest_log(
@@ -39,14 +38,8 @@ async fn newest_log(
 
 fn config(data_dir: Option<std::path::PathBuf>) -> LocalConfig {
     LocalConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_tokens: ADMIN.into(),
-        ingest_tokens: INGEST.into(),
         data_dir,
-        settings: Settings::from_lookup(Defaults::local(), |_| None).unwrap(),
-        workers: 2,
-        operational: None,
-        logto_sources: Default::default(),
+        ..crate::support::local_config(crate::support::local_settings())
     }
 }
 

@@ -7,7 +7,6 @@ use crate::openapi::{conforms, doc};
 use crate::support::{ADMIN, INGEST, local_config};
 use serde_json::{Value, json};
 use std::time::Duration;
-use webhooks::config::{Defaults, Settings};
 use webhooks::local::LocalServer;
 use webhooks_tests::receiver::Receiver;
 
@@ -56,7 +55,7 @@ impl Client {
 }
 
 async fn server() -> (LocalServer, Client) {
-    let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let settings = crate::support::local_settings();
     let server = LocalServer::start(local_config(settings)).await.unwrap();
     let client = Client {
         http: reqwest::Client::new(),

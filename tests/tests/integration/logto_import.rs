@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::domain::signing::{SigningKey, verify_logto};
-use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+use webhooks_tests::free_port;
 use webhooks_tests::receiver::Receiver;
 
 const ADMIN: &str = "import-admin";

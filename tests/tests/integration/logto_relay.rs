@@ -7,7 +7,6 @@ use crate::support::{ADMIN, INGEST, local_config, pipeline};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
-use webhooks::config::{Defaults, Settings};
 use webhooks::domain::signing::{SigningKey, logto_signature};
 use webhooks::local::{LocalConfig, LocalServer};
 use webhooks::relay::LogtoSources;
@@ -45,7 +44,7 @@ fn expected(relayed: &str, hook: &str) -> String {
 }
 
 async fn local(preview: bool) -> (LocalServer, String) {
-    let mut settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let mut settings = crate::support::local_settings();
     settings.preview_events = preview;
     let server = LocalServer::start(LocalConfig {
         logto_sources: LogtoSources::parse(&format!("prod={LOGTO_KEY},staging={OTHER_KEY}"))

@@ -7,7 +7,8 @@ use http::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use webhooks::consumer::consume;
-use webhooks_tests::dev_server::{DevServer, dev_server_binary, free_port};
+use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+use webhooks_tests::free_port;
 use webhooks_tests::poll;
 use webhooks_tests::receiver::{Received, Receiver};
 

@@ -53,9 +53,14 @@ pub fn tokens() -> Tokens {
     Tokens::from_lists(ADMIN, INGEST)
 }
 
+/// The dev server's default settings (http and loopback allowed), as with no variables set.
+pub fn local_settings() -> Settings {
+    Settings::from_lookup(Defaults::local(), |_| None).unwrap()
+}
+
 /// Local-style settings (http and loopback allowed) with a fast retry schedule.
 pub fn settings(schedule: &str) -> Settings {
-    let mut s = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let mut s = local_settings();
     s.retry_schedule = RetrySchedule::parse(schedule).unwrap();
     s.timeouts.total = Duration::from_secs(3);
     s
@@ -88,7 +93,8 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
     }
 }
 
-/// An in-process dev server's configuration: any free port, in memory, the test tokens.
+/// The one in-process dev server configuration: any free port, in memory, the test tokens;
+/// tests change what they need with `LocalConfig { field, ..local_config(settings) }`.
 pub fn local_config(settings: Settings) -> webhooks::local::LocalConfig {
     webhooks::local::LocalConfig {
         bind: "127.0.0.1:0".parse().unwrap(),

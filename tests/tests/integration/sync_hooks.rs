@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webhooks::api::{Api, router};
-use webhooks::config::{Defaults, Settings};
 use webhooks::local::LocalServer;
 use webhooks::net::client::DeliveryClient;
 use webhooks::net::lookup::FixedLookup;
@@ -86,7 +85,7 @@ fn result<'a>(answer: &'a Value, hook: &str) -> &'a Value {
 async fn the_dev_server_waits_for_sync_hooks_and_queues_the_others() {
     let (endpoints, base_url) = Endpoints::start().await;
     let async_receiver = Receiver::start(&[]).await;
-    let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+    let settings = crate::support::local_settings();
     let server = LocalServer::start(local_config(settings)).await.unwrap();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();

@@ -63,13 +63,18 @@ fn auth_header() -> BoxedStrategy<Option<Vec<u8>>> {
         1 => select(vec![
             "",
             "wrong",
-            "hostile-admin-tokenx",
-            "xhostile-admin-token",
-            "HOSTILE-ADMIN-TOKEN",
-            "hostile-admin-token hostile-admin-token",
-            "hostile-ingest-toke",
+            "admin-test-tokenx",
+            "xadmin-test-token",
+            "ADMIN-TEST-TOKEN",
+            "admin-test-token admin-test-token",
+            "ingest-test-toke",
         ]),
     ];
+    assert_eq!(
+        (ADMIN, INGEST),
+        ("admin-test-token", "ingest-test-token"),
+        "the near misses above are written against these tokens"
+    );
     let padding = select(vec!["", "", " ", "\t"]);
     let composed = (padding.clone(), scheme, separator, token, padding).prop_map(
         |(a, scheme, sep, token, b)| Some(format!("{a}{scheme}{sep}{token}{b}").into_bytes()),

@@ -2,7 +2,7 @@
 //! JSON and odd headers never panic, are always answered with a JSON 4xx naming the problem,
 //! and are accepted only when every rule holds, as re-checked here independently.
 
-use crate::support::{Answer, send};
+use crate::support::{ADMIN, Answer, INGEST, local_settings, send, tokens};
 use axum::Router;
 use axum::body::Body;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -21,14 +21,11 @@ use std::time::{Duration, Instant};
 use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
-use webhooks::api::{Api, Tokens, router};
-use webhooks::config::{Defaults, Settings};
+use webhooks::api::{Api, router};
 use webhooks::domain::hook::{Hook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
 
-const ADMIN: &str = "hostile-admin-token";
-const INGEST: &str = "hostile-ingest-token";
 const CASES: u32 = 10_000;
 const MAX_BODY: usize = 256 * 1024;
 const RETENTION: Duration = Duration::from_secs(86_400);
@@ -114,10 +111,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn tokens() -> Tokens {
-    Tokens::from_lists(ADMIN, INGEST)
 }
 
 fn request(method: Method, path: &str, headers: HeaderMap, body: Vec<u8>) -> Request<Body> {
@@ -316,10 +309,6 @@ impl Field {
             either: vec![path.to_string()],
         }
     }
-}
-
-fn local_settings() -> Settings {
-    Settings::from_lookup(Defaults::local(), |_| None).unwrap()
 }
 
 fn outcome(r: &Answer, success: StatusCode) -> Outcome {

@@ -69,7 +69,7 @@ impl Watch {
 
     /// Like [`Watch::start`], holding `keys` instead of the function's own credentials.
     pub fn start_as(function: &'static str, setup: &Setup, keys: Option<&Keys>) -> Self {
-        let port = free_port();
+        let port = webhooks_tests::free_port();
         let manifest = format!("functions/{function}/Cargo.toml");
         let mut command = webhooks_tests::nested_cargo("cargo");
         command
@@ -170,14 +170,6 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A function's answer to an API Gateway request.
