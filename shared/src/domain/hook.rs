@@ -298,30 +298,57 @@ impl HookMode {
     }
 }
 
-/// A synchronous call's time limit (`config.timeoutMs`): 1 to 10,000 ms, 3,000 by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct SyncTimeout(u32);
+/// Declares a whole number from 1 to `$max`, read from JSON at `$field` and refused with a
+/// message naming the `$unit`; stored and serialised as the number.
+macro_rules! bounded {
+    ($(#[$meta:meta])* $name:ident, $max:expr, $field:literal, $unit:literal, $error:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "u32", into = "u32")]
+        pub struct $name(u32);
+
+        impl $name {
+            pub fn parse(value: &Value) -> Result<Self, ValidationError> {
+                value
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .and_then(|v| Self::try_from(v).ok())
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            $field,
+                            format!(concat!("must be a whole number of ", $unit, " from 1 to {}"), $max),
+                        )
+                    })
+            }
+        }
+
+        impl TryFrom<u32> for $name {
+            type Error = &'static str;
+            fn try_from(v: u32) -> Result<Self, &'static str> {
+                if (1..=$max).contains(&v) { Ok(Self(v)) } else { Err($error) }
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(v: $name) -> u32 {
+                v.0
+            }
+        }
+    };
+}
+
+bounded!(
+    /// A synchronous call's time limit (`config.timeoutMs`): 1 to 10,000 ms, 3,000 by default.
+    SyncTimeout,
+    SyncTimeout::MAX_MS,
+    "config.timeoutMs",
+    "milliseconds",
+    "a synchronous timeout is 1 to 10000 ms"
+);
 
 impl SyncTimeout {
     pub const DEFAULT_MS: u32 = 3_000;
     pub const MAX_MS: u32 = 10_000;
-
-    pub fn parse(value: &Value) -> Result<Self, ValidationError> {
-        value
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .and_then(|v| Self::try_from(v).ok())
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "config.timeoutMs",
-                    format!(
-                        "must be a whole number of milliseconds from 1 to {}",
-                        Self::MAX_MS
-                    ),
-                )
-            })
-    }
 
     pub fn ms(self) -> u32 {
         self.0
@@ -338,47 +365,17 @@ impl Default for SyncTimeout {
     }
 }
 
-impl TryFrom<u32> for SyncTimeout {
-    type Error = &'static str;
-    fn try_from(v: u32) -> Result<Self, &'static str> {
-        if (1..=Self::MAX_MS).contains(&v) {
-            Ok(Self(v))
-        } else {
-            Err("a synchronous timeout is 1 to 10000 ms")
-        }
-    }
-}
-
-impl From<SyncTimeout> for u32 {
-    fn from(t: SyncTimeout) -> u32 {
-        t.0
-    }
-}
-
-/// A hook's delivery rate limit (`config.rateLimit`): deliveries per second, 1 to 1,000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct RateLimit(u32);
+bounded!(
+    /// A hook's delivery rate limit (`config.rateLimit`): deliveries per second, 1 to 1,000.
+    RateLimit,
+    RateLimit::MAX,
+    "config.rateLimit",
+    "deliveries per second",
+    "a rate limit is 1 to 1000 deliveries per second"
+);
 
 impl RateLimit {
     pub const MAX: u32 = 1_000;
-
-    pub fn parse(value: &Value) -> Result<Self, ValidationError> {
-        value
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or(())
-            .and_then(|v| Self::try_from(v).map_err(|_| ()))
-            .map_err(|()| {
-                ValidationError::new(
-                    "config.rateLimit",
-                    format!(
-                        "must be a whole number of deliveries per second from 1 to {}",
-                        Self::MAX
-                    ),
-                )
-            })
-    }
 
     pub fn per_second(self) -> u32 {
         self.0
@@ -387,23 +384,6 @@ impl RateLimit {
     /// Milliseconds between two deliveries at this rate.
     pub fn interval_ms(self) -> i64 {
         (1_000 / i64::from(self.0)).max(1)
-    }
-}
-
-impl TryFrom<u32> for RateLimit {
-    type Error = &'static str;
-    fn try_from(v: u32) -> Result<Self, &'static str> {
-        if (1..=Self::MAX).contains(&v) {
-            Ok(Self(v))
-        } else {
-            Err("a rate limit is 1 to 1000 deliveries per second")
-        }
-    }
-}
-
-impl From<RateLimit> for u32 {
-    fn from(r: RateLimit) -> u32 {
-        r.0
     }
 }
 
