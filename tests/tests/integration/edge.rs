@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks::config::{Defaults, Settings};
 use webhooks::domain::event::MAX_BODY_BYTES;
-use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::startup::local::{LocalConfig, LocalServer};
 
 async fn call(
     router: &Router,

@@ -8,7 +8,7 @@ use crate::support::{ADMIN, INGEST, local_config};
 use serde_json::{Value, json};
 use std::time::Duration;
 use webhooks::config::{Defaults, Settings};
-use webhooks::local::LocalServer;
+use webhooks::startup::local::LocalServer;
 use webhooks_tests::receiver::Receiver;
 
 struct Client {

@@ -89,8 +89,8 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
 }
 
 /// An in-process dev server's configuration: any free port, in memory, the test tokens.
-pub fn local_config(settings: Settings) -> webhooks::local::LocalConfig {
-    webhooks::local::LocalConfig {
+pub fn local_config(settings: Settings) -> webhooks::startup::local::LocalConfig {
+    webhooks::startup::local::LocalConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         admin_tokens: ADMIN.into(),
         ingest_tokens: INGEST.into(),
