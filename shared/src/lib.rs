@@ -3,17 +3,15 @@
 
 pub mod adapters;
 pub mod api;
-pub mod aws;
 pub mod config;
 pub mod consumer;
 pub mod domain;
-pub mod local;
-pub mod logto_import;
 pub mod metrics;
 pub mod net;
 pub mod operational;
 pub mod ports;
 pub mod relay;
 pub mod sender;
+pub mod startup;
 pub mod sync_call;
 pub mod telemetry;

@@ -2,21 +2,9 @@
 //! whole router, as the ingest Lambda and the dev server do.
 
 use lambda_http::Error;
-use webhooks::api::{Api, router};
-use webhooks::aws::{Accepts, Deployment};
-use webhooks::net::client::DeliveryClient;
+use webhooks::startup::aws::{Accepts, http_function};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    webhooks::telemetry::init();
-    let deployment = Deployment::from_env(Accepts::Admin).await?;
-    let settings = deployment.settings;
-    let api = Api::new(
-        deployment.store,
-        deployment.queue,
-        DeliveryClient::from_settings_on_first_use(&settings),
-        deployment.tokens,
-        &settings,
-    );
-    lambda_http::run(router(api)).await
+    lambda_http::run(http_function(Accepts::Admin).await?).await
 }

@@ -3,22 +3,9 @@
 //! the dev server do.
 
 use lambda_http::Error;
-use webhooks::api::{Api, router};
-use webhooks::aws::{Accepts, Deployment};
-use webhooks::net::client::DeliveryClient;
+use webhooks::startup::aws::{Accepts, http_function};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    webhooks::telemetry::init();
-    let deployment = Deployment::from_env(Accepts::AdminAndIngest).await?;
-    let settings = deployment.settings;
-    let api = Api::new(
-        deployment.store,
-        deployment.queue,
-        DeliveryClient::from_settings_on_first_use(&settings),
-        deployment.tokens,
-        &settings,
-    )
-    .with_logto_sources(deployment.logto_sources);
-    lambda_http::run(router(api)).await
+    lambda_http::run(http_function(Accepts::AdminAndIngest).await?).await
 }

@@ -2,24 +2,12 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use webhooks::aws::{Accepts, Deployment};
-use webhooks::net::client::DeliveryClient;
 use webhooks::ports::QueueMessage;
-use webhooks::sender::Sender;
+use webhooks::startup::aws::sender_function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    webhooks::telemetry::init();
-    let deployment = Deployment::from_env(Accepts::Nothing).await?;
-    let notices = deployment.notices().await?;
-    let settings = &deployment.settings;
-    let sender = Sender::configured(
-        deployment.store.clone(),
-        deployment.queue.clone(),
-        DeliveryClient::from_settings(settings),
-        settings,
-        notices,
-    );
+    let sender = sender_function().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let sender = sender.clone();
         async move {

@@ -85,7 +85,8 @@ impl DynamoStore {
         }
     }
 
-    /// Makes every update return the item as written, for [`crate::adapters::usage`].
+    /// Makes every update return the item as written, for the benchmark's usage meter
+    /// (`bench/src/usage.rs`).
     pub fn reporting_item_sizes(mut self) -> Self {
         self.report_sizes = true;
         self

@@ -4,4 +4,3 @@ pub mod dynamo;
 pub mod sns;
 pub mod sqlite;
 pub mod sqs;
-pub mod usage;

@@ -6,14 +6,19 @@ pub mod auth;
 pub mod bodies;
 pub mod console;
 pub mod error;
+pub mod hook_events;
+pub mod hooks;
 pub mod ingest;
-pub mod listener;
+pub mod logs;
 pub mod management;
 pub mod paging;
+pub mod recoveries;
 pub mod router;
+pub mod stats;
 pub mod views;
 
 use crate::domain::event::MAX_BODY_BYTES;
+use crate::domain::validation::ValidationError;
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -23,6 +28,9 @@ pub use error::ApiError;
 pub use ingest::IngestHandler;
 pub use management::ManagementHandler;
 pub use router::{Api, router};
+
+/// The window the delivery log and a hook's stats cover when the query names no start.
+pub(crate) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The request body, at most [`MAX_BODY_BYTES`] (413 above). Extracted last, so routing,
 /// the token and the method are checked before any of it is read.
@@ -84,4 +92,14 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
         .last()
+}
+
+/// A query parameter in unix milliseconds, if given.
+pub(crate) fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    query_param(query, name)
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ValidationError::new(name, "must be unix milliseconds").into())
+        })
+        .transpose()
 }

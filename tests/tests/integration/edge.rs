@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks::domain::event::MAX_BODY_BYTES;
-use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::startup::local::{LocalConfig, LocalServer};
 
 async fn call(
     router: &Router,

@@ -3,7 +3,7 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
 use webhooks::config::{Defaults, Settings};
-use webhooks::local::{LocalConfig, LocalServer};
+use webhooks::startup::local::{LocalConfig, LocalServer};
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::verifiers::{logto_node_verifies, standard_webhooks_verifies};
 

@@ -7,7 +7,7 @@ use crate::openapi::{conforms, doc};
 use crate::support::{ADMIN, INGEST, local_config};
 use serde_json::{Value, json};
 use std::time::Duration;
-use webhooks::local::LocalServer;
+use webhooks::startup::local::LocalServer;
 use webhooks_tests::receiver::Receiver;
 
 struct Client {

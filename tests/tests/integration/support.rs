@@ -95,8 +95,8 @@ pub async fn pipeline(name: &str, schedule: &str) -> Pipeline {
 
 /// The one in-process dev server configuration: any free port, in memory, the test tokens;
 /// tests change what they need with `LocalConfig { field, ..local_config(settings) }`.
-pub fn local_config(settings: Settings) -> webhooks::local::LocalConfig {
-    webhooks::local::LocalConfig {
+pub fn local_config(settings: Settings) -> webhooks::startup::local::LocalConfig {
+    webhooks::startup::local::LocalConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         admin_tokens: ADMIN.into(),
         ingest_tokens: INGEST.into(),

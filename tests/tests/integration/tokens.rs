@@ -2,7 +2,7 @@
 //! a parameter stored in clear is refused.
 
 use webhooks::api::Tokens;
-use webhooks::aws::secure_parameter;
+use webhooks::startup::aws::secure_parameter;
 use webhooks_tests::provision::moto_config;
 use webhooks_tests::unique_prefix;
 

@@ -2,7 +2,7 @@
 //! without a leading slash, a bad header, an oversized head) itself, before any service runs,
 //! with an empty body; this listener gives those answers the API's JSON error body.
 
-use super::ApiError;
+use crate::api::ApiError;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;

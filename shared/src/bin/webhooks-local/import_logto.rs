@@ -1,6 +1,7 @@
-//! `webhooks-local import-logto`: copies the hooks of a Logto tenant (its management API,
-//! `GET /api/hooks`) into this product through its own API, keeping name, events, URL,
-//! headers and signing key, so `logto-signature-sha-256` stays valid for existing receivers.
+//! `webhooks-local import-logto --url URL --token TOKEN`: copies the hooks of a Logto tenant
+//! (its management API, `GET /api/hooks`) into this product through its own API, keeping
+//! name, events, URL, headers and signing key, so `logto-signature-sha-256` stays valid for
+//! existing receivers.
 
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -9,6 +10,76 @@ use std::collections::HashSet;
 const LOGTO_PAGE_SIZE: usize = 100;
 /// Most Logto hooks read in one import: a tenant has far fewer, and the cap is reported.
 const MAX_HOOKS: usize = 10_000;
+
+const IMPORT_USAGE: &str = "usage: webhooks-local import-logto --url LOGTO_URL --token LOGTO_TOKEN \
+[--to URL (default http://$WEBHOOKS_BIND or http://127.0.0.1:3000)] \
+[--admin-token TOKEN (default $WEBHOOKS_ADMIN_TOKEN)]";
+
+/// Runs the import with the command line after `import-logto`; the process's exit code.
+pub async fn run(args: &[String]) -> i32 {
+    let mut flags = std::collections::HashMap::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next()) {
+            (f @ ("--url" | "--token" | "--to" | "--admin-token"), Some(value)) => {
+                flags.insert(f, value.clone());
+            }
+            _ => {
+                eprintln!("{IMPORT_USAGE}");
+                return 2;
+            }
+        }
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let bind = var("WEBHOOKS_BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let parse = |name: &str, text: Option<String>| {
+        text.ok_or_else(|| format!("{name} is required"))
+            .and_then(|t| url::Url::parse(&t).map_err(|e| format!("{name}: {e}")))
+            .map(|mut u| {
+                if !u.path().ends_with('/') {
+                    u.set_path(&format!("{}/", u.path()));
+                }
+                u
+            })
+    };
+    let import = (|| -> Result<Import, String> {
+        Ok(Import {
+            logto_url: parse("--url", flags.get("--url").cloned())?,
+            logto_token: flags.get("--token").cloned().ok_or("--token is required")?,
+            target_url: parse(
+                "--to",
+                Some(
+                    flags
+                        .get("--to")
+                        .cloned()
+                        .unwrap_or(format!("http://{bind}")),
+                ),
+            )?,
+            admin_token: flags
+                .get("--admin-token")
+                .cloned()
+                .or_else(|| var("WEBHOOKS_ADMIN_TOKEN"))
+                .ok_or("--admin-token (or WEBHOOKS_ADMIN_TOKEN) is required")?,
+        })
+    })();
+    let import = match import {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}\n{IMPORT_USAGE}");
+            return 2;
+        }
+    };
+    match import.run(&reqwest::Client::new()).await {
+        Ok(report) => {
+            print!("{}", summary(&report));
+            0
+        }
+        Err(e) => {
+            eprintln!("import failed: {e}");
+            1
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

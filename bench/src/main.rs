@@ -8,6 +8,7 @@ mod coldstart;
 mod cost;
 mod local;
 mod receiver;
+mod usage;
 
 use local::{HOOKS, Load, Persistence, RunFigures};
 use serde_json::json;

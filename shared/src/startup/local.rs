@@ -1,8 +1,8 @@
 //! The local dev server: the whole API and the sender loop in one process, on the embedded
 //! store and queue. Same handlers and sender logic as the Lambda functions.
 
+use super::listener::JsonErrorListener;
 use crate::adapters::sqlite::{Database, SqliteQueue, SqliteStore};
-use crate::api::listener::JsonErrorListener;
 use crate::api::{Api, Tokens, router};
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;

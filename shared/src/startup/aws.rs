@@ -1,19 +1,57 @@
 //! Wiring for the Lambda functions: SDK clients, adapters and tokens, built once per
 //! execution environment from the environment the SAM template sets. Tokens come only from
 //! SSM SecureString parameters: plain token variables are for the local dev server.
+//! [`http_function`] and [`sender_function`] are what the functions' mains start with.
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::SqsQueue;
-use crate::api::Tokens;
+use crate::api::{Api, Tokens, router};
 use crate::config::{ConfigError, Defaults, Settings, var};
+use crate::net::client::DeliveryClient;
 use crate::operational::{NoticeTopic, Notices, OperationalEndpoint};
 use crate::relay::LogtoSources;
+use crate::sender::Sender;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Names the SSM SecureString parameter holding the Logto relay's sources.
 const SOURCES_PARAMETER: &str = "WEBHOOKS_LOGTO_SOURCES_PARAMETER";
-use std::sync::Arc;
-use std::time::Duration;
+
+/// What an HTTP function (api, ingest) serves: telemetry on, the deployment with the tokens
+/// `accepts` names, and the whole router over it, as the dev server serves it. The function's
+/// main hands it to `lambda_http::run`.
+pub async fn http_function(accepts: Accepts) -> Result<axum::Router, ConfigError> {
+    crate::telemetry::init();
+    let deployment = Deployment::from_env(accepts).await?;
+    let settings = deployment.settings;
+    let api = Api::new(
+        deployment.store,
+        deployment.queue,
+        DeliveryClient::from_settings_on_first_use(&settings),
+        deployment.tokens,
+        &settings,
+    )
+    // None unless `accepts` is `AdminAndIngest` (the ingest function).
+    .with_logto_sources(deployment.logto_sources);
+    Ok(router(api))
+}
+
+/// The sender function's sender: telemetry on, the deployment (no tokens) and where its
+/// operational notices go.
+pub async fn sender_function() -> Result<Arc<Sender>, ConfigError> {
+    crate::telemetry::init();
+    let deployment = Deployment::from_env(Accepts::Nothing).await?;
+    let notices = deployment.notices().await?;
+    let settings = &deployment.settings;
+    Ok(Sender::configured(
+        deployment.store.clone(),
+        deployment.queue.clone(),
+        DeliveryClient::from_settings(settings),
+        settings,
+        notices,
+    ))
+}
 
 /// The bearer tokens a function accepts; each list is read from the SSM parameter its
 /// variable names, and a function stops at start when that variable is unset.

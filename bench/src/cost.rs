@@ -3,6 +3,7 @@
 //! dollars by the dated price table `docs/aws-prices.json`. Counts matter here, not speed.
 
 use crate::receiver::{Receiver, event_body};
+use crate::usage::{DynamoDbMeter, SqsMeter, Usage};
 use axum::body::Body;
 use http::Request;
 use serde::Serialize;
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
 use webhooks::adapters::sqs::SqsQueue;
-use webhooks::adapters::usage::{DynamoDbMeter, SqsMeter, Usage};
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::consumer::{BATCH, JobSource};
