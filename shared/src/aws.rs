@@ -6,9 +6,9 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::Tokens;
+use crate::app::relay::LogtoSources;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::operational::{NoticeTopic, Notices, OperationalEndpoint};
-use crate::relay::LogtoSources;
 
 /// Names the SSM SecureString parameter holding the Logto relay's sources.
 const SOURCES_PARAMETER: &str = "WEBHOOKS_LOGTO_SOURCES_PARAMETER";

@@ -16,11 +16,11 @@ pub mod verifiers;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
+use webhooks::app::sender::Sender;
 use webhooks::consumer::consume_once;
 use webhooks::domain::delivery::Delivery;
 use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, Store};
-use webhooks::sender::Sender;
 
 /// Does what Lambda's SQS event source mapping does: receive a batch, invoke the sender,
 /// delete the messages it did not report as failed. Returns after `rounds` receives.

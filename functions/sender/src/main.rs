@@ -2,10 +2,10 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use webhooks::app::sender::Sender;
 use webhooks::aws::{Accepts, Deployment};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::QueueMessage;
-use webhooks::sender::Sender;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

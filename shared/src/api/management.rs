@@ -9,20 +9,17 @@ use super::paging::{
 };
 use super::views::{catalog_json, delivery_log_json, health_json, hook_json, recovery_json};
 use super::{ApiError, JsonBody, query_param};
+use crate::app::sync_call::MAX_SYNC_HOOKS;
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::domain::event::sample_event;
 use crate::domain::health::MAX_HOURS;
 use crate::domain::hook::{Hook, HookId, HookMode, HookUrl, UrlPolicy};
-use crate::domain::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep};
-use crate::domain::signing::sign;
-use crate::domain::task::Task;
+use crate::domain::recovery::RecoveryId;
 use crate::domain::validation::ValidationError;
 use crate::net::client::DeliveryClient;
 use crate::operational::{OPERATIONAL_HOOK_ID, operational_hook_id};
 use crate::ports::{AttemptRecord, DeliveryFilter, JobQueue, Page, Store, StoreError};
-use crate::sync_call::MAX_SYNC_HOOKS;
 use axum::Json;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
@@ -297,32 +294,7 @@ impl ManagementHandler {
         let (url, headers) = test
             .config
             .unwrap_or_else(|| (hook.url.clone(), hook.headers.clone()));
-        for event in test.events {
-            let now = time::OffsetDateTime::now_utc();
-            let body = sample_event(event, now).delivered_body(&hook.id);
-            let at = now_ms();
-            let signature = sign(
-                &hook.signing_keys(at),
-                &DeliveryId::generate().to_string(),
-                at / 1000,
-                body.as_bytes(),
-            );
-            let answer = this.client.post(&url, &headers, &signature, &body).await;
-            if answer.succeeded() {
-                continue;
-            }
-            return Err(match answer.status {
-                Some(status) => ApiError::TestFailed {
-                    response_status: Some(status),
-                    response_body: answer.body,
-                },
-                None => ApiError::TestNotSent(
-                    answer
-                        .error
-                        .unwrap_or_else(|| "no answer from the endpoint".into()),
-                ),
-            });
-        }
+        crate::app::samples::send(&this.client, &hook, &url, &headers, &test.events).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 
@@ -401,27 +373,14 @@ impl ManagementHandler {
             })?,
         };
         let hook = this.log_owner(&ids.hook).await?;
-        let recovery = Recovery {
-            id: RecoveryId::generate(),
-            hook_id: hook.id.clone(),
+        let recovery = crate::app::recovery::start(
+            this.store.as_ref(),
+            this.queue.as_ref(),
+            &hook.id,
             since,
             until,
-            status: RecoveryStatus::Running,
-            resent: 0,
-            steps: 0,
-            cursor: None,
-            created_at: now,
-            updated_at: now,
-        };
-        this.store.create_recovery(&recovery).await?;
-        let step = RecoveryStep {
-            hook_id: hook.id.clone(),
-            recovery_id: recovery.id.clone(),
-            after: None,
-            due_at: now,
-        };
-        this.queue.enqueue_tasks(&[Task::Recovery(step)]).await?;
-        tracing::info!(hook_id = %hook.id, recovery_id = %recovery.id, since, until, "recovery started");
+        )
+        .await?;
         Ok((StatusCode::ACCEPTED, Json(recovery_json(&recovery))).into_response())
     }
 

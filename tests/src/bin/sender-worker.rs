@@ -2,10 +2,10 @@
 //! Lambda's event source mapping does (receive up to 10, invoke the sender, delete the jobs
 //! not reported failed), forever, wired from the environment like the sender Lambda.
 
+use webhooks::app::sender::Sender;
 use webhooks::aws::{Accepts, Deployment};
 use webhooks::consumer::consume;
 use webhooks::net::client::DeliveryClient;
-use webhooks::sender::Sender;
 
 #[tokio::main]
 async fn main() {
