@@ -14,11 +14,11 @@ use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::api::{Api, Tokens, router};
+use webhooks::app::sender::Sender;
 use webhooks::config::{Defaults, Settings};
 use webhooks::consumer::{BATCH, JobSource};
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::QueueMessage;
-use webhooks::sender::Sender;
 use webhooks_tests::moto_server::{MotoServer, sdk_config};
 use webhooks_tests::provision::provision;
 

@@ -2,8 +2,8 @@
 //! the tests): receive a batch, hand it to the sender, acknowledge what did not fail. On AWS,
 //! Lambda's SQS event source mapping plays this part around the same `process_batch`.
 
+use crate::app::sender::Sender;
 use crate::ports::{QueueError, QueueMessage};
-use crate::sender::Sender;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,16 +1,15 @@
 //! Operational notices: the operator hears when a hook starts failing, is disabled, or
 //! recovers. They go to one endpoint the deployment configures (never a stored hook) through
-//! the same queue, retries and log as any delivery, and optionally to an SNS topic.
+//! the same queue, retries and log as any delivery, and optionally to an SNS topic. What a
+//! notice is and where notices go; sending them is the health use case's
+//! ([`crate::app::health::Health::notify`]).
 
 use crate::domain::catalog::EventName;
 use crate::domain::clock::iso;
-use crate::domain::clock::now_ms;
-use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::domain::event::EventId;
 use crate::domain::hook::{CustomHeaders, Hook, HookId, HookUrl};
 use crate::domain::signing::SigningKey;
-use crate::metrics::{self, Unit};
-use crate::ports::{AttemptRecord, JobQueue, Store};
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
@@ -154,7 +153,7 @@ pub trait NoticeTopic: Send + Sync {
     async fn publish(&self, event: EventName, body: &str) -> Result<(), String>;
 }
 
-/// Where the sender sends notices; nothing is sent when both are unset.
+/// Where notices go; nothing is sent when both are unset.
 #[derive(Clone, Default)]
 pub struct Notices {
     pub endpoint: Option<OperationalEndpoint>,
@@ -166,50 +165,6 @@ pub struct Notices {
 impl Notices {
     pub fn is_empty(&self) -> bool {
         self.endpoint.is_none() && self.topic.is_none()
-    }
-
-    /// Sends `notice` to the endpoint (as a delivery of its own, through the queue) and to
-    /// the topic. A failure is logged: the change it reports stands.
-    pub async fn send(&self, store: &dyn Store, queue: &dyn JobQueue, notice: Notice) {
-        let to_endpoint = async {
-            if self.endpoint.is_none() {
-                return;
-            }
-            let now = now_ms();
-            let delivery = notice.delivery(now, self.retention);
-            if let Err(e) = store
-                .insert_missing_deliveries(std::slice::from_ref(&delivery))
-                .await
-            {
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not record an operational notice");
-                return;
-            }
-            if let Err(e) = queue.enqueue(&[Job::for_delivery(&delivery, now)]).await {
-                // Logged as failed rather than left pending: `recover` can send it again.
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not queue an operational notice");
-                let failed = AttemptRecord {
-                    hook_id: delivery.hook_id.clone(),
-                    delivery_id: delivery.id.clone(),
-                    expected_attempts: 0,
-                    attempt: None,
-                    status: DeliveryStatus::Error,
-                    next_attempt_at: None,
-                    reason: Some("could not be queued".into()),
-                };
-                let _ = store.record_attempt(&failed).await;
-            }
-        };
-        let to_topic = async {
-            let Some(topic) = &self.topic else {
-                return;
-            };
-            if let Err(e) = topic.publish(notice.event, &notice.body()).await {
-                tracing::warn!(hook_id = %notice.hook_id, event = %notice.event, error = %e, "could not publish an operational notice");
-            }
-        };
-        tokio::join!(to_endpoint, to_topic);
-        tracing::info!(hook_id = %notice.hook_id, event = %notice.event, "operational notice");
-        metrics::emit(&[("OperationalNotices", 1.0, Unit::Count)]);
     }
 }
 

@@ -16,11 +16,11 @@ pub mod verifiers;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqs::SqsQueue;
+use webhooks::app::sender::Sender;
 use webhooks::consumer::consume_once;
 use webhooks::domain::delivery::Delivery;
 use webhooks::domain::hook::HookId;
 use webhooks::ports::{DeliveryFilter, Store};
-use webhooks::sender::Sender;
 
 /// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
 pub fn free_port() -> u16 {

@@ -2,6 +2,9 @@
 //! refusals (no such route, method not served) are variants too, so every answer the router
 //! gives, matched or not, has the same shape.
 
+use crate::app::PortError;
+use crate::app::ingest::IngestError;
+use crate::app::samples::SampleError;
 use crate::domain::validation::ValidationError;
 use crate::ports::{QueueError, StoreError};
 use axum::Json;
@@ -179,6 +182,38 @@ impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         tracing::error!(error = %e, "queue unavailable");
         ApiError::Unavailable
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Store(e) => e.into(),
+            PortError::Queue(e) => e.into(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Invalid(e) => e.into(),
+            IngestError::InProgress => ApiError::EventInProgress,
+            IngestError::Port(e) => e.into(),
+        }
+    }
+}
+
+/// The test button's failures.
+impl From<SampleError> for ApiError {
+    fn from(e: SampleError) -> Self {
+        match e {
+            SampleError::Answered { status, body } => ApiError::TestFailed {
+                response_status: Some(status),
+                response_body: body,
+            },
+            SampleError::NotSent(reason) => ApiError::TestNotSent(reason),
+        }
     }
 }
 

@@ -7,15 +7,12 @@ use super::management::{Answer, Ids, ManagementHandler, This};
 use super::paging::{MAX_PAGE_SIZE, Paging, decode_hook_cursor, encode_hook_cursor, next_link};
 use super::views::hook_json;
 use super::{ApiError, JsonBody, query_param};
+use crate::app::sync_call::MAX_SYNC_HOOKS;
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
-use crate::domain::delivery::DeliveryId;
-use crate::domain::event::sample_event;
 use crate::domain::hook::{Hook, HookMode, HookUrl};
-use crate::domain::signing::sign;
 use crate::domain::validation::ValidationError;
 use crate::ports::Page;
-use crate::sync_call::MAX_SYNC_HOOKS;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
@@ -208,32 +205,7 @@ impl ManagementHandler {
         let (url, headers) = test
             .config
             .unwrap_or_else(|| (hook.url.clone(), hook.headers.clone()));
-        for event in test.events {
-            let now = time::OffsetDateTime::now_utc();
-            let body = sample_event(event, now).delivered_body(&hook.id);
-            let at = now_ms();
-            let signature = sign(
-                &hook.signing_keys(at),
-                &DeliveryId::generate().to_string(),
-                at / 1000,
-                body.as_bytes(),
-            );
-            let answer = this.client.post(&url, &headers, &signature, &body).await;
-            if answer.succeeded() {
-                continue;
-            }
-            return Err(match answer.status {
-                Some(status) => ApiError::TestFailed {
-                    response_status: Some(status),
-                    response_body: answer.body,
-                },
-                None => ApiError::TestNotSent(
-                    answer
-                        .error
-                        .unwrap_or_else(|| "no answer from the endpoint".into()),
-                ),
-            });
-        }
+        crate::app::samples::send(&this.client, &hook, &url, &headers, &test.events).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 

@@ -1,66 +1,26 @@
-//! `POST /api/events`: validate, fan out to the enabled subscribed hooks, record one delivery
-//! per hook and enqueue its first attempt. 202 only once every job was accepted; 503 otherwise.
-//! With `?wait=true` (one event) the synchronous hooks are also called, and their answers
-//! returned with a 200.
+//! `POST /api/events` and the Logto relay: parse the request, hand the events to the ingest use
+//! case ([`crate::app::ingest`]), answer. 202 once every delivery and its job were accepted
+//! (503 otherwise); with `?wait=true` (one event), 200 with the synchronous hooks' results.
 
 use super::{ApiError, LimitedBody, query_param, require_json};
-use crate::domain::catalog::EventName;
+use crate::app::ingest::{Accepted, Ingest};
+use crate::app::relay::LogtoSources;
+use crate::domain::event::{IngestBody, parse_ingest};
 use crate::domain::validation::ValidationError;
-
-/// Why a preview event is refused while the setting is off.
-pub(crate) const PREVIEW_REFUSED: &str =
-    "is a preview event; set WEBHOOKS_PREVIEW_EVENTS=true to use it";
-use crate::domain::clock::now_ms;
-use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
-use crate::domain::event::{Event, IngestBody, parse_ingest, parse_relayed};
-use crate::domain::hook::{Hook, HookMode};
-use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
-use crate::ports::Subscriber;
-use crate::ports::{EventClaim, JobQueue, Store};
-use crate::relay::{LogtoSources, relayed_event_id};
-use crate::sync_call::{self, MAX_SYNC_HOOKS};
+use crate::ports::{JobQueue, Store};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a caller's event id is remembered.
-const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-/// A claim left unfinished this long (its request died) may be taken over.
-const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
-
-/// What to do with one event of a request.
-enum Plan {
-    /// Fan out; `claim` is set when the caller's id was claimed for it.
-    FanOut { claim: Option<Claim> },
-    /// Posted before: answer as the first time.
-    Repeat(serde_json::Value),
-    /// The same id earlier in this batch.
-    SameAs(usize),
-}
-
-/// A claimed caller id: delivery ids derive from the time of its first claim.
-#[derive(Debug, Clone, Copy)]
-struct Claim {
-    first_claimed_at: i64,
-    resumed: bool,
-}
+pub(crate) use crate::app::ingest::PREVIEW_REFUSED;
 
 pub struct IngestHandler {
-    store: Arc<dyn Store>,
-    queue: Arc<dyn JobQueue>,
-    client: DeliveryClient,
-    retention: Duration,
-    preview_events: bool,
+    ingest: Ingest,
 }
-
-/// An event's subscribers, by event name.
-type Subscribers = HashMap<EventName, Vec<Subscriber>>;
 
 impl IngestHandler {
     pub fn new(
@@ -71,11 +31,7 @@ impl IngestHandler {
         preview_events: bool,
     ) -> Self {
         Self {
-            store,
-            queue,
-            client,
-            retention,
-            preview_events,
+            ingest: Ingest::new(store, queue, client, retention, preview_events),
         }
     }
 
@@ -91,12 +47,20 @@ impl IngestHandler {
             Some("true") => true,
             Some(_) => return Err(ValidationError::new("wait", "must be true or false").into()),
         };
-        this.try_handle(&headers, &bytes, wait).await
+        require_json(&headers)?;
+        let body = parse_ingest(&bytes, time::OffsetDateTime::now_utc())?;
+        let single = matches!(body, IngestBody::Single(_));
+        let accepted = this.ingest.accept(body, wait).await?;
+        let status = if wait {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        Ok((status, Json(answer(accepted, single))).into_response())
     }
 
     /// `POST /api/ingest/logto/{sourceId}`: a body a Logto instance sent, accepted only with
-    /// the source's `logto-signature-sha-256`, then fanned out like any event (the same bytes
-    /// within 24 hours are one event).
+    /// the source's `logto-signature-sha-256`, then fanned out like any event.
     pub(super) async fn relay(
         &self,
         sources: &LogtoSources,
@@ -108,314 +72,21 @@ impl IngestHandler {
             .get("logto-signature-sha-256")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !sources.verifies(source, signature, bytes) {
-            tracing::warn!(source = %crate::domain::hook::printable(source), "relayed event refused: unknown source or bad signature");
-            return Err(ApiError::SignatureInvalid);
-        }
+        let relayed = sources
+            .verify(source, signature, bytes)
+            .ok_or(ApiError::SignatureInvalid)?;
         require_json(headers)?;
-        let id = relayed_event_id(source, bytes);
-        let event = parse_relayed(bytes, time::OffsetDateTime::now_utc(), id)?;
-        self.accept_events(IngestBody::Single(event), false).await
+        let accepted = relayed.accept(&self.ingest).await?;
+        Ok((StatusCode::ACCEPTED, Json(answer(accepted, true))).into_response())
     }
+}
 
-    async fn try_handle(
-        &self,
-        headers: &HeaderMap,
-        bytes: &[u8],
-        wait: bool,
-    ) -> Result<Response, ApiError> {
-        require_json(headers)?;
-        let body = parse_ingest(bytes, time::OffsetDateTime::now_utc())?;
-        if wait && matches!(body, IngestBody::Batch(_)) {
-            return Err(ValidationError::new(
-                "wait",
-                "applies to one event; post a batch without it",
-            )
-            .into());
-        }
-        self.accept_events(body, wait).await
-    }
-
-    /// Fans the parsed events out (claiming callers' ids first) and answers 202; with `wait`
-    /// (one event), also calls its synchronous hooks and answers 200 with their results.
-    async fn accept_events(&self, body: IngestBody, wait: bool) -> Result<Response, ApiError> {
-        let events = body.events();
-        if !self.preview_events
-            && let Some(i) = events.iter().position(|e| e.name.is_preview())
-        {
-            let field = match body {
-                IngestBody::Single(_) => "event".to_string(),
-                IngestBody::Batch(_) => format!("events[{i}].event"),
-            };
-            return Err(ValidationError::new(field, PREVIEW_REFUSED).into());
-        }
-        let plan = self.claim(events).await?;
-        let (subscribers, sync_hooks) = match self.subscribers(events, wait).await {
-            Ok(found) => found,
-            Err(e) => {
-                self.release(events, &plan).await;
-                return Err(e);
-            }
-        };
-        let fresh: Vec<(&Event, Option<Claim>)> = events
-            .iter()
-            .zip(&plan)
-            .filter_map(|(e, p)| match p {
-                Plan::FanOut { claim } => Some((e, *claim)),
-                _ => None,
-            })
-            .collect();
-        let counts = match self.fan_out(&fresh, &subscribers).await {
-            Ok(counts) => counts,
-            Err(e) => {
-                self.release(events, &plan).await;
-                return Err(e);
-            }
-        };
-        let mut counts = counts.into_iter();
-        let mut answers: Vec<serde_json::Value> = Vec::with_capacity(events.len());
-        for (e, p) in events.iter().zip(&plan) {
-            let answer = match p {
-                Plan::FanOut { claim } => {
-                    let mut answer =
-                        json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
-                    let sync = subscribers[&e.name]
-                        .iter()
-                        .filter(|s| s.mode == HookMode::Sync)
-                        .count();
-                    if wait {
-                        let at = claim.map_or_else(now_ms, |c| c.first_claimed_at);
-                        let expires_at = (now_ms() + self.retention.as_millis() as i64) / 1000;
-                        let results = sync_call::call_all(
-                            self.store.as_ref(),
-                            &self.client,
-                            &sync_hooks,
-                            e,
-                            at,
-                            expires_at,
-                        )
-                        .await;
-                        answer["results"] = results.into();
-                    } else if sync > 0 {
-                        // Not called: the caller did not wait.
-                        answer["skippedSyncHooks"] = sync.into();
-                    }
-                    if claim.is_some()
-                        && let Err(err) = self.store.complete_event(&e.id, &answer).await
-                    {
-                        tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
-                    }
-                    answer
-                }
-                Plan::Repeat(answer) => answer.clone(),
-                Plan::SameAs(i) => answers[*i].clone(),
-            };
-            answers.push(answer);
-        }
-        let answer = match body {
-            IngestBody::Single(_) => answers.into_iter().next().expect("one event"),
-            IngestBody::Batch(_) => json!(answers),
-        };
-        let status = if wait {
-            StatusCode::OK
-        } else {
-            StatusCode::ACCEPTED
-        };
-        Ok((status, Json(answer)).into_response())
-    }
-
-    /// Each event name's subscribers; with `wait`, also the synchronous hooks of the (one)
-    /// event, read once: more than [`MAX_SYNC_HOOKS`] is refused.
-    async fn subscribers(
-        &self,
-        events: &[Event],
-        wait: bool,
-    ) -> Result<(Subscribers, Vec<Hook>), ApiError> {
-        let mut subscribers = Subscribers::new();
-        for e in events {
-            if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.name) {
-                slot.insert(self.store.subscribers(e.name).await?);
-            }
-        }
-        let mut hooks = Vec::new();
-        if wait && let Some(e) = events.first() {
-            let sync: Vec<&Subscriber> = subscribers[&e.name]
-                .iter()
-                .filter(|s| s.mode == HookMode::Sync)
-                .collect();
-            if sync.len() > MAX_SYNC_HOOKS {
-                return Err(ValidationError::new(
-                    "event",
-                    format!("has more than {MAX_SYNC_HOOKS} synchronous hooks"),
-                )
-                .into());
-            }
-            for s in sync {
-                if let Some(hook) = self.store.get_hook(&s.hook_id).await?
-                    && hook.enabled
-                    && hook.mode == HookMode::Sync
-                {
-                    hooks.push(hook);
-                }
-            }
-        }
-        Ok((subscribers, hooks))
-    }
-
-    /// Claims the callers' event ids, so an event posted again within the window is not
-    /// fanned out again.
-    async fn claim(&self, events: &[Event]) -> Result<Vec<Plan>, ApiError> {
-        let now = now_ms();
-        let mut plan = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            if !e.caller_id {
-                plan.push(Plan::FanOut { claim: None });
-                continue;
-            }
-            if let Some(first) = events[..i].iter().position(|p| p.caller_id && p.id == e.id) {
-                plan.push(Plan::SameAs(first));
-                continue;
-            }
-            let claim = self
-                .store
-                .claim_event(&e.id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
-                .await;
-            match claim {
-                Ok(EventClaim::Claimed {
-                    first_claimed_at,
-                    resumed,
-                }) => plan.push(Plan::FanOut {
-                    claim: Some(Claim {
-                        first_claimed_at,
-                        resumed,
-                    }),
-                }),
-                Ok(EventClaim::Accepted(answer)) => plan.push(Plan::Repeat(answer)),
-                Ok(EventClaim::InProgress) => {
-                    self.release(events, &plan).await;
-                    return Err(ApiError::EventInProgress);
-                }
-                Err(err) => {
-                    self.release(events, &plan).await;
-                    return Err(err.into());
-                }
-            }
-        }
-        Ok(plan)
-    }
-
-    async fn release(&self, events: &[Event], plan: &[Plan]) {
-        for (e, p) in events.iter().zip(plan) {
-            if matches!(p, Plan::FanOut { claim: Some(_) })
-                && let Err(err) = self.store.release_event(&e.id).await
-            {
-                tracing::warn!(event_id = %e.id, error = %err, "could not release the event's claim");
-            }
-        }
-    }
-
-    /// Records and enqueues every delivery; returns the number per event. Delivery ids derive
-    /// from the event id, the hook id and the first claim time, so a fan-out repeated after
-    /// any failure finds the records of the first one instead of minting new `webhook-id`s.
-    async fn fan_out(
-        &self,
-        events: &[(&Event, Option<Claim>)],
-        subscribers: &Subscribers,
-    ) -> Result<Vec<usize>, ApiError> {
-        let now = now_ms();
-        let expires_at = (now + self.retention.as_millis() as i64) / 1000;
-        let (mut fresh, mut resumed) = (Vec::new(), Vec::new());
-        let mut counts = Vec::with_capacity(events.len());
-        for (e, claim) in events {
-            let hooks: Vec<_> = subscribers[&e.name]
-                .iter()
-                .filter(|s| s.mode == HookMode::Async)
-                .map(|s| &s.hook_id)
-                .collect();
-            counts.push(hooks.len());
-            let at = claim.map_or(now, |c| c.first_claimed_at);
-            for hook in hooks {
-                let delivery = Delivery {
-                    hook_id: hook.clone(),
-                    id: DeliveryId::derive(at, &e.id, hook),
-                    event_id: e.id.clone(),
-                    event: e.name,
-                    body: e.delivered_body(hook),
-                    status: DeliveryStatus::Pending,
-                    attempts: Vec::new(),
-                    next_attempt_at: Some(now),
-                    reason: None,
-                    event_created_at: e.created_at_ms,
-                    created_at: at,
-                    expires_at,
-                    sync: false,
-                };
-                if claim.is_some_and(|c| c.resumed) {
-                    resumed.push(delivery);
-                } else {
-                    fresh.push(delivery);
-                }
-            }
-        }
-        // Records this request wrote (removed again if the event is refused), and the
-        // deliveries whose first job must be queued.
-        let mut created: Vec<Delivery> = Vec::new();
-        let mut queued: Vec<Delivery> = Vec::new();
-        if !fresh.is_empty() {
-            if let Err(e) = self.store.insert_deliveries(&fresh).await {
-                self.remove(&fresh).await;
-                return Err(e.into());
-            }
-            created.extend(fresh.iter().cloned());
-            queued.extend(fresh);
-        }
-        if !resumed.is_empty() {
-            let stored = match self.store.insert_missing_deliveries(&resumed).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    self.remove(&created).await;
-                    return Err(e.into());
-                }
-            };
-            for (delivery, new) in stored {
-                if new {
-                    created.push(delivery.clone());
-                    queued.push(delivery);
-                } else if delivery.status == DeliveryStatus::Pending && delivery.attempts.is_empty()
-                {
-                    // An earlier fan-out wrote it but may not have queued it.
-                    queued.push(delivery);
-                }
-            }
-        }
-        // Grouped by hook, so a sender batch tends to hold one hook's jobs and adds them to its
-        // counters in one write.
-        let mut jobs: Vec<Job> = queued.iter().map(|d| Job::for_delivery(d, now)).collect();
-        jobs.sort_by(|a, b| a.hook_id.cmp(&b.hook_id));
-        if !jobs.is_empty()
-            && let Err(e) = self.queue.enqueue(&jobs).await
-        {
-            // The event is refused: the records it created go, so nothing is left pending
-            // without a job (a job the queue did accept then finds no record and is skipped).
-            self.remove(&created).await;
-            return Err(e.into());
-        }
-        metrics::emit(&[
-            ("EventsIngested", events.len() as f64, Unit::Count),
-            ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),
-        ]);
-        for ((e, _), n) in events.iter().zip(&counts) {
-            tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
-        }
-        Ok(counts)
-    }
-
-    async fn remove(&self, deliveries: &[Delivery]) {
-        if deliveries.is_empty() {
-            return;
-        }
-        if let Err(cleanup) = self.store.delete_deliveries(deliveries).await {
-            tracing::warn!(error = %cleanup, "could not remove the records of a refused event");
-        }
+/// The answer's body: the event's answer for one event, the list of them for a batch.
+fn answer(accepted: Accepted, single: bool) -> serde_json::Value {
+    let mut answers = accepted.answers;
+    if single {
+        answers.pop().expect("one answer per event")
+    } else {
+        answers.into()
     }
 }

@@ -5,8 +5,7 @@ use super::management::{Answer, Ids, ManagementHandler, This};
 use super::views::recovery_json;
 use super::{ApiError, JsonBody};
 use crate::domain::clock::now_ms;
-use crate::domain::recovery::{Recovery, RecoveryId, RecoveryStatus, RecoveryStep};
-use crate::domain::task::Task;
+use crate::domain::recovery::RecoveryId;
 use crate::domain::validation::ValidationError;
 use axum::Json;
 use axum::extract::State;
@@ -37,27 +36,14 @@ impl ManagementHandler {
             })?,
         };
         let hook = this.log_owner(&ids.hook).await?;
-        let recovery = Recovery {
-            id: RecoveryId::generate(),
-            hook_id: hook.id.clone(),
+        let recovery = crate::app::recovery::start(
+            this.store.as_ref(),
+            this.queue.as_ref(),
+            &hook.id,
             since,
             until,
-            status: RecoveryStatus::Running,
-            resent: 0,
-            steps: 0,
-            cursor: None,
-            created_at: now,
-            updated_at: now,
-        };
-        this.store.create_recovery(&recovery).await?;
-        let step = RecoveryStep {
-            hook_id: hook.id.clone(),
-            recovery_id: recovery.id.clone(),
-            after: None,
-            due_at: now,
-        };
-        this.queue.enqueue_tasks(&[Task::Recovery(step)]).await?;
-        tracing::info!(hook_id = %hook.id, recovery_id = %recovery.id, since, until, "recovery started");
+        )
+        .await?;
         Ok((StatusCode::ACCEPTED, Json(recovery_json(&recovery))).into_response())
     }
 

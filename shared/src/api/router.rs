@@ -4,10 +4,10 @@
 
 use super::auth::Access;
 use super::{ApiError, IngestHandler, LimitedBody, ManagementHandler, Tokens, console};
+use crate::app::relay::LogtoSources;
 use crate::config::Settings;
 use crate::net::client::DeliveryClient;
 use crate::ports::{JobQueue, Store};
-use crate::relay::LogtoSources;
 use axum::Router;
 use axum::extract::{FromRef, Path, Request, State};
 use axum::middleware::{self, Next};

@@ -7,11 +7,11 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sns::SnsTopic;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::{Api, Tokens, router};
+use crate::app::relay::LogtoSources;
+use crate::app::sender::Sender;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::net::client::DeliveryClient;
 use crate::operational::{NoticeTopic, Notices, OperationalEndpoint};
-use crate::relay::LogtoSources;
-use crate::sender::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 

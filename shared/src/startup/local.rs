@@ -4,12 +4,12 @@
 use super::listener::JsonErrorListener;
 use crate::adapters::sqlite::{Database, SqliteQueue, SqliteStore};
 use crate::api::{Api, Tokens, router};
+use crate::app::relay::{LogtoSources, SOURCES_VARIABLE};
+use crate::app::sender::Sender;
 use crate::config::{ConfigError, Defaults, Settings, var};
 use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
 use crate::operational::{Notices, OperationalEndpoint};
-use crate::relay::{LogtoSources, SOURCES_VARIABLE};
-use crate::sender::Sender;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

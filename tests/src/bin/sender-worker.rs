@@ -2,9 +2,9 @@
 //! Lambda's event source mapping does (receive up to 10, invoke the sender, delete the jobs
 //! not reported failed), forever, wired from the environment like the sender Lambda.
 
+use webhooks::app::sender::Sender;
 use webhooks::consumer::consume;
 use webhooks::net::client::DeliveryClient;
-use webhooks::sender::Sender;
 use webhooks::startup::aws::{Accepts, Deployment};
 
 #[tokio::main]

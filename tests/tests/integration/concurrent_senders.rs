@@ -7,12 +7,12 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqlite::SqliteQueue;
+use webhooks::app::sender::{JobOutcome, Sender};
 use webhooks::domain::clock::now_ms;
 use webhooks::domain::delivery::{DeliveryId, DeliveryStatus, Job};
 use webhooks::domain::hook::HookId;
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
-use webhooks::sender::{JobOutcome, Sender};
 use webhooks_tests::faulty_store::{FaultyStore, Gate};
 use webhooks_tests::receiver::Receiver;
 

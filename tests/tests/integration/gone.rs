@@ -5,10 +5,10 @@ use crate::support::{faulty_pipeline, set_visibility_timeout};
 use http::Method;
 use serde_json::json;
 use std::time::Duration;
+use webhooks::app::sender::JobOutcome;
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::HookId;
 use webhooks::ports::{JobQueue, Store};
-use webhooks::sender::JobOutcome;
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
 

@@ -9,11 +9,11 @@ use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, router};
+use webhooks::app::sender::Sender;
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::UrlPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::Store;
-use webhooks::sender::Sender;
 use webhooks_tests::faulty_store::FaultyStore;
 use webhooks_tests::receiver::Receiver;
 

@@ -13,13 +13,13 @@ use std::time::Duration;
 use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::{Api, router};
+use webhooks::app::sender::Sender;
 use webhooks::consumer::consume;
 use webhooks::domain::delivery::{Delivery, DeliveryStatus};
 use webhooks::domain::hook::HookId;
 use webhooks::domain::task::Task;
 use webhooks::net::client::DeliveryClient;
 use webhooks::ports::{JobQueue, QueueError, Store};
-use webhooks::sender::Sender;
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
 

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::adapters::sqlite::SqliteStore;
 use webhooks::api::bodies::NewHook;
+use webhooks::app::sender::{JobOutcome, Sender};
 use webhooks::config::Timeouts;
 use webhooks::domain::answer::Answer;
 use webhooks::domain::catalog::EventName;
@@ -24,7 +25,6 @@ use webhooks::net::address_policy::AddressPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::net::lookup::FixedLookup;
 use webhooks::ports::Store;
-use webhooks::sender::{JobOutcome, Sender};
 use webhooks_tests::receiver::Receiver;
 
 const HTTP: UrlPolicy = UrlPolicy { allow_http: true };

@@ -2,12 +2,11 @@
 //! within its own time limit, signed like any delivery, recorded as a delivery of one attempt
 //! and counted in stats and health. Never retried: the caller decides what a failure means.
 
-use crate::domain::clock::now_ms;
-use crate::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use super::attempt::{self, Request};
+use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use crate::domain::event::Event;
-use crate::domain::health::{BatchHealth, HealthCounts, Outcome};
+use crate::domain::health::{BatchHealth, HealthCounts};
 use crate::domain::hook::Hook;
-use crate::domain::signing::sign;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{HourlyCount, Store};
@@ -43,25 +42,17 @@ async fn call(
 ) -> Value {
     let id = DeliveryId::derive(at, &event.id, &hook.id);
     let body = event.delivered_body(&hook.id);
-    let started_at = now_ms();
-    let signature = sign(
-        &hook.signing_keys(started_at),
-        &id.to_string(),
-        started_at / 1000,
-        body.as_bytes(),
-    );
-    let limit = hook.timeout_ms.unwrap_or_default();
-    let answer = client
-        .post_within(
-            &hook.url,
-            &hook.headers,
-            &signature,
-            &body,
-            limit.duration(),
-        )
-        .await;
-    let duration_ms = answer.duration.as_millis() as u64;
-    let succeeded = answer.succeeded();
+    let request = Request {
+        within: Some(hook.timeout_ms.unwrap_or_default().duration()),
+        ..Request::to_hook(hook, &id, &body)
+    };
+    let performed = attempt::perform(client, request).await;
+    let started_at = performed.started_at;
+    let duration_ms = performed.duration_ms();
+    let succeeded = performed.succeeded();
+    let outcome = performed.outcome();
+    let attempt = performed.attempt(1);
+    let answer = performed.answer;
     let delivery = Delivery {
         hook_id: hook.id.clone(),
         id: id.clone(),
@@ -73,15 +64,7 @@ async fn call(
         } else {
             DeliveryStatus::Error
         },
-        attempts: vec![Attempt {
-            number: 1,
-            started_at,
-            duration_ms,
-            response_status: answer.status,
-            response_body: answer.body.clone(),
-            error_kind: answer.error_kind,
-            error: answer.error.clone(),
-        }],
+        attempts: vec![attempt],
         next_attempt_at: None,
         reason: (!succeeded).then(|| {
             answer
@@ -94,7 +77,6 @@ async fn call(
         expires_at,
         sync: true,
     };
-    let outcome = Outcome::of(answer.status, answer.error_kind);
     let mut counts = HealthCounts::default();
     counts.record(started_at, duration_ms, outcome);
     let hourly = HourlyCount {

@@ -1,8 +1,12 @@
 //! The durable relay for existing Logto deployments: a Logto instance points one of its own
 //! webhooks at `POST /api/ingest/logto/{sourceId}`; each source is known by the signing key
-//! of that webhook, so a request is accepted only with its `logto-signature-sha-256`.
+//! of that webhook, so a body is accepted only with its `logto-signature-sha-256`
+//! ([`LogtoSources::verify`]), then fanned out as one event ([`Relayed::accept`]) whose id
+//! derives from its bytes: Logto's retries of it within 24 hours are the same event.
 
-use crate::domain::event::EventId;
+use super::ingest::{Accepted, Ingest, IngestError};
+use crate::domain::event::{EventId, IngestBody, parse_relayed};
+use crate::domain::hook::printable;
 use crate::domain::signing::{SigningKey, verify_logto};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -69,6 +73,38 @@ impl LogtoSources {
         self.0
             .get(source)
             .is_some_and(|key| verify_logto(key, signature, body).is_ok())
+    }
+
+    /// `body` as relayed by `source`, when `signature` signs it with the source's key; `None`
+    /// (and a warning logged) for an unknown source or a bad signature.
+    pub fn verify<'a>(
+        &self,
+        source: &'a str,
+        signature: &str,
+        body: &'a [u8],
+    ) -> Option<Relayed<'a>> {
+        if !self.verifies(source, signature, body) {
+            tracing::warn!(source = %printable(source), "relayed event refused: unknown source or bad signature");
+            return None;
+        }
+        Some(Relayed { source, body })
+    }
+}
+
+/// A body a known source signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed<'a> {
+    source: &'a str,
+    body: &'a [u8],
+}
+
+impl Relayed<'_> {
+    /// Fans the event out like any other (Logto's `hookId` dropped); the same bytes from the
+    /// same source within the idempotency window get the first answer.
+    pub async fn accept(&self, ingest: &Ingest) -> Result<Accepted, IngestError> {
+        let id = relayed_event_id(self.source, self.body);
+        let event = parse_relayed(self.body, time::OffsetDateTime::now_utc(), id)?;
+        ingest.accept(IngestBody::Single(event), false).await
     }
 }
 

@@ -1,0 +1,317 @@
+//! Delivering one job: check that it is due and still the delivery's next attempt, find its
+//! hook (a deleted or disabled one drops the delivery), wait for the hook's rate-limit slot,
+//! perform the attempt, record it, and queue the next one by the retry schedule. A 410 ends the
+//! delivery and disables the hook. Only our own infrastructure failing is an error; whatever
+//! the endpoint did is an outcome, recorded.
+
+use super::attempt::{self, Performed, Request};
+use super::health::{Health, Tally};
+use super::{HookReader, PortError};
+use crate::domain::clock::now_ms;
+use crate::domain::decision::{Decision, GONE_REASON, decide};
+use crate::domain::delivery::{Delivery, DeliveryStatus, Job};
+use crate::domain::hook::{Hook, HookId};
+use crate::domain::retry::RetrySchedule;
+use crate::metrics::{self, Unit};
+use crate::net::client::DeliveryClient;
+use crate::operational::OPERATIONAL_HOOK_ID;
+use crate::ports::{AttemptRecord, JobQueue, QueueError, RecordOutcome, Store, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A job that arrives this much before its due time is re-queued instead of run.
+const EARLY_TOLERANCE_MS: i64 = 1_000;
+
+/// What became of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    Delivered,
+    RetryScheduled,
+    Failed,
+    Dropped,
+    /// Already done by an earlier copy of the job, or not due yet (re-queued).
+    Skipped,
+    /// A recovery step queued its page of re-sends.
+    RecoveryStep,
+    /// Queued again for the slot the hook's rate limit gave it; no attempt was made.
+    Deferred,
+}
+
+/// Delivers jobs to hooks and to the operational endpoint.
+pub struct Deliveries {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    client: DeliveryClient,
+    schedule: RetrySchedule,
+    health: Arc<Health>,
+    /// The operational endpoint as a hook, when notices go to one.
+    operational: Option<Hook>,
+}
+
+impl Deliveries {
+    /// Retries by `schedule`; a 410 disables the hook through `health`, and jobs of the
+    /// operational hook go to its notices' endpoint.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+        health: Arc<Health>,
+    ) -> Self {
+        let operational = health.notices().endpoint.as_ref().map(|e| e.hook());
+        Self {
+            store,
+            queue,
+            client,
+            schedule,
+            health,
+            operational,
+        }
+    }
+
+    /// Runs `job`: hooks are read from `hooks`, and an attempt made is added to `tally`.
+    pub async fn deliver(
+        &self,
+        job: &Job,
+        hooks: &dyn HookReader,
+        tally: &Tally,
+    ) -> Result<JobOutcome, PortError> {
+        let now = now_ms();
+        if job.due_at > now + EARLY_TOLERANCE_MS {
+            self.queue.enqueue(std::slice::from_ref(job)).await?;
+            return Ok(JobOutcome::Skipped);
+        }
+        if job.reopen {
+            // Conflict: an earlier copy reopened it, or it changed since the job was queued.
+            match self
+                .store
+                .reopen_delivery(
+                    &job.hook_id,
+                    &job.delivery_id,
+                    now,
+                    Some(job.attempt.saturating_sub(1)),
+                )
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(delivery) = self
+            .store
+            .get_delivery(&job.hook_id, &job.delivery_id)
+            .await?
+        else {
+            tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an unknown delivery");
+            return Ok(JobOutcome::Skipped);
+        };
+        if delivery.status != DeliveryStatus::Pending {
+            // A copy of the job that recorded a 410 finishes the hook's disable, should the
+            // first copy have failed or stopped after recording the attempt.
+            if let Some(gone_at) = delivery.gone_at() {
+                self.health
+                    .disable(&delivery.hook_id, GONE_REASON, gone_at, None)
+                    .await?;
+            }
+            return Ok(JobOutcome::Skipped);
+        }
+        let recorded = delivery.attempt_count();
+        if recorded >= job.attempt {
+            // This attempt is on record; its follow-up may not have been queued.
+            if recorded == job.attempt
+                && let Some(next) = delivery.next_attempt_at
+            {
+                self.enqueue_next(&delivery, recorded + 1, next).await?;
+            }
+            return Ok(JobOutcome::Skipped);
+        }
+        if recorded + 1 != job.attempt {
+            tracing::warn!(delivery_id = %delivery.id, job_attempt = job.attempt, recorded, "job is ahead of its delivery record");
+            return Ok(JobOutcome::Skipped);
+        }
+
+        let hook = match self.hook(hooks, &job.hook_id).await? {
+            Some(h) if h.enabled => h,
+            other => {
+                let reason = if other.is_some() {
+                    "hook disabled"
+                } else if job.hook_id.as_str() == OPERATIONAL_HOOK_ID {
+                    "no operational endpoint configured"
+                } else {
+                    "hook deleted"
+                };
+                self.finish_without_attempt(&delivery, DeliveryStatus::Dropped, reason)
+                    .await?;
+                tracing::info!(hook_id = %job.hook_id, delivery_id = %delivery.id, reason, "delivery dropped");
+                return Ok(JobOutcome::Dropped);
+            }
+        };
+        if self.wait_for_slot(&hook, &delivery, job).await? {
+            return Ok(JobOutcome::Deferred);
+        }
+        self.attempt(&hook, &delivery, job.attempt, tally).await
+    }
+
+    /// The hook a job is for: the operational endpoint, or a stored hook.
+    async fn hook(&self, hooks: &dyn HookReader, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        if id.as_str() == OPERATIONAL_HOOK_ID {
+            return Ok(self.operational.clone());
+        }
+        hooks.hook(id).await
+    }
+
+    /// Takes the job's slot of the hook's rate limit: waits for a slot shortly ahead, or queues
+    /// the job again for a later one (true then: no attempt now).
+    async fn wait_for_slot(
+        &self,
+        hook: &Hook,
+        delivery: &Delivery,
+        job: &Job,
+    ) -> Result<bool, PortError> {
+        let Some(limit) = hook.rate_limit else {
+            return Ok(false);
+        };
+        let interval = limit.interval_ms();
+        let now = now_ms();
+        let slot = match job.rate_slot {
+            // Its own slot, reached on time (queues deliver in whole seconds, so a deferred job
+            // comes up to a second early and waits here for it).
+            Some(slot) if now - slot <= interval => slot,
+            // A fresh job, or one that came too late for its slot: the next free one.
+            _ => self.store.reserve_slot(&hook.id, interval, now).await?,
+        };
+        if slot - now > interval && job.rate_slot != Some(slot) {
+            let deferred = Job {
+                due_at: slot - 999,
+                rate_slot: Some(slot),
+                reopen: false,
+                ..job.clone()
+            };
+            self.queue.enqueue(std::slice::from_ref(&deferred)).await?;
+            metrics::emit(&[("DeliveriesDeferred", 1.0, Unit::Count)]);
+            tracing::debug!(hook_id = %hook.id, delivery_id = %delivery.id, slot, "delivery deferred by the hook's rate limit");
+            return Ok(true);
+        }
+        if slot > now {
+            tokio::time::sleep(Duration::from_millis((slot - now).min(2_000) as u64)).await;
+        }
+        Ok(false)
+    }
+
+    /// Performs attempt `number` of `delivery`, records it and queues the next one.
+    async fn attempt(
+        &self,
+        hook: &Hook,
+        delivery: &Delivery,
+        number: u32,
+        tally: &Tally,
+    ) -> Result<JobOutcome, PortError> {
+        let performed = attempt::perform(
+            &self.client,
+            Request::to_hook(hook, &delivery.id, &delivery.body),
+        )
+        .await;
+        let Performed { started_at, answer } = &performed;
+        let duration_ms = performed.duration_ms();
+        let decision = decide(
+            answer,
+            number,
+            &self.schedule,
+            SystemTime::now(),
+            rand::random::<f64>(),
+        );
+        let (next_attempt_at, reason, outcome) = match decision {
+            Decision::Delivered => (None, None, JobOutcome::Delivered),
+            Decision::RetryAt(at) => (Some(at), None, JobOutcome::RetryScheduled),
+            Decision::Failed { reason, .. } => (None, Some(reason.to_string()), JobOutcome::Failed),
+        };
+        let record = AttemptRecord {
+            hook_id: hook.id.clone(),
+            delivery_id: delivery.id.clone(),
+            expected_attempts: number - 1,
+            attempt: Some(performed.attempt(number)),
+            status: decision.status(),
+            next_attempt_at,
+            reason,
+        };
+        tracing::info!(
+            hook_id = %hook.id,
+            delivery_id = %delivery.id,
+            event_id = %delivery.event_id,
+            attempt = number,
+            status = answer.status,
+            error_kind = ?answer.error_kind,
+            duration_ms,
+            outcome = ?outcome,
+            "delivery attempt"
+        );
+        if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
+            return Ok(JobOutcome::Skipped);
+        }
+        tally.add(&hook.id, *started_at, duration_ms, performed.outcome());
+        if let Some(next) = next_attempt_at {
+            self.enqueue_next(delivery, number + 1, next).await?;
+        }
+        let mut measured = vec![
+            ("DeliveryAttempts", 1.0, Unit::Count),
+            ("AttemptDurationMs", duration_ms as f64, Unit::Milliseconds),
+        ];
+        match outcome {
+            JobOutcome::Delivered => {
+                measured.push(("DeliverySucceeded", 1.0, Unit::Count));
+                let latency = (now_ms() - delivery.event_created_at).max(0) as f64;
+                measured.push(("EndToEndLatencyMs", latency, Unit::Milliseconds));
+            }
+            JobOutcome::RetryScheduled => measured.push(("DeliveryRetried", 1.0, Unit::Count)),
+            _ => measured.push(("DeliveryFailed", 1.0, Unit::Count)),
+        }
+        // Emitted before a disable's write: a failed disable is finished by the job's next copy.
+        metrics::emit(&measured);
+        if let Decision::Failed {
+            reason,
+            disable_hook: true,
+        } = decision
+            && self
+                .health
+                .disable(&hook.id, reason, performed.answered_at(), None)
+                .await?
+        {
+            metrics::emit(&[("HooksDisabled", 1.0, Unit::Count)]);
+        }
+        Ok(outcome)
+    }
+
+    /// Queues attempt `attempt` of `delivery`, due at `due_at`.
+    async fn enqueue_next(
+        &self,
+        delivery: &Delivery,
+        attempt: u32,
+        due_at: i64,
+    ) -> Result<(), QueueError> {
+        let job = Job {
+            attempt,
+            ..Job::for_delivery(delivery, due_at)
+        };
+        self.queue.enqueue(&[job]).await
+    }
+
+    async fn finish_without_attempt(
+        &self,
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record_attempt(&AttemptRecord {
+                hook_id: delivery.hook_id.clone(),
+                delivery_id: delivery.id.clone(),
+                expected_attempts: delivery.attempt_count(),
+                attempt: None,
+                status,
+                next_attempt_at: None,
+                reason: Some(reason.to_string()),
+            })
+            .await
+            .map(|_| ())
+    }
+}

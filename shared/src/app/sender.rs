@@ -1,0 +1,795 @@
+//! The sender: drives a batch of queue messages through the use cases, concurrently — each
+//! delivery job through [`Deliveries::deliver`], each recovery step through
+//! [`recovery::step`] — with each hook read once per batch, then adds the batch's attempts to
+//! the hooks' counters and health once per hook ([`Health::flush`]). A message fails (the
+//! queue hands it out again) only when it is not a task or our own infrastructure failed; an
+//! endpoint's failure is an outcome the use case recorded, never an error.
+
+use super::deliver::Deliveries;
+use super::health::{Health, Tally};
+use super::recovery::{self, StepOutcome};
+use super::{HookReader, PortError};
+use crate::config::Settings;
+use crate::domain::delivery::Job;
+use crate::domain::health::HealthPolicy;
+use crate::domain::hook::{Hook, HookId};
+use crate::domain::recovery::RecoveryStep;
+use crate::domain::retry::RetrySchedule;
+use crate::domain::task::Task;
+use crate::net::client::DeliveryClient;
+use crate::operational::Notices;
+use crate::ports::{JobQueue, QueueError, QueueMessage, Store, StoreError};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+pub use super::deliver::JobOutcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("the message is not a delivery job")]
+    Malformed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("processing the job panicked")]
+    Panicked,
+}
+
+impl From<PortError> for SenderError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Store(e) => SenderError::Store(e),
+            PortError::Queue(e) => SenderError::Queue(e),
+        }
+    }
+}
+
+pub struct Sender {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    deliveries: Deliveries,
+    health: Arc<Health>,
+}
+
+impl Sender {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+    ) -> Arc<Self> {
+        Self::with_policy(store, queue, client, schedule, HealthPolicy::default())
+    }
+
+    /// A sender that disables failing hooks by `health`.
+    pub fn with_policy(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+        health: HealthPolicy,
+    ) -> Arc<Self> {
+        Self::build(store, queue, client, schedule, health, Notices::default())
+    }
+
+    /// A sender as a deployment runs it: its settings' schedule and health policy, and
+    /// operational notices sent where `notices` says.
+    pub fn configured(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        settings: &Settings,
+        notices: Notices,
+    ) -> Arc<Self> {
+        let notices = Notices {
+            retention: settings.retention,
+            ..notices
+        };
+        Self::build(
+            store,
+            queue,
+            client,
+            settings.retry_schedule.clone(),
+            settings.health,
+            notices,
+        )
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        client: DeliveryClient,
+        schedule: RetrySchedule,
+        policy: HealthPolicy,
+        notices: Notices,
+    ) -> Arc<Self> {
+        let health = Arc::new(Health::new(store.clone(), queue.clone(), policy, notices));
+        let deliveries = Deliveries::new(
+            store.clone(),
+            queue.clone(),
+            client,
+            schedule,
+            health.clone(),
+        );
+        Arc::new(Self {
+            store,
+            queue,
+            deliveries,
+            health,
+        })
+    }
+
+    /// Processes a batch concurrently, then adds its attempts to the hourly counters and
+    /// failure states in one write each per hook; returns the ids of messages to retry.
+    pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {
+        let batch = Arc::new(Batch::new(self.store.clone()));
+        let tasks: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                let this = Arc::clone(self);
+                let body = m.body.clone();
+                let batch = batch.clone();
+                tokio::spawn(async move { this.process_message(&body, &batch).await })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for (message, task) in messages.iter().zip(tasks) {
+            let result = task.await.unwrap_or(Err(SenderError::Panicked));
+            if let Err(e) = result {
+                tracing::error!(message_id = %message.id, error = %e, "job failed; the queue will retry it");
+                failed.push(message.id.clone());
+            }
+        }
+        self.health.flush(&batch.tally, batch.as_ref()).await;
+        failed
+    }
+
+    async fn process_message(&self, body: &str, batch: &Batch) -> Result<JobOutcome, SenderError> {
+        match serde_json::from_str(body).map_err(|_| SenderError::Malformed)? {
+            Task::Delivery(job) => Ok(self.deliveries.deliver(&job, batch, &batch.tally).await?),
+            Task::Recovery(step) => self.recover(&step).await,
+        }
+    }
+
+    /// Processes one delivery job on its own (adding its attempt to the counters at once).
+    pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
+        let batch = Batch::new(self.store.clone());
+        let outcome = self.deliveries.deliver(job, &batch, &batch.tally).await;
+        self.health.flush(&batch.tally, &batch).await;
+        Ok(outcome?)
+    }
+
+    /// Runs one step of a recovery.
+    pub async fn recover(&self, step: &RecoveryStep) -> Result<JobOutcome, SenderError> {
+        Ok(
+            match recovery::step(self.store.as_ref(), self.queue.as_ref(), step).await? {
+                StepOutcome::Resent(_) => JobOutcome::RecoveryStep,
+                StepOutcome::Skipped => JobOutcome::Skipped,
+            },
+        )
+    }
+}
+
+/// What the jobs of one batch share: each hook read once (a batch tends to hold one hook's
+/// jobs), and the attempts made, until they are flushed.
+struct Batch {
+    store: Arc<dyn Store>,
+    hooks: Mutex<HashMap<HookId, Arc<OnceCell<Option<Hook>>>>>,
+    tally: Tally,
+}
+
+impl Batch {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            hooks: Mutex::default(),
+            tally: Tally::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl HookReader for Batch {
+    /// The hook as read by the first job of the batch that needed it.
+    async fn hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        let cell = self
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.store.get_hook(id))
+            .await
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The batch logic on the embedded store and queue, against a receiver on 127.0.0.1 that
+    //! answers the status its path names (`/204`, `/503`, `/410`).
+
+    use super::*;
+    use crate::adapters::sqlite::{SqliteQueue, SqliteStore};
+    use crate::api::bodies::NewHook;
+    use crate::config::{Defaults, Settings};
+    use crate::domain::catalog::EventName;
+    use crate::domain::clock::now_ms;
+    use crate::domain::decision::GONE_REASON;
+    use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
+    use crate::domain::event::EventId;
+    use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
+    use crate::domain::hook::{HookPosition, UrlPolicy};
+    use crate::domain::recovery::{Recovery, RecoveryId};
+    use crate::ports::{
+        AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, Subscriber,
+    };
+    use axum::extract::Path;
+    use http::{HeaderMap, StatusCode};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    /// The embedded store, counting the writes and reads a batch should make once per hook.
+    struct Spy {
+        inner: Arc<SqliteStore>,
+        counted: Mutex<Vec<Vec<HourlyCount>>>,
+        health_writes: Mutex<Vec<HookId>>,
+        hook_reads: Mutex<Vec<HookId>>,
+    }
+
+    impl Spy {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                inner: SqliteStore::in_memory(),
+                counted: Mutex::default(),
+                health_writes: Mutex::default(),
+                hook_reads: Mutex::default(),
+            })
+        }
+
+        fn reset(&self) {
+            self.counted.lock().unwrap().clear();
+            self.health_writes.lock().unwrap().clear();
+            self.hook_reads.lock().unwrap().clear();
+        }
+    }
+
+    #[async_trait]
+    impl Store for Spy {
+        async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
+            self.inner.create_hook(hook).await
+        }
+        async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+            self.hook_reads.lock().unwrap().push(id.clone());
+            self.inner.get_hook(id).await
+        }
+        async fn page_hooks(
+            &self,
+            after: Option<&HookPosition>,
+            limit: usize,
+        ) -> Result<Page<Hook, HookPosition>, StoreError> {
+            self.inner.page_hooks(after, limit).await
+        }
+        async fn count_hooks(&self) -> Result<u64, StoreError> {
+            self.inner.count_hooks().await
+        }
+        async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
+            self.inner.update_hook(previous, next).await
+        }
+        async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
+            self.inner.delete_hook(hook).await
+        }
+        async fn subscribers(&self, event: EventName) -> Result<Vec<Subscriber>, StoreError> {
+            self.inner.subscribers(event).await
+        }
+        async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+            self.inner.insert_deliveries(deliveries).await
+        }
+        async fn insert_missing_deliveries(
+            &self,
+            deliveries: &[Delivery],
+        ) -> Result<Vec<(Delivery, bool)>, StoreError> {
+            self.inner.insert_missing_deliveries(deliveries).await
+        }
+        async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+            self.inner.delete_deliveries(deliveries).await
+        }
+        async fn get_delivery(
+            &self,
+            hook: &HookId,
+            id: &DeliveryId,
+        ) -> Result<Option<Delivery>, StoreError> {
+            self.inner.get_delivery(hook, id).await
+        }
+        async fn record_attempt(
+            &self,
+            record: &AttemptRecord,
+        ) -> Result<RecordOutcome, StoreError> {
+            self.inner.record_attempt(record).await
+        }
+        async fn page_deliveries(
+            &self,
+            hook: &HookId,
+            filter: &DeliveryFilter,
+            after: Option<&DeliveryId>,
+            limit: usize,
+        ) -> Result<Page<Delivery>, StoreError> {
+            self.inner.page_deliveries(hook, filter, after, limit).await
+        }
+        async fn reopen_delivery(
+            &self,
+            hook: &HookId,
+            id: &DeliveryId,
+            now_ms: i64,
+            expected_attempts: Option<u32>,
+        ) -> Result<Option<Delivery>, StoreError> {
+            self.inner
+                .reopen_delivery(hook, id, now_ms, expected_attempts)
+                .await
+        }
+        async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
+            self.inner.create_recovery(recovery).await
+        }
+        async fn get_recovery(
+            &self,
+            hook: &HookId,
+            id: &RecoveryId,
+        ) -> Result<Option<Recovery>, StoreError> {
+            self.inner.get_recovery(hook, id).await
+        }
+        async fn advance_recovery(
+            &self,
+            hook: &HookId,
+            id: &RecoveryId,
+            from: Option<&DeliveryId>,
+            to: Option<&DeliveryId>,
+            resent: u64,
+            now_ms: i64,
+        ) -> Result<bool, StoreError> {
+            self.inner
+                .advance_recovery(hook, id, from, to, resent, now_ms)
+                .await
+        }
+        async fn claim_event(
+            &self,
+            id: &EventId,
+            now_ms: i64,
+            window_ms: i64,
+            stale_ms: i64,
+        ) -> Result<EventClaim, StoreError> {
+            self.inner
+                .claim_event(id, now_ms, window_ms, stale_ms)
+                .await
+        }
+        async fn complete_event(
+            &self,
+            id: &EventId,
+            answer: &serde_json::Value,
+        ) -> Result<(), StoreError> {
+            self.inner.complete_event(id, answer).await
+        }
+        async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
+            self.inner.release_event(id).await
+        }
+        async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
+            self.counted.lock().unwrap().push(counts.to_vec());
+            self.inner.count_attempts(counts).await
+        }
+        async fn reserve_slot(
+            &self,
+            hook: &HookId,
+            interval_ms: i64,
+            now_ms: i64,
+        ) -> Result<i64, StoreError> {
+            self.inner.reserve_slot(hook, interval_ms, now_ms).await
+        }
+        async fn record_health(
+            &self,
+            hook: &HookId,
+            batch: &BatchHealth,
+        ) -> Result<(HookHealth, HookHealth), StoreError> {
+            self.health_writes.lock().unwrap().push(hook.clone());
+            self.inner.record_health(hook, batch).await
+        }
+        async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
+            self.inner.hook_health(hook).await
+        }
+        async fn claim_notice(
+            &self,
+            hook: &HookId,
+            now_ms: i64,
+            window_ms: i64,
+        ) -> Result<bool, StoreError> {
+            self.inner.claim_notice(hook, now_ms, window_ms).await
+        }
+        async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
+            self.inner.reset_health(hook).await
+        }
+        async fn hourly_health(
+            &self,
+            hook: &HookId,
+            from_hour: i64,
+            to_hour: i64,
+        ) -> Result<Vec<(i64, HealthCounts)>, StoreError> {
+            self.inner.hourly_health(hook, from_hour, to_hour).await
+        }
+    }
+
+    /// The embedded queue, remembering every task queued.
+    struct Queued {
+        inner: Arc<SqliteQueue>,
+        tasks: Mutex<Vec<Task>>,
+    }
+
+    impl Queued {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                inner: SqliteQueue::in_memory(Duration::from_secs(30), 5),
+                tasks: Mutex::default(),
+            })
+        }
+
+        fn jobs(&self) -> Vec<Job> {
+            self.tasks
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|t| match t {
+                    Task::Delivery(job) => Some(job.clone()),
+                    Task::Recovery(_) => None,
+                })
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl JobQueue for Queued {
+        async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError> {
+            self.tasks.lock().unwrap().extend(tasks.iter().cloned());
+            self.inner.enqueue_tasks(tasks).await
+        }
+    }
+
+    /// A receiver on 127.0.0.1 answering `POST /{status}` with that status; it remembers each
+    /// request's status and `webhook-id`.
+    struct Receiver {
+        addr: SocketAddr,
+        got: Arc<Mutex<Vec<(u16, String)>>>,
+    }
+
+    impl Receiver {
+        async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let seen = got.clone();
+            let answer = move |Path(status): Path<u16>, headers: HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_string();
+                    seen.lock().unwrap().push((status, id));
+                    StatusCode::from_u16(status).unwrap()
+                }
+            };
+            let app = axum::Router::new().route("/{status}", axum::routing::post(answer));
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Self { addr, got }
+        }
+
+        /// The `webhook-id`s received.
+        fn ids(&self) -> Vec<String> {
+            self.got
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, id)| id.clone())
+                .collect()
+        }
+    }
+
+    struct World {
+        store: Arc<Spy>,
+        queue: Arc<Queued>,
+        sender: Arc<Sender>,
+        receiver: Receiver,
+    }
+
+    impl World {
+        async fn new() -> Self {
+            let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+            let store = Spy::new();
+            let queue = Queued::new();
+            let sender = Sender::new(
+                store.clone(),
+                queue.clone(),
+                DeliveryClient::from_settings(&settings),
+                RetrySchedule::parse("1m,1h").unwrap(),
+            );
+            Self {
+                store,
+                queue,
+                sender,
+                receiver: Receiver::start().await,
+            }
+        }
+
+        /// A stored hook whose endpoint answers `status`.
+        async fn hook(&self, status: u16) -> Hook {
+            let url = format!("http://{}/{status}", self.receiver.addr);
+            let hook = NewHook::parse(
+                &serde_json::json!({"name": "h", "events": ["User.Created"],
+                                    "config": {"url": url}}),
+                UrlPolicy { allow_http: true },
+            )
+            .unwrap()
+            .into_hook(now_ms() - 1);
+            self.store.create_hook(&hook).await.unwrap();
+            hook
+        }
+
+        /// A pending delivery to `hook`, stored, and the job of its first attempt.
+        async fn pending(&self, hook: &Hook) -> Job {
+            let now = now_ms();
+            let delivery = Delivery {
+                hook_id: hook.id.clone(),
+                id: DeliveryId::generate(),
+                event_id: EventId::generate(),
+                event: EventName::UserCreated,
+                body: r#"{"event":"User.Created"}"#.into(),
+                status: DeliveryStatus::Pending,
+                attempts: Vec::new(),
+                next_attempt_at: Some(now),
+                reason: None,
+                event_created_at: now,
+                created_at: now,
+                expires_at: now / 1000 + 86_400,
+                sync: false,
+            };
+            self.store
+                .insert_deliveries(std::slice::from_ref(&delivery))
+                .await
+                .unwrap();
+            Job::for_delivery(&delivery, now)
+        }
+
+        async fn delivery(&self, job: &Job) -> Delivery {
+            self.store
+                .get_delivery(&job.hook_id, &job.delivery_id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        /// Runs one batch of these messages; returns the ids reported failed.
+        async fn batch(&self, bodies: &[String]) -> Vec<String> {
+            let messages: Vec<QueueMessage> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, body)| QueueMessage {
+                    id: format!("m{i}"),
+                    body: body.clone(),
+                })
+                .collect();
+            self.sender.process_batch(&messages).await
+        }
+    }
+
+    fn message(job: &Job) -> String {
+        serde_json::to_string(&Task::Delivery(job.clone())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_success_is_recorded_once_and_nothing_more_is_queued() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let job = w.pending(&hook).await;
+
+        assert!(w.batch(&[message(&job)]).await.is_empty());
+
+        let delivery = w.delivery(&job).await;
+        assert_eq!(delivery.status, DeliveryStatus::Success);
+        assert_eq!(delivery.attempt_count(), 1);
+        assert_eq!(delivery.attempts[0].response_status, Some(204));
+        assert_eq!(w.receiver.ids(), [job.delivery_id.to_string()]);
+        assert!(
+            w.queue.jobs().is_empty(),
+            "a delivered job has no follow-up"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_is_queued_again_as_the_next_attempt_of_the_same_delivery() {
+        let w = World::new().await;
+        let hook = w.hook(503).await;
+        let job = w.pending(&hook).await;
+
+        assert!(w.batch(&[message(&job)]).await.is_empty());
+
+        let delivery = w.delivery(&job).await;
+        assert_eq!(delivery.status, DeliveryStatus::Pending);
+        assert_eq!(delivery.attempt_count(), 1);
+        let next = w.queue.jobs();
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(next[0].delivery_id, job.delivery_id);
+        assert_eq!(next[0].hook_id, hook.id);
+        assert_eq!(next[0].attempt, job.attempt + 1);
+        assert_eq!(Some(next[0].due_at), delivery.next_attempt_at);
+        // 1m ± 20 % after the attempt.
+        let wait = next[0].due_at - delivery.attempts[0].started_at;
+        assert!((48_000..=72_000).contains(&wait), "{wait}");
+    }
+
+    #[tokio::test]
+    async fn a_410_fails_the_delivery_and_disables_the_hook() {
+        let w = World::new().await;
+        let hook = w.hook(410).await;
+        let job = w.pending(&hook).await;
+
+        assert!(w.batch(&[message(&job)]).await.is_empty());
+
+        let delivery = w.delivery(&job).await;
+        assert_eq!(delivery.status, DeliveryStatus::Error);
+        assert_eq!(delivery.reason.as_deref(), Some(GONE_REASON));
+        let stored = w.store.get_hook(&hook.id).await.unwrap().unwrap();
+        assert!(!stored.enabled, "the hook is disabled");
+        assert_eq!(stored.disabled_reason.as_deref(), Some(GONE_REASON));
+        assert!(w.queue.jobs().is_empty(), "no retry after a 410");
+    }
+
+    #[tokio::test]
+    async fn a_job_for_a_deleted_hook_is_dropped_without_a_request() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let job = w.pending(&hook).await;
+        assert!(w.store.delete_hook(&hook).await.unwrap());
+
+        assert!(w.batch(&[message(&job)]).await.is_empty());
+
+        let delivery = w.delivery(&job).await;
+        assert_eq!(delivery.status, DeliveryStatus::Dropped);
+        assert_eq!(delivery.reason.as_deref(), Some("hook deleted"));
+        assert_eq!(delivery.attempt_count(), 0);
+        assert!(w.receiver.ids().is_empty(), "nothing was sent");
+        assert!(w.queue.jobs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_job_already_recorded_is_not_sent_again() {
+        let w = World::new().await;
+        let ok = w.hook(204).await;
+        let delivered = w.pending(&ok).await;
+        let failing = w.hook(503).await;
+        let retried = w.pending(&failing).await;
+        let first = [message(&delivered), message(&retried)];
+        assert!(w.batch(&first).await.is_empty());
+        assert_eq!(w.receiver.ids().len(), 2);
+        let follow_up = w.queue.jobs();
+        assert_eq!(follow_up.len(), 1);
+
+        // The queue hands both messages out again (a lost acknowledgement).
+        assert!(w.batch(&first).await.is_empty());
+
+        assert_eq!(w.receiver.ids().len(), 2, "neither was sent twice");
+        assert_eq!(w.delivery(&delivered).await.attempt_count(), 1);
+        assert_eq!(w.delivery(&delivered).await.status, DeliveryStatus::Success);
+        assert_eq!(w.delivery(&retried).await.attempt_count(), 1);
+        // The copy of the retried attempt queues its follow-up again, in case the first copy
+        // stopped before it did: the same job, which the next attempt's record makes one.
+        let again = w.queue.jobs();
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1], follow_up[0]);
+        let counted: u64 = w
+            .store
+            .counted
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|c| c.counts.attempts)
+            .sum();
+        assert_eq!(counted, 2, "only the first copies' attempts are counted");
+    }
+
+    #[tokio::test]
+    async fn a_batch_counts_its_attempts_once_per_hook() {
+        let w = World::new().await;
+        let ok = w.hook(204).await;
+        let failing = w.hook(503).await;
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            bodies.push(message(&w.pending(&ok).await));
+        }
+        for _ in 0..2 {
+            bodies.push(message(&w.pending(&failing).await));
+        }
+        w.store.reset();
+
+        assert!(w.batch(&bodies).await.is_empty());
+
+        let counted = w.store.counted.lock().unwrap().clone();
+        assert_eq!(counted.len(), 1, "one write of the counters per batch");
+        let of = |hook: &Hook| -> Vec<&HourlyCount> {
+            counted[0].iter().filter(|c| c.hook_id == hook.id).collect()
+        };
+        // One entry per hook and hour: the batch may straddle an hour.
+        let (ok_counts, failing_counts) = (of(&ok), of(&failing));
+        assert!(ok_counts.len() == 1 || ok_counts.len() == 2);
+        let attempts = |c: &[&HourlyCount]| c.iter().map(|c| c.counts.attempts).sum::<u64>();
+        let successes = |c: &[&HourlyCount]| c.iter().map(|c| c.counts.successes).sum::<u64>();
+        assert_eq!(attempts(&ok_counts), 3);
+        assert_eq!(successes(&ok_counts), 3);
+        assert_eq!(attempts(&failing_counts), 2);
+        assert_eq!(successes(&failing_counts), 0);
+        let mut health_writes = w.store.health_writes.lock().unwrap().clone();
+        health_writes.sort();
+        let mut hooks = vec![ok.id.clone(), failing.id.clone()];
+        hooks.sort();
+        assert_eq!(health_writes, hooks, "one failure-state write per hook");
+        let mut reads = w.store.hook_reads.lock().unwrap().clone();
+        reads.sort();
+        assert_eq!(reads, hooks, "each hook read once per batch");
+        let failing_state = w.store.hook_health(&failing.id).await.unwrap();
+        assert_eq!(failing_state.failed_attempts, 2);
+        assert!(failing_state.failing_since.is_some());
+    }
+
+    #[tokio::test]
+    async fn malformed_messages_are_reported_failed_and_their_batch_mates_done() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let job = w.pending(&hook).await;
+        let bodies = [
+            "not json".to_string(),
+            message(&job),
+            r#"{"hookId":"hook_a"}"#.to_string(),
+        ];
+
+        let failed = w.batch(&bodies).await;
+
+        assert_eq!(failed, ["m0", "m2"]);
+        assert_eq!(w.delivery(&job).await.status, DeliveryStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn a_recovery_step_in_a_batch_queues_its_failed_deliveries_again() {
+        let w = World::new().await;
+        let hook = w.hook(410).await;
+        let job = w.pending(&hook).await;
+        assert!(w.batch(&[message(&job)]).await.is_empty());
+        assert_eq!(w.delivery(&job).await.status, DeliveryStatus::Error);
+        let recovery = super::recovery::start(
+            w.store.as_ref(),
+            w.queue.as_ref(),
+            &hook.id,
+            now_ms() - 60_000,
+            now_ms(),
+        )
+        .await
+        .unwrap();
+        let step = w.queue.tasks.lock().unwrap().last().cloned().unwrap();
+
+        let body = serde_json::to_string(&step).unwrap();
+        assert!(w.batch(&[body]).await.is_empty());
+
+        let resent = w.queue.jobs();
+        assert_eq!(resent.len(), 1, "{resent:?}");
+        assert_eq!(resent[0].delivery_id, job.delivery_id);
+        assert_eq!(resent[0].attempt, 2);
+        assert!(resent[0].reopen);
+        let recorded = w
+            .store
+            .get_recovery(&hook.id, &recovery.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(recorded.resent, 1);
+        assert_eq!(
+            recorded.status,
+            crate::domain::recovery::RecoveryStatus::Done
+        );
+    }
+}
