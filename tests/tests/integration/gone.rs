@@ -7,7 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::HookId;
-use webhooks::ports::{JobQueue, Store};
+use webhooks::ports::{HookStore, JobQueue};
 use webhooks::sender::JobOutcome;
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;

@@ -12,7 +12,7 @@ use webhooks::api::{Api, router};
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::UrlPolicy;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::{DeliveryLog, HookStore};
 use webhooks::sender::Sender;
 use webhooks_tests::faulty_store::FaultyStore;
 use webhooks_tests::receiver::Receiver;

@@ -23,7 +23,7 @@ use webhooks::domain::signing::{SigningKey, sign};
 use webhooks::net::address_policy::AddressPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::net::lookup::FixedLookup;
-use webhooks::ports::Store;
+use webhooks::ports::{DeliveryLog, HookStore};
 use webhooks::sender::{JobOutcome, Sender};
 use webhooks_tests::receiver::Receiver;
 

@@ -25,7 +25,7 @@ use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::domain::hook::{Hook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::HookStore;
 
 const ADMIN: &str = "hostile-admin-token";
 const INGEST: &str = "hostile-ingest-token";
