@@ -3,30 +3,14 @@
 //! Lambda's SQS event source mapping plays this part around the same `process_batch`.
 
 use crate::app::sender::Sender;
+pub use crate::ports::{JobSource, ReceivedMessage};
 use crate::ports::{QueueError, QueueMessage};
-use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Jobs per batch, as the sender Lambda's event source mapping delivers them.
 pub const BATCH: usize = 10;
-
-/// A received message with what it takes to acknowledge it.
-#[derive(Debug, Clone)]
-pub struct ReceivedMessage {
-    pub message: QueueMessage,
-    pub receipt_handle: String,
-}
-
-/// A queue the consumer can drain.
-#[async_trait]
-pub trait JobSource: Send + Sync {
-    /// Up to `max` messages, waiting about a second for the first; an empty batch is normal.
-    async fn receive_batch(&self, max: usize) -> Result<Vec<ReceivedMessage>, QueueError>;
-    /// Deletes processed messages.
-    async fn acknowledge(&self, receipt_handles: &[String]) -> Result<(), QueueError>;
-}
 
 /// One round: receive, process, acknowledge the messages the sender did not report failed.
 /// Returns how many messages were received.

@@ -1,20 +1,19 @@
 //! A store that delegates to a real one but can fail, hold or time-shift chosen calls, so
-//! tests can stop the pipeline at the exact write where a crash or outage would hit it.
+//! tests can stop the pipeline at the exact write where a crash or outage would hit it. Every
+//! call of every port goes through [`FaultyStore::fail_next`], [`FaultyStore::hold`] and the
+//! call count; the few calls with faults of their own are written out, the rest forwarded.
 
+use crate::forward::Forwarding;
+use crate::forward_port;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
-use webhooks::domain::catalog::EventName;
 use webhooks::domain::delivery::{Delivery, DeliveryId};
 use webhooks::domain::event::EventId;
-use webhooks::domain::health::{BatchHealth, HealthCounts, HookHealth};
-use webhooks::domain::hook::{Hook, HookId, HookPosition};
-use webhooks::domain::recovery::{Recovery, RecoveryId};
-use webhooks::ports::{
-    AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, Store, StoreError,
-};
+use webhooks::domain::hook::HookId;
+use webhooks::ports::{EventClaim, Store, StoreError};
 
 /// Calls held until the test lets them through, one at a time or all at once.
 pub struct Gate {
@@ -156,192 +155,78 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
-    async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError> {
-        self.enter("create_hook").await?;
-        self.inner.create_hook(hook).await
+impl Forwarding for FaultyStore {
+    fn inner(&self) -> &dyn Store {
+        self.inner.as_ref()
     }
-    async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
-        self.enter("get_hook").await?;
-        self.inner.get_hook(id).await
+
+    /// Every call is counted, then fails if a failure of it is pending, or waits at its gate.
+    async fn before(&self, method: &'static str) -> Result<(), StoreError> {
+        self.enter(method).await
     }
-    async fn page_hooks(
-        &self,
-        after: Option<&HookPosition>,
-        limit: usize,
-    ) -> Result<Page<Hook, HookPosition>, StoreError> {
-        self.enter("page_hooks").await?;
-        self.inner.page_hooks(after, limit).await
-    }
-    async fn count_hooks(&self) -> Result<u64, StoreError> {
-        self.enter("count_hooks").await?;
-        self.inner.count_hooks().await
-    }
-    async fn update_hook(&self, previous: &Hook, next: &Hook) -> Result<(), StoreError> {
-        self.enter("update_hook").await?;
-        self.inner.update_hook(previous, next).await
-    }
-    async fn delete_hook(&self, hook: &Hook) -> Result<bool, StoreError> {
-        self.enter("delete_hook").await?;
-        self.inner.delete_hook(hook).await
-    }
-    async fn subscribers(
-        &self,
-        event: EventName,
-    ) -> Result<Vec<webhooks::ports::Subscriber>, StoreError> {
-        self.enter("subscribers").await?;
-        self.inner.subscribers(event).await
-    }
-    async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        self.enter("insert_deliveries").await?;
-        self.inner.insert_deliveries(deliveries).await
-    }
-    async fn insert_missing_deliveries(
-        &self,
-        deliveries: &[Delivery],
-    ) -> Result<Vec<(Delivery, bool)>, StoreError> {
-        self.enter("insert_missing_deliveries").await?;
-        self.inner.insert_missing_deliveries(deliveries).await
-    }
-    async fn delete_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        self.enter("delete_deliveries").await?;
-        self.inner.delete_deliveries(deliveries).await
-    }
-    async fn get_delivery(
-        &self,
-        hook: &HookId,
-        id: &DeliveryId,
-    ) -> Result<Option<Delivery>, StoreError> {
-        self.enter("get_delivery").await?;
-        let poisoned = self.faults.lock().unwrap().poisoned.as_ref() == Some(id);
-        if poisoned {
-            panic!("injected panic while reading delivery {id}");
+}
+
+forward_port! { impl HookStore for FaultyStore { forward all; } }
+
+forward_port! { impl RecoveryStore for FaultyStore { forward all; } }
+
+forward_port! {
+    impl DeliveryLog for FaultyStore {
+        forward insert_deliveries, insert_missing_deliveries, delete_deliveries, record_attempt,
+            page_deliveries, reopen_delivery;
+
+        /// Panics on the poisoned delivery.
+        async fn get_delivery(
+            &self,
+            hook: &HookId,
+            id: &DeliveryId,
+        ) -> Result<Option<Delivery>, StoreError> {
+            self.enter("get_delivery").await?;
+            let poisoned = self.faults.lock().unwrap().poisoned.as_ref() == Some(id);
+            if poisoned {
+                panic!("injected panic while reading delivery {id}");
+            }
+            self.inner.get_delivery(hook, id).await
         }
-        self.inner.get_delivery(hook, id).await
     }
-    async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
-        self.enter("record_attempt").await?;
-        self.inner.record_attempt(record).await
+}
+
+forward_port! {
+    impl EventClaims for FaultyStore {
+        forward complete_event, release_event;
+
+        /// Sees the clock moved by [`FaultyStore::advance_claim_clock`].
+        async fn claim_event(
+            &self,
+            id: &EventId,
+            now_ms: i64,
+            window_ms: i64,
+            stale_ms: i64,
+        ) -> Result<EventClaim, StoreError> {
+            self.enter("claim_event").await?;
+            let now_ms = now_ms + self.claim_clock_offset_ms.load(Ordering::SeqCst);
+            self.inner
+                .claim_event(id, now_ms, window_ms, stale_ms)
+                .await
+        }
     }
-    async fn page_deliveries(
-        &self,
-        hook: &HookId,
-        filter: &DeliveryFilter,
-        after: Option<&DeliveryId>,
-        limit: usize,
-    ) -> Result<Page<Delivery>, StoreError> {
-        self.enter("page_deliveries").await?;
-        self.inner.page_deliveries(hook, filter, after, limit).await
-    }
-    async fn reopen_delivery(
-        &self,
-        hook: &HookId,
-        id: &DeliveryId,
-        now_ms: i64,
-        expected_attempts: Option<u32>,
-    ) -> Result<Option<Delivery>, StoreError> {
-        self.enter("reopen_delivery").await?;
-        self.inner
-            .reopen_delivery(hook, id, now_ms, expected_attempts)
-            .await
-    }
-    async fn create_recovery(&self, recovery: &Recovery) -> Result<(), StoreError> {
-        self.enter("create_recovery").await?;
-        self.inner.create_recovery(recovery).await
-    }
-    async fn get_recovery(
-        &self,
-        hook: &HookId,
-        id: &RecoveryId,
-    ) -> Result<Option<Recovery>, StoreError> {
-        self.enter("get_recovery").await?;
-        self.inner.get_recovery(hook, id).await
-    }
-    async fn advance_recovery(
-        &self,
-        hook: &HookId,
-        id: &RecoveryId,
-        from: Option<&DeliveryId>,
-        to: Option<&DeliveryId>,
-        resent: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.enter("advance_recovery").await?;
-        self.inner
-            .advance_recovery(hook, id, from, to, resent, now_ms)
-            .await
-    }
-    async fn claim_event(
-        &self,
-        id: &EventId,
-        now_ms: i64,
-        window_ms: i64,
-        stale_ms: i64,
-    ) -> Result<EventClaim, StoreError> {
-        self.enter("claim_event").await?;
-        let now_ms = now_ms + self.claim_clock_offset_ms.load(Ordering::SeqCst);
-        self.inner
-            .claim_event(id, now_ms, window_ms, stale_ms)
-            .await
-    }
-    async fn complete_event(
-        &self,
-        id: &EventId,
-        answer: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.enter("complete_event").await?;
-        self.inner.complete_event(id, answer).await
-    }
-    async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
-        self.enter("release_event").await?;
-        self.inner.release_event(id).await
-    }
-    async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
-        self.enter("count_attempts").await?;
-        self.inner.count_attempts(counts).await
-    }
-    async fn reserve_slot(
-        &self,
-        hook: &HookId,
-        interval_ms: i64,
-        now_ms: i64,
-    ) -> Result<i64, StoreError> {
-        self.enter("reserve_slot").await?;
-        let _one_at_a_time = self.slots.lock().await;
-        self.inner.reserve_slot(hook, interval_ms, now_ms).await
-    }
-    async fn record_health(
-        &self,
-        hook: &HookId,
-        batch: &BatchHealth,
-    ) -> Result<(HookHealth, HookHealth), StoreError> {
-        self.enter("record_health").await?;
-        self.inner.record_health(hook, batch).await
-    }
-    async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
-        self.enter("hook_health").await?;
-        self.inner.hook_health(hook).await
-    }
-    async fn claim_notice(
-        &self,
-        hook: &HookId,
-        now_ms: i64,
-        window_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.enter("claim_notice").await?;
-        self.inner.claim_notice(hook, now_ms, window_ms).await
-    }
-    async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
-        self.enter("reset_health").await?;
-        self.inner.reset_health(hook).await
-    }
-    async fn hourly_health(
-        &self,
-        hook: &HookId,
-        from_hour: i64,
-        to_hour: i64,
-    ) -> Result<Vec<(i64, HealthCounts)>, StoreError> {
-        self.enter("hourly_health").await?;
-        self.inner.hourly_health(hook, from_hour, to_hour).await
+}
+
+forward_port! {
+    impl HealthStore for FaultyStore {
+        forward count_attempts, record_health, hook_health, claim_notice, reset_health,
+            hourly_health;
+
+        /// One at a time (see [`FaultyStore`]'s `slots`).
+        async fn reserve_slot(
+            &self,
+            hook: &HookId,
+            interval_ms: i64,
+            now_ms: i64,
+        ) -> Result<i64, StoreError> {
+            self.enter("reserve_slot").await?;
+            let _one_at_a_time = self.slots.lock().await;
+            self.inner.reserve_slot(hook, interval_ms, now_ms).await
+        }
     }
 }

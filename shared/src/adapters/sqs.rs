@@ -1,10 +1,9 @@
 //! The SQS job queue: SendMessageBatch in tens, failed entries retried, delays capped at
 //! SQS's 900 s (the sender re-enqueues jobs that arrive before their due time).
 
-use crate::consumer::JobSource;
 use crate::domain::clock::now_ms;
 use crate::domain::task::Task;
-use crate::ports::{JobQueue, QueueError, QueueMessage};
+use crate::ports::{JobQueue, JobSource, QueueError, QueueMessage};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -21,7 +20,7 @@ pub struct SqsQueue {
     queue_url: String,
 }
 
-pub use crate::consumer::ReceivedMessage;
+pub use crate::ports::ReceivedMessage;
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: String) -> Self {

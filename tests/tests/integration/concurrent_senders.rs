@@ -12,7 +12,7 @@ use webhooks::domain::clock::now_ms;
 use webhooks::domain::delivery::{DeliveryId, DeliveryStatus, Job};
 use webhooks::domain::hook::HookId;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::{DeliveryLog, HealthStore, Store};
 use webhooks_tests::faulty_store::{FaultyStore, Gate};
 use webhooks_tests::receiver::Receiver;
 

@@ -16,7 +16,9 @@ use webhooks::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind
 use webhooks::domain::event::EventId;
 use webhooks::domain::health::{HealthCounts, Outcome};
 use webhooks::domain::hook::HookId;
-use webhooks::ports::{DeliveryFilter, EventClaim, HourlyCount, Store};
+use webhooks::ports::{
+    DeliveryFilter, DeliveryLog, EventClaim, EventClaims, HealthStore, HookStore, HourlyCount,
+};
 use webhooks_tests::dev_server::{DevServer, dev_server_binary};
 use webhooks_tests::free_port;
 use webhooks_tests::receiver::Receiver;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use webhooks::app::sender::JobOutcome;
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::HookId;
-use webhooks::ports::{JobQueue, Store};
+use webhooks::ports::{HookStore, JobQueue};
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
 

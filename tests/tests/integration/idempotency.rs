@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use webhooks::domain::clock::now_ms;
 use webhooks::domain::event::EventId;
-use webhooks::ports::{EventClaim, Store};
+use webhooks::ports::{EventClaim, EventClaims};
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::{pump, pump_until};
 

@@ -10,7 +10,7 @@ use webhooks::domain::clock::now_ms;
 use webhooks::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use webhooks::domain::event::EventId;
 use webhooks::domain::hook::HookId;
-use webhooks::ports::Store;
+use webhooks::ports::DeliveryLog;
 
 pub fn deliveries(hook: &HookId, n: i64, status: DeliveryStatus) -> Vec<Delivery> {
     let now = now_ms();

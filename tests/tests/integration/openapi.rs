@@ -21,7 +21,7 @@ use webhooks::domain::event::{EventId, MAX_BODY_BYTES};
 use webhooks::domain::hook::HookId;
 use webhooks::domain::validation::ValidationError;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::DeliveryLog;
 use webhooks_tests::receiver::Receiver;
 use webhooks_tests::verifiers::python;
 

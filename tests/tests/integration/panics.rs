@@ -13,7 +13,7 @@ use webhooks::app::sender::Sender;
 use webhooks::domain::delivery::{DeliveryStatus, Job};
 use webhooks::domain::hook::UrlPolicy;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::{DeliveryLog, HookStore};
 use webhooks_tests::faulty_store::FaultyStore;
 use webhooks_tests::receiver::Receiver;
 

@@ -19,7 +19,7 @@ use webhooks::domain::delivery::{Delivery, DeliveryStatus};
 use webhooks::domain::hook::HookId;
 use webhooks::domain::task::Task;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::{JobQueue, QueueError, Store};
+use webhooks::ports::{DeliveryLog, JobQueue, QueueError};
 use webhooks_tests::pump;
 use webhooks_tests::receiver::Receiver;
 

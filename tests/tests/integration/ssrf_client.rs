@@ -24,7 +24,7 @@ use webhooks::domain::signing::{SigningKey, sign};
 use webhooks::net::address_policy::AddressPolicy;
 use webhooks::net::client::DeliveryClient;
 use webhooks::net::lookup::FixedLookup;
-use webhooks::ports::Store;
+use webhooks::ports::{DeliveryLog, HookStore};
 use webhooks_tests::receiver::Receiver;
 
 const HTTP: UrlPolicy = UrlPolicy { allow_http: true };

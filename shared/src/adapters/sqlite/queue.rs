@@ -4,10 +4,9 @@
 //! being processed is kept in memory (after a restart nothing is), so a receive writes nothing.
 
 use super::Database;
-use crate::consumer::{JobSource, ReceivedMessage};
 use crate::domain::clock::now_ms;
 use crate::domain::task::Task;
-use crate::ports::{JobQueue, QueueError, QueueMessage, StoreError};
+use crate::ports::{JobQueue, JobSource, QueueError, QueueMessage, ReceivedMessage, StoreError};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;

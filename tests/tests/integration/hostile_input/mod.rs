@@ -24,7 +24,7 @@ use webhooks::api::bodies::NewHook;
 use webhooks::api::{Api, router};
 use webhooks::domain::hook::{Hook, UrlPolicy};
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::Store;
+use webhooks::ports::HookStore;
 
 const CASES: u32 = 10_000;
 const MAX_BODY: usize = 256 * 1024;

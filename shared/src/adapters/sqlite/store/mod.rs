@@ -1,0 +1,55 @@
+//! The Store port on SQLite: the same items and conditions as the DynamoDB adapter, each
+//! port call one statement or one transaction on the shared connection. One file per port;
+//! this one holds the store and the encoding they share.
+
+mod claims;
+mod deliveries;
+mod health;
+mod hooks;
+mod recoveries;
+
+use super::Database;
+use crate::ports::{NAMESPACE, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+pub struct SqliteStore {
+    db: Arc<Database>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Database>) -> Arc<Self> {
+        Arc::new(Self { db })
+    }
+
+    /// A store on its own in-memory database.
+    pub fn in_memory() -> Arc<Self> {
+        Self::new(Database::in_memory())
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+}
+
+/// Keys shared by the deployment (the hook listing, subscriptions, event ids) carry the
+/// namespace, as on DynamoDB.
+fn namespaced(key: &str) -> String {
+    format!("{NAMESPACE}#{key}")
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored records serialize")
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}

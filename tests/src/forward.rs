@@ -1,0 +1,221 @@
+//! Fakes of the store that change a few calls and pass every other one on. A fake implements
+//! [`Forwarding`] (where the calls go, and what runs before each of them) and, per port,
+//! [`forward_port!`](crate::forward_port) names the methods it passes on; it writes out only
+//! the methods it changes:
+//!
+//! ```ignore
+//! forward_port! {
+//!     impl EventClaims for SlowClaims {
+//!         forward complete_event, release_event;
+//!
+//!         async fn claim_event(&self, id: &EventId, now_ms: i64, window_ms: i64, stale_ms: i64)
+//!             -> Result<EventClaim, StoreError> { /* the fake's own */ }
+//!     }
+//! }
+//! forward_port! { impl HookStore for SlowClaims { forward all; } }
+//! ```
+
+use async_trait::async_trait;
+use webhooks::ports::{Store, StoreError};
+
+/// What a fake's forwarded methods do: [`Forwarding::before`] with the method's name, then
+/// the same call on [`Forwarding::inner`].
+#[async_trait]
+pub trait Forwarding: Send + Sync {
+    /// The store the forwarded calls reach.
+    fn inner(&self) -> &dyn Store;
+
+    /// Runs before each forwarded call; an error fails the call without reaching the store.
+    async fn before(&self, _method: &'static str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The types the forwarded signatures name, at one path the macro can spell.
+#[doc(hidden)]
+pub mod types {
+    pub use serde_json::Value;
+    pub use webhooks::domain::catalog::EventName;
+    pub use webhooks::domain::delivery::{Delivery, DeliveryId};
+    pub use webhooks::domain::event::EventId;
+    pub use webhooks::domain::health::{BatchHealth, HealthCounts, HookHealth};
+    pub use webhooks::domain::hook::{Hook, HookId, HookPosition};
+    pub use webhooks::domain::recovery::{Recovery, RecoveryId};
+    pub use webhooks::ports::{
+        AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, StoreError,
+        Subscriber,
+    };
+}
+
+/// Implements a store port for a type implementing [`Forwarding`]: the methods named after
+/// `forward` (or every method of the port, with `forward all`) are passed on, and the methods
+/// written after them are the fake's own. A method neither forwarded nor written out, or a
+/// name the port does not have, fails to compile.
+#[macro_export]
+macro_rules! forward_port {
+    (impl HookStore for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl HookStore for $fake {
+            forward create_hook, get_hook, page_hooks, count_hooks, update_hook, delete_hook,
+                subscribers;
+            $($own)*
+        });
+    };
+    (impl DeliveryLog for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl DeliveryLog for $fake {
+            forward insert_deliveries, insert_missing_deliveries, delete_deliveries,
+                get_delivery, record_attempt, page_deliveries, reopen_delivery;
+            $($own)*
+        });
+    };
+    (impl EventClaims for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl EventClaims for $fake {
+            forward claim_event, complete_event, release_event;
+            $($own)*
+        });
+    };
+    (impl HealthStore for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl HealthStore for $fake {
+            forward count_attempts, reserve_slot, record_health, hook_health, claim_notice,
+                reset_health, hourly_health;
+            $($own)*
+        });
+    };
+    (impl RecoveryStore for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl RecoveryStore for $fake {
+            forward create_recovery, get_recovery, advance_recovery;
+            $($own)*
+        });
+    };
+    (impl $port:ident for $fake:ty { forward $($method:ident),+ $(,)?; $($own:tt)* }) => {
+        $crate::forward_port!(@methods $port, $fake, [$($own)*], [] $($method)+);
+    };
+
+    // Every method generated: the impl, written out whole so `async_trait` sees each method.
+    (@methods $port:ident, $fake:ty, [$($own:tt)*], [$($made:tt)*]) => {
+        #[::async_trait::async_trait]
+        impl ::webhooks::ports::$port for $fake {
+            $($made)*
+            $($own)*
+        }
+    };
+    // The next method: its signature from the table below, its body a forwarded call.
+    (@methods $port:ident, $fake:ty, $own:tt, [$($made:tt)*] $method:ident $($rest:ident)*) => {
+        $crate::forward_port!(
+            @signature $method, [@methods $port, $fake, $own, [$($made)*]], [$($rest)*]
+        );
+    };
+    (@made [@methods $port:ident, $fake:ty, $own:tt, [$($made:tt)*]], [$($rest:ident)*],
+        $method:ident ($($arg:ident: $ty:ty),*) -> $out:ty) => {
+        $crate::forward_port!(@methods $port, $fake, $own, [
+            $($made)*
+            async fn $method(&self, $($arg: $ty),*)
+                -> ::std::result::Result<$out, $crate::forward::types::StoreError> {
+                $crate::forward::Forwarding::before(self, stringify!($method)).await?;
+                $crate::forward::Forwarding::inner(self).$method($($arg),*).await
+            }
+        ] $($rest)*);
+    };
+
+    // The signature of every port method (types under `$crate::forward::types`).
+    (@signature create_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        create_hook(hook: &$crate::forward::types::Hook) -> ()); };
+    (@signature get_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        get_hook(id: &$crate::forward::types::HookId)
+            -> Option<$crate::forward::types::Hook>); };
+    (@signature page_hooks, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        page_hooks(after: Option<&$crate::forward::types::HookPosition>, limit: usize)
+            -> $crate::forward::types::Page<
+                $crate::forward::types::Hook,
+                $crate::forward::types::HookPosition,
+            >); };
+    (@signature count_hooks, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        count_hooks() -> u64); };
+    (@signature update_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        update_hook(previous: &$crate::forward::types::Hook, next: &$crate::forward::types::Hook)
+            -> ()); };
+    (@signature delete_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        delete_hook(hook: &$crate::forward::types::Hook) -> bool); };
+    (@signature subscribers, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        subscribers(event: $crate::forward::types::EventName)
+            -> Vec<$crate::forward::types::Subscriber>); };
+
+    (@signature insert_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        insert_deliveries(deliveries: &[$crate::forward::types::Delivery]) -> ()); };
+    (@signature insert_missing_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        insert_missing_deliveries(deliveries: &[$crate::forward::types::Delivery])
+            -> Vec<($crate::forward::types::Delivery, bool)>); };
+    (@signature delete_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        delete_deliveries(deliveries: &[$crate::forward::types::Delivery]) -> ()); };
+    (@signature get_delivery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        get_delivery(hook: &$crate::forward::types::HookId, id: &$crate::forward::types::DeliveryId)
+            -> Option<$crate::forward::types::Delivery>); };
+    (@signature record_attempt, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        record_attempt(record: &$crate::forward::types::AttemptRecord)
+            -> $crate::forward::types::RecordOutcome); };
+    (@signature page_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        page_deliveries(
+            hook: &$crate::forward::types::HookId,
+            filter: &$crate::forward::types::DeliveryFilter,
+            after: Option<&$crate::forward::types::DeliveryId>,
+            limit: usize
+        ) -> $crate::forward::types::Page<$crate::forward::types::Delivery>); };
+    (@signature reopen_delivery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        reopen_delivery(
+            hook: &$crate::forward::types::HookId,
+            id: &$crate::forward::types::DeliveryId,
+            now_ms: i64,
+            expected_attempts: Option<u32>
+        ) -> Option<$crate::forward::types::Delivery>); };
+
+    (@signature claim_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        claim_event(
+            id: &$crate::forward::types::EventId,
+            now_ms: i64,
+            window_ms: i64,
+            stale_ms: i64
+        ) -> $crate::forward::types::EventClaim); };
+    (@signature complete_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        complete_event(
+            id: &$crate::forward::types::EventId,
+            answer: &$crate::forward::types::Value
+        ) -> ()); };
+    (@signature release_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        release_event(id: &$crate::forward::types::EventId) -> ()); };
+
+    (@signature count_attempts, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        count_attempts(counts: &[$crate::forward::types::HourlyCount]) -> ()); };
+    (@signature reserve_slot, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        reserve_slot(hook: &$crate::forward::types::HookId, interval_ms: i64, now_ms: i64)
+            -> i64); };
+    (@signature record_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        record_health(
+            hook: &$crate::forward::types::HookId,
+            batch: &$crate::forward::types::BatchHealth
+        ) -> ($crate::forward::types::HookHealth, $crate::forward::types::HookHealth)); };
+    (@signature hook_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        hook_health(hook: &$crate::forward::types::HookId)
+            -> $crate::forward::types::HookHealth); };
+    (@signature claim_notice, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        claim_notice(hook: &$crate::forward::types::HookId, now_ms: i64, window_ms: i64)
+            -> bool); };
+    (@signature reset_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        reset_health(hook: &$crate::forward::types::HookId) -> ()); };
+    (@signature hourly_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        hourly_health(hook: &$crate::forward::types::HookId, from_hour: i64, to_hour: i64)
+            -> Vec<(i64, $crate::forward::types::HealthCounts)>); };
+
+    (@signature create_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        create_recovery(recovery: &$crate::forward::types::Recovery) -> ()); };
+    (@signature get_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        get_recovery(hook: &$crate::forward::types::HookId, id: &$crate::forward::types::RecoveryId)
+            -> Option<$crate::forward::types::Recovery>); };
+    (@signature advance_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        advance_recovery(
+            hook: &$crate::forward::types::HookId,
+            id: &$crate::forward::types::RecoveryId,
+            from: Option<&$crate::forward::types::DeliveryId>,
+            to: Option<&$crate::forward::types::DeliveryId>,
+            resent: u64,
+            now_ms: i64
+        ) -> bool); };
+}

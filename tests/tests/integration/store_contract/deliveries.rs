@@ -1,0 +1,295 @@
+//! The delivery log: conditional attempts, idempotent inserts, reopening, and listings.
+
+use super::{delivery, new_hook};
+use std::sync::Arc;
+use webhooks::domain::catalog::EventName;
+use webhooks::domain::clock::now_ms;
+use webhooks::domain::delivery::{Attempt, DeliveryId, DeliveryStatus};
+use webhooks::domain::event::EventId;
+use webhooks::domain::hook::HookId;
+use webhooks::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, RecordOutcome, StoreError};
+
+contract!(
+    attempts_are_recorded_once_and_logs_list_newest_first,
+    "attempts"
+);
+contract!(
+    missing_deliveries_are_inserted_and_existing_ones_kept,
+    "missing"
+);
+contract!(
+    finished_deliveries_reopen_and_pending_ones_conflict,
+    "reopen"
+);
+contract!(delivery_pages_follow_cursors_and_filters, "pages");
+
+async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let older = delivery(&hook, now - 60_000);
+    let newer = delivery(&hook, now - 1_000);
+    let ancient = delivery(&hook, now - 3 * 86_400_000);
+    s.insert_deliveries(&[older.clone(), newer.clone(), ancient.clone()])
+        .await
+        .unwrap();
+
+    let attempt = Attempt {
+        number: 1,
+        started_at: now,
+        duration_ms: 12,
+        response_status: Some(500),
+        response_body: Some("oops".into()),
+        error_kind: Some(webhooks::domain::delivery::ErrorKind::Http),
+        error: None,
+    };
+    let record = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: older.id.clone(),
+        expected_attempts: 0,
+        attempt: Some(attempt.clone()),
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Some(now + 5_000),
+        reason: None,
+    };
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::AlreadyRecorded,
+        "the same attempt twice"
+    );
+    let done = AttemptRecord {
+        expected_attempts: 1,
+        attempt: Some(Attempt {
+            number: 2,
+            response_status: Some(204),
+            error_kind: None,
+            ..attempt
+        }),
+        status: DeliveryStatus::Success,
+        next_attempt_at: None,
+        ..record
+    };
+    assert_eq!(
+        s.record_attempt(&done).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_attempt(&done).await.unwrap(),
+        RecordOutcome::AlreadyRecorded,
+        "a finished delivery is final"
+    );
+
+    let stored = s.get_delivery(&hook.id, &older.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Success);
+    assert_eq!(stored.attempts.len(), 2);
+    assert_eq!(stored.next_attempt_at, None);
+
+    let listed = s
+        .page_deliveries(
+            &hook.id,
+            &DeliveryFilter::between(now - 86_400_000, now),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .items;
+    let ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![newer.id, older.id],
+        "last 24 h only, newest first"
+    );
+}
+
+async fn missing_deliveries_are_inserted_and_existing_ones_kept(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let first = delivery(&hook, now - 2_000);
+    let second = delivery(&hook, now - 1_000);
+    s.insert_deliveries(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let attempted = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: first.id.clone(),
+        expected_attempts: 0,
+        attempt: Some(Attempt {
+            number: 1,
+            started_at: now,
+            duration_ms: 3,
+            response_status: Some(204),
+            response_body: None,
+            error_kind: None,
+            error: None,
+        }),
+        status: DeliveryStatus::Success,
+        next_attempt_at: None,
+        reason: None,
+    };
+    s.record_attempt(&attempted).await.unwrap();
+
+    let mut retried = first.clone();
+    retried.body = "{\"changed\":true}".into();
+    let stored = s
+        .insert_missing_deliveries(&[retried, second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(!stored[0].1, "the existing record is kept");
+    assert_eq!(stored[0].0.status, DeliveryStatus::Success);
+    assert_eq!(stored[0].0.attempts.len(), 1);
+    assert_eq!(stored[0].0.body, first.body, "and not overwritten");
+    assert!(stored[1].1, "the missing one is created");
+    assert_eq!(stored[1].0, second);
+    assert_eq!(
+        s.get_delivery(&hook.id, &second.id).await.unwrap(),
+        Some(second.clone())
+    );
+
+    s.delete_deliveries(&[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert!(s.get_delivery(&hook.id, &first.id).await.unwrap().is_none());
+    assert!(
+        s.get_delivery(&hook.id, &second.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn finished_deliveries_reopen_and_pending_ones_conflict(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let d = delivery(&hook, now);
+    s.insert_deliveries(std::slice::from_ref(&d)).await.unwrap();
+    assert!(
+        matches!(
+            s.reopen_delivery(&hook.id, &d.id, now, None).await,
+            Err(StoreError::Conflict)
+        ),
+        "a pending delivery cannot be reopened"
+    );
+    let failed = AttemptRecord {
+        hook_id: hook.id.clone(),
+        delivery_id: d.id.clone(),
+        expected_attempts: 0,
+        attempt: None,
+        status: DeliveryStatus::Dropped,
+        next_attempt_at: None,
+        reason: Some("hook disabled".into()),
+    };
+    s.record_attempt(&failed).await.unwrap();
+    let reopened = s
+        .reopen_delivery(&hook.id, &d.id, now + 5, Some(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reopened.status, DeliveryStatus::Pending);
+    assert_eq!(reopened.next_attempt_at, Some(now + 5));
+    assert_eq!(reopened.reason, None);
+    let unknown = DeliveryId::derive(now, &EventId::generate(), &hook.id);
+    assert!(
+        s.reopen_delivery(&hook.id, &unknown, now, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn delivery_pages_follow_cursors_and_filters(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let all = DeliveryFilter::between(now - 3_600_000, now);
+    let empty = s.page_deliveries(&hook.id, &all, None, 5).await.unwrap();
+    assert!(
+        empty.items.is_empty() && empty.next.is_none(),
+        "an empty log"
+    );
+
+    // 12 deliveries a second apart, every third a User.Created, every fourth a success.
+    let mut made = Vec::new();
+    for i in 0..12i64 {
+        let mut d = delivery(&hook, now - 60_000 + i * 1_000);
+        if i % 3 == 0 {
+            d.event = EventName::UserCreated;
+        }
+        if i % 4 == 0 {
+            d.status = DeliveryStatus::Success;
+        }
+        made.push(d);
+    }
+    s.insert_deliveries(&made).await.unwrap();
+    let newest_first: Vec<DeliveryId> = made.iter().rev().map(|d| d.id.clone()).collect();
+
+    for size in [1, 5, 11, 12, 13, 100] {
+        let (ids, _) = walk(s, &hook.id, all.clone(), size).await;
+        assert_eq!(
+            ids, newest_first,
+            "page size {size}: every delivery once, newest first"
+        );
+    }
+    let (_, pages) = walk(s, &hook.id, all.clone(), 13).await;
+    assert_eq!(pages, 1, "a page larger than the log is the last one");
+    let exactly = s.page_deliveries(&hook.id, &all, None, 12).await.unwrap();
+    assert_eq!(exactly.items.len(), 12);
+
+    let created = DeliveryFilter {
+        event: Some(EventName::UserCreated),
+        ..all.clone()
+    };
+    let (ids, _) = walk(s, &hook.id, created, 2).await;
+    let want: Vec<DeliveryId> = made
+        .iter()
+        .rev()
+        .filter(|d| d.event == EventName::UserCreated)
+        .map(|d| d.id.clone())
+        .collect();
+    assert_eq!(ids, want, "filtered by event");
+
+    let succeeded = DeliveryFilter {
+        statuses: Some(vec![DeliveryStatus::Success]),
+        ..all.clone()
+    };
+    let (ids, _) = walk(s, &hook.id, succeeded, 2).await;
+    assert_eq!(ids.len(), 3, "filtered by status");
+
+    let recent = DeliveryFilter::between(now - 60_000 + 5_000, now - 60_000 + 8_000);
+    let (ids, _) = walk(s, &hook.id, recent, 2).await;
+    assert_eq!(
+        ids,
+        newest_first[3..7].to_vec(),
+        "the time range is inclusive"
+    );
+}
+
+/// Every id the filter lists, following cursors page by page; and how many pages it took.
+async fn walk(
+    s: &(impl DeliveryLog + ?Sized),
+    hook: &HookId,
+    filter: DeliveryFilter,
+    size: usize,
+) -> (Vec<DeliveryId>, usize) {
+    let (mut ids, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = s
+            .page_deliveries(hook, &filter, after.as_ref(), size)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= size);
+        pages += 1;
+        ids.extend(page.items.into_iter().map(|d| d.id));
+        after = page.next;
+        if after.is_none() {
+            return (ids, pages);
+        }
+    }
+}
