@@ -3,8 +3,6 @@
 //! call of every port goes through [`FaultyStore::fail_next`], [`FaultyStore::hold`] and the
 //! call count; the few calls with faults of their own are written out, the rest forwarded.
 
-use crate::forward::Forwarding;
-use crate::forward_port;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,6 +11,8 @@ use tokio::sync::{Notify, Semaphore};
 use webhooks::domain::delivery::{Delivery, DeliveryId};
 use webhooks::domain::event::EventId;
 use webhooks::domain::hook::HookId;
+use webhooks::forward_port;
+use webhooks::ports::forward::Forwarding;
 use webhooks::ports::{EventClaim, Store, StoreError};
 
 /// Calls held until the test lets them through, one at a time or all at once.

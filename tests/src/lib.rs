@@ -5,7 +5,6 @@ pub mod captured;
 pub mod dev_server;
 pub mod emf;
 pub mod faulty_store;
-pub mod forward;
 pub mod hostile;
 pub mod lambda_events;
 pub mod moto_server;

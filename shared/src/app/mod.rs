@@ -20,6 +20,8 @@ pub mod relay;
 pub mod samples;
 pub mod sender;
 pub mod sync_call;
+#[cfg(test)]
+mod testing;
 
 use crate::domain::hook::{Hook, HookId};
 use crate::ports::{QueueError, StoreError};

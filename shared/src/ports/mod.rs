@@ -8,6 +8,7 @@
 
 mod claims;
 mod deliveries;
+pub mod forward;
 mod health;
 mod hooks;
 mod queue;

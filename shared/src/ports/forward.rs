@@ -15,8 +15,9 @@
 //! forward_port! { impl HookStore for SlowClaims { forward all; } }
 //! ```
 
-use async_trait::async_trait;
-use webhooks::ports::{Store, StoreError};
+use crate::ports::{Store, StoreError};
+#[doc(hidden)]
+pub use async_trait::async_trait;
 
 /// What a fake's forwarded methods do: [`Forwarding::before`] with the method's name, then
 /// the same call on [`Forwarding::inner`].
@@ -34,17 +35,17 @@ pub trait Forwarding: Send + Sync {
 /// The types the forwarded signatures name, at one path the macro can spell.
 #[doc(hidden)]
 pub mod types {
-    pub use serde_json::Value;
-    pub use webhooks::domain::catalog::EventName;
-    pub use webhooks::domain::delivery::{Delivery, DeliveryId};
-    pub use webhooks::domain::event::EventId;
-    pub use webhooks::domain::health::{BatchHealth, HealthCounts, HookHealth};
-    pub use webhooks::domain::hook::{Hook, HookId, HookPosition};
-    pub use webhooks::domain::recovery::{Recovery, RecoveryId};
-    pub use webhooks::ports::{
+    pub use crate::domain::catalog::EventName;
+    pub use crate::domain::delivery::{Delivery, DeliveryId};
+    pub use crate::domain::event::EventId;
+    pub use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
+    pub use crate::domain::hook::{Hook, HookId, HookPosition};
+    pub use crate::domain::recovery::{Recovery, RecoveryId};
+    pub use crate::ports::{
         AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, StoreError,
         Subscriber,
     };
+    pub use serde_json::Value;
 }
 
 /// Implements a store port for a type implementing [`Forwarding`]: the methods named after
@@ -92,8 +93,8 @@ macro_rules! forward_port {
 
     // Every method generated: the impl, written out whole so `async_trait` sees each method.
     (@methods $port:ident, $fake:ty, [$($own:tt)*], [$($made:tt)*]) => {
-        #[::async_trait::async_trait]
-        impl ::webhooks::ports::$port for $fake {
+        #[$crate::ports::forward::async_trait]
+        impl $crate::ports::$port for $fake {
             $($made)*
             $($own)*
         }
@@ -109,112 +110,112 @@ macro_rules! forward_port {
         $crate::forward_port!(@methods $port, $fake, $own, [
             $($made)*
             async fn $method(&self, $($arg: $ty),*)
-                -> ::std::result::Result<$out, $crate::forward::types::StoreError> {
-                $crate::forward::Forwarding::before(self, stringify!($method)).await?;
-                $crate::forward::Forwarding::inner(self).$method($($arg),*).await
+                -> ::std::result::Result<$out, $crate::ports::forward::types::StoreError> {
+                $crate::ports::forward::Forwarding::before(self, stringify!($method)).await?;
+                $crate::ports::forward::Forwarding::inner(self).$method($($arg),*).await
             }
         ] $($rest)*);
     };
 
-    // The signature of every port method (types under `$crate::forward::types`).
+    // The signature of every port method (types under `$crate::ports::forward::types`).
     (@signature create_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        create_hook(hook: &$crate::forward::types::Hook) -> ()); };
+        create_hook(hook: &$crate::ports::forward::types::Hook) -> ()); };
     (@signature get_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        get_hook(id: &$crate::forward::types::HookId)
-            -> Option<$crate::forward::types::Hook>); };
+        get_hook(id: &$crate::ports::forward::types::HookId)
+            -> Option<$crate::ports::forward::types::Hook>); };
     (@signature page_hooks, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        page_hooks(after: Option<&$crate::forward::types::HookPosition>, limit: usize)
-            -> $crate::forward::types::Page<
-                $crate::forward::types::Hook,
-                $crate::forward::types::HookPosition,
+        page_hooks(after: Option<&$crate::ports::forward::types::HookPosition>, limit: usize)
+            -> $crate::ports::forward::types::Page<
+                $crate::ports::forward::types::Hook,
+                $crate::ports::forward::types::HookPosition,
             >); };
     (@signature count_hooks, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         count_hooks() -> u64); };
     (@signature update_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        update_hook(previous: &$crate::forward::types::Hook, next: &$crate::forward::types::Hook)
+        update_hook(previous: &$crate::ports::forward::types::Hook, next: &$crate::ports::forward::types::Hook)
             -> ()); };
     (@signature delete_hook, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        delete_hook(hook: &$crate::forward::types::Hook) -> bool); };
+        delete_hook(hook: &$crate::ports::forward::types::Hook) -> bool); };
     (@signature subscribers, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        subscribers(event: $crate::forward::types::EventName)
-            -> Vec<$crate::forward::types::Subscriber>); };
+        subscribers(event: $crate::ports::forward::types::EventName)
+            -> Vec<$crate::ports::forward::types::Subscriber>); };
 
     (@signature insert_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        insert_deliveries(deliveries: &[$crate::forward::types::Delivery]) -> ()); };
+        insert_deliveries(deliveries: &[$crate::ports::forward::types::Delivery]) -> ()); };
     (@signature insert_missing_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        insert_missing_deliveries(deliveries: &[$crate::forward::types::Delivery])
-            -> Vec<($crate::forward::types::Delivery, bool)>); };
+        insert_missing_deliveries(deliveries: &[$crate::ports::forward::types::Delivery])
+            -> Vec<($crate::ports::forward::types::Delivery, bool)>); };
     (@signature delete_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        delete_deliveries(deliveries: &[$crate::forward::types::Delivery]) -> ()); };
+        delete_deliveries(deliveries: &[$crate::ports::forward::types::Delivery]) -> ()); };
     (@signature get_delivery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        get_delivery(hook: &$crate::forward::types::HookId, id: &$crate::forward::types::DeliveryId)
-            -> Option<$crate::forward::types::Delivery>); };
+        get_delivery(hook: &$crate::ports::forward::types::HookId, id: &$crate::ports::forward::types::DeliveryId)
+            -> Option<$crate::ports::forward::types::Delivery>); };
     (@signature record_attempt, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        record_attempt(record: &$crate::forward::types::AttemptRecord)
-            -> $crate::forward::types::RecordOutcome); };
+        record_attempt(record: &$crate::ports::forward::types::AttemptRecord)
+            -> $crate::ports::forward::types::RecordOutcome); };
     (@signature page_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         page_deliveries(
-            hook: &$crate::forward::types::HookId,
-            filter: &$crate::forward::types::DeliveryFilter,
-            after: Option<&$crate::forward::types::DeliveryId>,
+            hook: &$crate::ports::forward::types::HookId,
+            filter: &$crate::ports::forward::types::DeliveryFilter,
+            after: Option<&$crate::ports::forward::types::DeliveryId>,
             limit: usize
-        ) -> $crate::forward::types::Page<$crate::forward::types::Delivery>); };
+        ) -> $crate::ports::forward::types::Page<$crate::ports::forward::types::Delivery>); };
     (@signature reopen_delivery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         reopen_delivery(
-            hook: &$crate::forward::types::HookId,
-            id: &$crate::forward::types::DeliveryId,
+            hook: &$crate::ports::forward::types::HookId,
+            id: &$crate::ports::forward::types::DeliveryId,
             now_ms: i64,
             expected_attempts: Option<u32>
-        ) -> Option<$crate::forward::types::Delivery>); };
+        ) -> Option<$crate::ports::forward::types::Delivery>); };
 
     (@signature claim_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         claim_event(
-            id: &$crate::forward::types::EventId,
+            id: &$crate::ports::forward::types::EventId,
             now_ms: i64,
             window_ms: i64,
             stale_ms: i64
-        ) -> $crate::forward::types::EventClaim); };
+        ) -> $crate::ports::forward::types::EventClaim); };
     (@signature complete_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         complete_event(
-            id: &$crate::forward::types::EventId,
-            answer: &$crate::forward::types::Value
+            id: &$crate::ports::forward::types::EventId,
+            answer: &$crate::ports::forward::types::Value
         ) -> ()); };
     (@signature release_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        release_event(id: &$crate::forward::types::EventId) -> ()); };
+        release_event(id: &$crate::ports::forward::types::EventId) -> ()); };
 
     (@signature count_attempts, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        count_attempts(counts: &[$crate::forward::types::HourlyCount]) -> ()); };
+        count_attempts(counts: &[$crate::ports::forward::types::HourlyCount]) -> ()); };
     (@signature reserve_slot, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        reserve_slot(hook: &$crate::forward::types::HookId, interval_ms: i64, now_ms: i64)
+        reserve_slot(hook: &$crate::ports::forward::types::HookId, interval_ms: i64, now_ms: i64)
             -> i64); };
     (@signature record_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         record_health(
-            hook: &$crate::forward::types::HookId,
-            batch: &$crate::forward::types::BatchHealth
-        ) -> ($crate::forward::types::HookHealth, $crate::forward::types::HookHealth)); };
+            hook: &$crate::ports::forward::types::HookId,
+            batch: &$crate::ports::forward::types::BatchHealth
+        ) -> ($crate::ports::forward::types::HookHealth, $crate::ports::forward::types::HookHealth)); };
     (@signature hook_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        hook_health(hook: &$crate::forward::types::HookId)
-            -> $crate::forward::types::HookHealth); };
+        hook_health(hook: &$crate::ports::forward::types::HookId)
+            -> $crate::ports::forward::types::HookHealth); };
     (@signature claim_notice, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        claim_notice(hook: &$crate::forward::types::HookId, now_ms: i64, window_ms: i64)
+        claim_notice(hook: &$crate::ports::forward::types::HookId, now_ms: i64, window_ms: i64)
             -> bool); };
     (@signature reset_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        reset_health(hook: &$crate::forward::types::HookId) -> ()); };
+        reset_health(hook: &$crate::ports::forward::types::HookId) -> ()); };
     (@signature hourly_health, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        hourly_health(hook: &$crate::forward::types::HookId, from_hour: i64, to_hour: i64)
-            -> Vec<(i64, $crate::forward::types::HealthCounts)>); };
+        hourly_health(hook: &$crate::ports::forward::types::HookId, from_hour: i64, to_hour: i64)
+            -> Vec<(i64, $crate::ports::forward::types::HealthCounts)>); };
 
     (@signature create_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        create_recovery(recovery: &$crate::forward::types::Recovery) -> ()); };
+        create_recovery(recovery: &$crate::ports::forward::types::Recovery) -> ()); };
     (@signature get_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
-        get_recovery(hook: &$crate::forward::types::HookId, id: &$crate::forward::types::RecoveryId)
-            -> Option<$crate::forward::types::Recovery>); };
+        get_recovery(hook: &$crate::ports::forward::types::HookId, id: &$crate::ports::forward::types::RecoveryId)
+            -> Option<$crate::ports::forward::types::Recovery>); };
     (@signature advance_recovery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         advance_recovery(
-            hook: &$crate::forward::types::HookId,
-            id: &$crate::forward::types::RecoveryId,
-            from: Option<&$crate::forward::types::DeliveryId>,
-            to: Option<&$crate::forward::types::DeliveryId>,
+            hook: &$crate::ports::forward::types::HookId,
+            id: &$crate::ports::forward::types::RecoveryId,
+            from: Option<&$crate::ports::forward::types::DeliveryId>,
+            to: Option<&$crate::ports::forward::types::DeliveryId>,
             resent: u64,
             now_ms: i64
         ) -> bool); };
