@@ -3,12 +3,12 @@
 //! init and its first invocation are timed as Lambda would see them, without reaching AWS.
 
 use crate::receiver::{Receiver, event_body};
+use crate::rig::call;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use http::Request;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -18,14 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::api::{Api, Tokens, router};
 use webhooks::config::{Defaults, Settings};
 use webhooks::net::client::DeliveryClient;
 use webhooks_tests::lambda_events::{http_event, sqs_record};
-use webhooks_tests::moto_server::{MotoServer, sdk_config};
+use webhooks_tests::moto_server::MotoServer;
 use webhooks_tests::provision::{Provisioned, function_variables, provision};
 
 const ADMIN: &str = "cold-admin-Bench-4c8e2a6f0b";
@@ -98,14 +97,7 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start() -> Self {
-        let moto = MotoServer::start().await;
-        let sdk = sdk_config(
-            &moto.endpoint,
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .await;
+        let (moto, sdk) = crate::rig::start().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let provisioned = provision(&sdk, "cold").await;
@@ -522,18 +514,4 @@ impl Relay {
     fn first_connection(&self) -> Option<Instant> {
         *self.first.lock().unwrap()
     }
-}
-
-async fn call(app: &axum::Router, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let request = Request::post(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }

@@ -3,23 +3,22 @@
 //! dollars by the dated price table `docs/aws-prices.json`. Counts matter here, not speed.
 
 use crate::receiver::{Receiver, event_body};
+use crate::rig::call;
 use crate::usage::{DynamoDbMeter, SqsMeter, Usage};
-use axum::body::Body;
-use http::Request;
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 use webhooks::adapters::dynamo::DynamoStore;
 use webhooks::adapters::sqs::SqsQueue;
 use webhooks::api::{Api, Tokens, router};
+use webhooks::app::consumer::BATCH;
 use webhooks::app::sender::Sender;
 use webhooks::config::{Defaults, Settings};
-use webhooks::consumer::{BATCH, JobSource};
 use webhooks::net::client::DeliveryClient;
+use webhooks::ports::JobSource;
 use webhooks::ports::QueueMessage;
-use webhooks_tests::moto_server::{MotoServer, sdk_config};
+use webhooks_tests::moto_server::MotoServer;
 use webhooks_tests::provision::provision;
 
 const ADMIN: &str = "cost-admin";
@@ -93,14 +92,7 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start() -> Self {
-        let moto = MotoServer::start().await;
-        let sdk = sdk_config(
-            &moto.endpoint,
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .await;
+        let (moto, sdk) = crate::rig::start().await;
         Self {
             _moto: moto,
             sdk,
@@ -269,23 +261,4 @@ impl Bench {
 /// Lambda bills whole milliseconds.
 fn billed_ms(elapsed: Duration) -> f64 {
     (elapsed.as_secs_f64() * 1e3).ceil()
-}
-
-async fn call(
-    app: &axum::Router,
-    path: &str,
-    token: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let request = Request::post(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }

@@ -8,6 +8,7 @@ mod coldstart;
 mod cost;
 mod local;
 mod receiver;
+mod rig;
 mod usage;
 
 use local::{HOOKS, Load, Persistence, RunFigures};

@@ -6,7 +6,6 @@ pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod config;
-pub mod consumer;
 pub mod domain;
 pub mod metrics;
 pub mod net;

@@ -8,10 +8,11 @@
 //! returns a result or an error of its own for its caller to present. It knows nothing of
 //! HTTP requests or queue messages: the API handlers only parse a request and map the result
 //! to an answer, and the [`sender`] only drives a batch of queue messages through the use
-//! cases. Every request to a hook endpoint is signed and posted in one place,
+//! cases ([`consumer`] feeds it from a queue in process; Lambda does on AWS). Every request to a hook endpoint is signed and posted in one place,
 //! [`attempt::perform`].
 
 pub mod attempt;
+pub mod consumer;
 pub mod deliver;
 pub mod health;
 pub mod ingest;

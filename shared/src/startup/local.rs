@@ -4,10 +4,10 @@
 use super::listener::JsonErrorListener;
 use crate::adapters::sqlite::{Database, SqliteQueue, SqliteStore};
 use crate::api::{Api, Tokens, router};
+use crate::app::consumer::consume;
 use crate::app::relay::{LogtoSources, SOURCES_VARIABLE};
 use crate::app::sender::Sender;
 use crate::config::{ConfigError, Defaults, Settings, var};
-use crate::consumer::consume;
 use crate::net::client::DeliveryClient;
 use crate::operational::{Notices, OperationalEndpoint};
 use std::net::SocketAddr;

@@ -2,8 +2,8 @@
 //! Lambda's event source mapping does (receive up to 10, invoke the sender, delete the jobs
 //! not reported failed), forever, wired from the environment like the sender Lambda.
 
+use webhooks::app::consumer::consume;
 use webhooks::app::sender::Sender;
-use webhooks::consumer::consume;
 use webhooks::net::client::DeliveryClient;
 use webhooks::startup::aws::{Accepts, Deployment};
 

@@ -6,7 +6,7 @@ use crate::support::faulty_pipeline;
 use http::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use webhooks::consumer::consume;
+use webhooks::app::consumer::consume;
 use webhooks_tests::dev_server::{DevServer, dev_server_binary};
 use webhooks_tests::free_port;
 use webhooks_tests::poll;
@@ -176,7 +176,7 @@ async fn two_senders_on_the_aws_path_share_one_rate_limit() {
     let senders: Vec<_> = (0..2)
         .map(|_| {
             tokio::spawn(consume(
-                p.moto.queue.clone() as std::sync::Arc<dyn webhooks::consumer::JobSource>,
+                p.moto.queue.clone() as std::sync::Arc<dyn webhooks::ports::JobSource>,
                 p.sender.clone(),
                 stopped.clone(),
             ))

@@ -1,12 +1,12 @@
 //! The delivery log on SQLite: a `deliveries` row per delivery, its record as JSON beside the
 //! columns a listing filters on.
 
-use super::{SqliteStore, from_json, to_json};
+use super::{SqliteStore, from_json, read_record, to_json};
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
 use crate::domain::hook::HookId;
 use crate::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, Page, RecordOutcome, StoreError};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 /// Rows a filtered listing examines per page beyond the page size: a selective filter
 /// yields a short page with a cursor rather than a scan of the whole log.
@@ -33,11 +33,7 @@ fn read_delivery(
     hook: &HookId,
     id: &DeliveryId,
 ) -> Result<Option<Delivery>, StoreError> {
-    let record: Option<String> = conn
-        .prepare_cached("SELECT record FROM deliveries WHERE hook_id = ?1 AND id = ?2")?
-        .query_row([hook.as_str(), &id.to_string()], |r| r.get(0))
-        .optional()?;
-    record.as_deref().map(from_json).transpose()
+    read_record(conn, "deliveries", hook.as_str(), &id.to_string())
 }
 
 fn write_delivery(conn: &Connection, d: &Delivery) -> rusqlite::Result<usize> {

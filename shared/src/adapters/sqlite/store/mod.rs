@@ -47,6 +47,23 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The JSON record of one hook's item in `table` (`deliveries` or `recoveries`), by its id.
+fn read_record<T: DeserializeOwned>(
+    conn: &rusqlite::Connection,
+    table: &'static str,
+    hook: &str,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let record: Option<String> = conn
+        .prepare_cached(&format!(
+            "SELECT record FROM {table} WHERE hook_id = ?1 AND id = ?2"
+        ))?
+        .query_row([hook, id], |r| r.get(0))
+        .optional()?;
+    record.as_deref().map(from_json).transpose()
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),

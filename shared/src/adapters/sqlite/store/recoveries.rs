@@ -1,23 +1,19 @@
 //! Recoveries on SQLite: a `recoveries` row each, advanced inside one transaction.
 
-use super::{SqliteStore, from_json, is_unique_violation, to_json};
+use super::{SqliteStore, is_unique_violation, read_record, to_json};
 use crate::domain::delivery::DeliveryId;
 use crate::domain::hook::HookId;
 use crate::domain::recovery::{Recovery, RecoveryId, RecoveryStatus};
 use crate::ports::{RecoveryStore, StoreError};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 fn read_recovery(
     conn: &Connection,
     hook: &HookId,
     id: &RecoveryId,
 ) -> Result<Option<Recovery>, StoreError> {
-    let record: Option<String> = conn
-        .prepare_cached("SELECT record FROM recoveries WHERE hook_id = ?1 AND id = ?2")?
-        .query_row([hook.as_str(), &id.to_string()], |r| r.get(0))
-        .optional()?;
-    record.as_deref().map(from_json).transpose()
+    read_record(conn, "recoveries", hook.as_str(), &id.to_string())
 }
 
 #[async_trait]

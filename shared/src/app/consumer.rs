@@ -3,8 +3,8 @@
 //! Lambda's SQS event source mapping plays this part around the same `process_batch`.
 
 use crate::app::sender::Sender;
-pub use crate::ports::{JobSource, ReceivedMessage};
-use crate::ports::{QueueError, QueueMessage};
+
+use crate::ports::{JobSource, QueueError, QueueMessage};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
