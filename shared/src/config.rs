@@ -6,6 +6,10 @@ use crate::domain::health::HealthPolicy;
 use crate::domain::hook::{HookUrl, UrlPolicy};
 use crate::domain::retry::RetrySchedule;
 use crate::net::address_policy::AddressPolicy;
+use crate::net::client::DeliveryClient;
+use crate::net::client::Timeouts;
+use crate::net::lookup::SystemLookup;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,22 +17,6 @@ use std::time::Duration;
 pub struct ConfigError {
     pub name: &'static str,
     pub message: String,
-}
-
-/// Time limits of one delivery attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub total: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            total: Duration::from_secs(10),
-        }
-    }
 }
 
 /// Settings shared by every entry point.
@@ -76,6 +64,28 @@ impl Defaults {
 
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// The delivery client as the settings configure it (address and URL policies, timeouts).
+impl DeliveryClient {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self::new(
+            settings.address_policy.clone(),
+            settings.url_policy,
+            settings.timeouts,
+        )
+    }
+
+    /// Like [`DeliveryClient::from_settings`], but the HTTP client (its TLS roots above all)
+    /// is built by the first attempt: for entry points where most requests deliver nothing.
+    pub fn from_settings_on_first_use(settings: &Settings) -> Self {
+        Self::deferred(
+            settings.address_policy.clone(),
+            settings.url_policy,
+            settings.timeouts,
+            Arc::new(SystemLookup),
+        )
+    }
 }
 
 impl Settings {

@@ -2,7 +2,6 @@
 //! a resolver that refuses non-public addresses, and at most 8 KiB of the answer read. It
 //! trusts Mozilla's roots compiled in unless `SSL_CERT_FILE`/`SSL_CERT_DIR` choose others.
 
-use crate::config::{Settings, Timeouts};
 use crate::domain::answer::Answer;
 use crate::domain::delivery::{ErrorKind, MAX_CAPTURE_BYTES};
 use crate::domain::hook::{CustomHeaders, HookUrl, UrlPolicy};
@@ -15,6 +14,22 @@ use std::time::{Duration, Instant};
 
 pub const USER_AGENT: &str = concat!("webhooks/", env!("CARGO_PKG_VERSION"));
 
+/// Time limits of one delivery attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            total: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct DeliveryClient {
     http: Arc<OnceLock<reqwest::Client>>,
@@ -25,14 +40,6 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self::new(
-            settings.address_policy.clone(),
-            settings.url_policy,
-            settings.timeouts,
-        )
-    }
-
     /// A client resolving names with the system's resolver.
     pub fn new(policy: AddressPolicy, url_policy: UrlPolicy, timeouts: Timeouts) -> Self {
         Self::with_lookup(policy, url_policy, timeouts, Arc::new(SystemLookup))
@@ -50,18 +57,8 @@ impl DeliveryClient {
         client
     }
 
-    /// Like [`DeliveryClient::from_settings`], but the HTTP client (its TLS roots above all)
-    /// is built by the first attempt: for entry points where most requests deliver nothing.
-    pub fn from_settings_on_first_use(settings: &Settings) -> Self {
-        Self::deferred(
-            settings.address_policy.clone(),
-            settings.url_policy,
-            settings.timeouts,
-            Arc::new(SystemLookup),
-        )
-    }
-
-    fn deferred(
+    /// A client whose HTTP client (its TLS roots above all) is built by the first attempt.
+    pub(crate) fn deferred(
         policy: AddressPolicy,
         url_policy: UrlPolicy,
         timeouts: Timeouts,
