@@ -1,5 +1,5 @@
 //! Runs of the dev server binary (a child process, so its CPU time and peak memory are its
-//! own): a burst of events from 32 clients, or a steady rate, against 10 hooks.
+//! own): a flood of events from 32 clients, or a steady rate, against 10 hooks or one.
 
 use crate::receiver::{Receiver, event_body};
 use serde_json::json;
@@ -10,6 +10,7 @@ use webhooks_tests::dev_server::DevServer;
 
 const ADMIN: &str = "bench-admin";
 const INGEST: &str = "bench-ingest";
+/// Hooks subscribed in every run but the single-hook flood.
 pub const HOOKS: usize = 10;
 
 /// Where the server keeps its data in a run.
@@ -20,12 +21,19 @@ pub enum Persistence {
 }
 
 pub enum Load {
-    Burst { events: usize, in_flight: usize },
+    /// `events` posted as fast as `in_flight` clients can.
+    Flood { events: usize, in_flight: usize },
+    /// `per_s` events a second for `seconds`, each posted on time whatever the server's pace.
     Rate { per_s: usize, seconds: usize },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunFigures {
+    /// Hooks subscribed: each event is delivered to each.
+    pub hooks: usize,
+    /// The rate a steady run posted at, events/s; absent for a flood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_events_per_s: Option<usize>,
     pub events: usize,
     pub deliveries: usize,
     pub events_per_s: f64,
@@ -82,7 +90,21 @@ async fn post(http: &reqwest::Client, url: &str, n: usize, accepted: &[OnceLock<
     let _ = accepted[n].set(Instant::now());
 }
 
-pub async fn run(binary: &str, persistence: Persistence, load: Load) -> RunFigures {
+/// Half the events/s a flood run carried from the first post to the last arrival (its
+/// deliveries/s over its hooks), at least 1: a steady rate the server sustains with room.
+/// Not the flood's `events_per_s`, the pace of the 202s, which can outrun the deliveries.
+pub fn half_rate(flood: &RunFigures) -> usize {
+    let delivered_events_per_s = flood.deliveries_per_s / flood.hooks.max(1) as f64;
+    ((delivered_events_per_s / 2.0).round() as usize).max(1)
+}
+
+/// One run against a fresh server with `hook_count` hooks subscribed to `PostSignIn`.
+pub async fn run(
+    binary: &str,
+    persistence: Persistence,
+    hook_count: usize,
+    load: Load,
+) -> RunFigures {
     let receiver = Receiver::start().await;
     let data_dir = std::env::temp_dir().join(format!("webhooks-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -103,7 +125,7 @@ pub async fn run(binary: &str, persistence: Persistence, load: Load) -> RunFigur
     let base = server.base.clone();
     let http = reqwest::Client::new();
     let mut hooks = Vec::new();
-    for i in 0..HOOKS {
+    for i in 0..hook_count {
         let created: serde_json::Value = http
             .post(format!("{base}/api/hooks"))
             .bearer_auth(ADMIN)
@@ -117,11 +139,11 @@ pub async fn run(binary: &str, persistence: Persistence, load: Load) -> RunFigur
         hooks.push(created["id"].as_str().expect("a hook id").to_string());
     }
 
-    let events = match load {
-        Load::Burst { events, .. } => events,
-        Load::Rate { per_s, seconds } => per_s * seconds,
+    let (events, rate) = match load {
+        Load::Flood { events, .. } => (events, None),
+        Load::Rate { per_s, seconds } => (per_s * seconds, Some(per_s)),
     };
-    let expected = events * HOOKS;
+    let expected = events * hook_count;
     let accepted: Arc<Vec<OnceLock<Instant>>> =
         Arc::new((0..events).map(|_| OnceLock::new()).collect());
     let url = format!("{base}/api/events");
@@ -129,7 +151,7 @@ pub async fn run(binary: &str, persistence: Persistence, load: Load) -> RunFigur
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     match load {
-        Load::Burst { in_flight, .. } => {
+        Load::Flood { in_flight, .. } => {
             let next = Arc::new(AtomicUsize::new(0));
             let workers: Vec<_> = (0..in_flight)
                 .map(|_| {
@@ -202,6 +224,8 @@ pub async fn run(binary: &str, persistence: Persistence, load: Load) -> RunFigur
         .collect();
     latencies.sort();
     RunFigures {
+        hooks: hook_count,
+        rate_events_per_s: rate,
         events,
         deliveries: expected,
         events_per_s: events as f64 / accepted_in.as_secs_f64(),
@@ -238,4 +262,37 @@ pub async fn ceiling(requests: usize, in_flight: usize) -> f64 {
     let rate = requests as f64 / started.elapsed().as_secs_f64();
     assert_eq!(receiver.count(), requests);
     rate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flood(hooks: usize, events_per_s: f64, deliveries_per_s: f64) -> RunFigures {
+        RunFigures {
+            hooks,
+            rate_events_per_s: None,
+            events: 10_000,
+            deliveries: 10_000 * hooks,
+            events_per_s,
+            deliveries_per_s,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            cpu_s_per_1000_deliveries: 0.0,
+            peak_rss_mb: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_half_rate_is_half_the_events_delivered_per_second() {
+        // 6,771 deliveries/s to 10 hooks carried 677.1 events/s; the 202s came faster.
+        assert_eq!(half_rate(&flood(10, 2_500.0, 6_771.0)), 339);
+        assert_eq!(half_rate(&flood(1, 9_000.0, 5_000.0)), 2_500);
+    }
+
+    #[test]
+    fn the_half_rate_is_at_least_one_event_per_second() {
+        assert_eq!(half_rate(&flood(10, 1.0, 3.0)), 1);
+        assert_eq!(half_rate(&flood(0, 0.0, 0.0)), 1);
+    }
 }

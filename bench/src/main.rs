@@ -1,8 +1,9 @@
-//! The benchmark (`scripts/bench`): the dev server binary with 10 hooks subscribed to
-//! `PostSignIn` and 10,000 events of about 1 KB from 32 clients, persisted and in memory, a
-//! steady rate, a bare client's ceiling, and the metered price of a delivery on AWS; or, with
-//! `--cold-start`, the Lambda binaries' cold starts. The last line printed is one JSON object
-//! with every figure.
+//! The benchmark (`scripts/bench`): the dev server binary loaded with events of about 1 KB —
+//! a flood of 10,000 events from 32 clients to 10 hooks, persisted and in memory; a flood of
+//! the same number of deliveries to 1 hook; two steady rates it sustains, 250 events/s and half
+//! the persisted flood's, to 10 hooks — a bare client's ceiling, and the metered price of a
+//! delivery on AWS; or, with `--cold-start`, the Lambda binaries' cold starts. The last line
+//! printed is one JSON object with every figure.
 
 mod coldstart;
 mod cost;
@@ -14,11 +15,16 @@ mod usage;
 use local::{HOOKS, Load, Persistence, RunFigures};
 use serde_json::json;
 
+/// The fixed steady rate, events/s to [`HOOKS`] hooks: 2,500 deliveries/s, well within what
+/// the server sustains on the development machine.
+const STEADY_EVENTS_PER_S: usize = 250;
+
 struct Args {
     server: String,
     events: usize,
     in_flight: usize,
     rate: Option<usize>,
+    /// Length of each steady run.
     seconds: usize,
     /// `local` or `cost`: one part of the run (for working on it); with `--cold-start`, one
     /// function.
@@ -155,6 +161,7 @@ async fn main() {
         let steady = local::run(
             &args.server,
             Persistence::File,
+            HOOKS,
             Load::Rate {
                 per_s: rate,
                 seconds: args.seconds,
@@ -181,33 +188,67 @@ async fn main() {
         return;
     }
     let ceiling = local::ceiling(args.events * HOOKS, args.in_flight).await;
-    let burst = Load::Burst {
-        events: args.events,
+    let flood = |events| Load::Flood {
+        events,
         in_flight: args.in_flight,
     };
-    let file = local::run(&args.server, Persistence::File, burst).await;
-    row("burst, persisted (default)", &file);
-    let burst = Load::Burst {
-        events: args.events,
-        in_flight: args.in_flight,
+    let steady_at = |per_s| Load::Rate {
+        per_s,
+        seconds: args.seconds,
     };
-    let memory = local::run(&args.server, Persistence::Memory, burst).await;
-    row("burst, :memory:", &memory);
+    let file = local::run(&args.server, Persistence::File, HOOKS, flood(args.events)).await;
+    row(&format!("flood, {HOOKS} hooks, persisted (default)"), &file);
+    let memory = local::run(&args.server, Persistence::Memory, HOOKS, flood(args.events)).await;
+    row(&format!("flood, {HOOKS} hooks, :memory:"), &memory);
+    // As many deliveries as the 10-hook flood, so the two compare.
+    let single_hook = local::run(
+        &args.server,
+        Persistence::File,
+        1,
+        flood(args.events * HOOKS),
+    )
+    .await;
+    row("flood, 1 hook, persisted", &single_hook);
     let steady = local::run(
         &args.server,
         Persistence::File,
-        Load::Rate {
-            per_s: 1000,
-            seconds: args.seconds,
-        },
+        HOOKS,
+        steady_at(STEADY_EVENTS_PER_S),
     )
     .await;
     row(
-        &format!("steady 1,000 events/s × {HOOKS} hooks, persisted"),
+        &format!("steady {STEADY_EVENTS_PER_S} events/s × {HOOKS} hooks, persisted"),
         &steady,
+    );
+    let half = local::half_rate(&file);
+    let steady_half = local::run(&args.server, Persistence::File, HOOKS, steady_at(half)).await;
+    row(
+        &format!("steady {half} events/s (half the persisted flood's) × {HOOKS} hooks, persisted"),
+        &steady_half,
     );
     println!("bare reqwest POSTs/s to the same receiver (ceiling): {ceiling:.0}");
     if args.only.as_deref() == Some("local") {
+        println!(
+            "{}",
+            json!({
+                "machine": machine(),
+                "hooks": HOOKS,
+                "events": file.events,
+                "deliveries_per_s": file.deliveries_per_s,
+                "events_per_s": file.events_per_s,
+                "p50_ms": file.p50_ms,
+                "p99_ms": file.p99_ms,
+                "steady_p99_ms": steady.p99_ms,
+                "cpu_s_per_1000_deliveries": file.cpu_s_per_1000_deliveries,
+                "peak_rss_mb": file.peak_rss_mb,
+                "ceiling_deliveries_per_s": ceiling,
+                "share_of_ceiling": file.deliveries_per_s / ceiling,
+                "memory": memory,
+                "steady": steady,
+                "steady_half": steady_half,
+                "single_hook": single_hook,
+            })
+        );
         return;
     }
 
@@ -265,6 +306,8 @@ async fn main() {
             "prices_as_of": aws.prices().as_of,
             "memory": memory,
             "steady": steady,
+            "steady_half": steady_half,
+            "single_hook": single_hook,
             "cost": [fan_out_1, fan_out_10, single],
         })
     );
