@@ -174,8 +174,8 @@ async fn main() {
 
     if args.only.as_deref() == Some("cost") {
         let aws = cost::Bench::start().await;
-        for (name, fan_out, events, per_request) in [("f1", 1, 500, 100), ("f10", 10, 100, 100)] {
-            let c = aws.measure(name, fan_out, events, per_request).await;
+        for case in cost::CASES {
+            let c = aws.measure(case).await;
             println!("{}", serde_json::to_string_pretty(&c).unwrap());
         }
         return;
@@ -212,18 +212,26 @@ async fn main() {
     }
 
     let aws = cost::Bench::start().await;
-    let fan_out_1 = aws.measure("f1", 1, 500, 100).await;
-    let fan_out_10 = aws.measure("f10", 10, 100, 100).await;
-    let single = aws.measure("single", 1, 200, 1).await;
+    let fan_out_1 = aws.measure(cost::FAN_OUT_1).await;
+    let fan_out_10 = aws.measure(cost::FAN_OUT_10).await;
+    let single = aws.measure(cost::SINGLE).await;
+    let mut others = Vec::new();
+    for case in [cost::WITH_IDS, cost::SINGLE_FAN_OUT_10, cost::LOW_RATE] {
+        others.push(aws.measure(case).await);
+    }
     println!();
     println!(
         "| AWS, per delivery (prices of {}) | WRU | RRU | DynamoDB requests | SQS requests | Lambda ms | $ per million: total | DynamoDB | SQS | Lambda | API Gateway |",
         aws.prices().as_of
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for c in [&fan_out_1, &fan_out_10, &single] {
+    for c in [&fan_out_1, &fan_out_10, &single]
+        .into_iter()
+        .chain(&others)
+    {
         println!(
-            "| fan-out {}, {} event(s) per request | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {}: fan-out {}, {} event(s) per request | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            c.case,
             c.fan_out,
             c.events_per_request,
             c.wru_per_delivery,
@@ -265,7 +273,7 @@ async fn main() {
             "prices_as_of": aws.prices().as_of,
             "memory": memory,
             "steady": steady,
-            "cost": [fan_out_1, fan_out_10, single],
+            "cost": ([&fan_out_1, &fan_out_10, &single].into_iter().chain(&others).collect::<Vec<_>>()),
         })
     );
 }

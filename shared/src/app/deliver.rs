@@ -234,7 +234,8 @@ impl Deliveries {
             next_attempt_at,
             reason,
         };
-        tracing::info!(
+        // Per attempt at `debug`: the sender's batch line sums them at `info`.
+        tracing::debug!(
             hook_id = %hook.id,
             delivery_id = %delivery.id,
             event_id = %delivery.event_id,
