@@ -181,8 +181,8 @@ async fn main() {
 
     if args.only.as_deref() == Some("cost") {
         let aws = cost::Bench::start().await;
-        for (name, fan_out, events, per_request) in [("f1", 1, 500, 100), ("f10", 10, 100, 100)] {
-            let c = aws.measure(name, fan_out, events, per_request).await;
+        for case in cost::CASES {
+            let c = aws.measure(case).await;
             println!("{}", serde_json::to_string_pretty(&c).unwrap());
         }
         return;
@@ -253,18 +253,26 @@ async fn main() {
     }
 
     let aws = cost::Bench::start().await;
-    let fan_out_1 = aws.measure("f1", 1, 500, 100).await;
-    let fan_out_10 = aws.measure("f10", 10, 100, 100).await;
-    let single = aws.measure("single", 1, 200, 1).await;
+    let fan_out_1 = aws.measure(cost::FAN_OUT_1).await;
+    let fan_out_10 = aws.measure(cost::FAN_OUT_10).await;
+    let single = aws.measure(cost::SINGLE).await;
+    let mut others = Vec::new();
+    for case in [cost::WITH_IDS, cost::SINGLE_FAN_OUT_10, cost::LOW_RATE] {
+        others.push(aws.measure(case).await);
+    }
     println!();
     println!(
         "| AWS, per delivery (prices of {}) | WRU | RRU | DynamoDB requests | SQS requests | Lambda ms | $ per million: total | DynamoDB | SQS | Lambda | API Gateway |",
         aws.prices().as_of
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for c in [&fan_out_1, &fan_out_10, &single] {
+    for c in [&fan_out_1, &fan_out_10, &single]
+        .into_iter()
+        .chain(&others)
+    {
         println!(
-            "| fan-out {}, {} event(s) per request | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {}: fan-out {}, {} event(s) per request | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            c.case,
             c.fan_out,
             c.events_per_request,
             c.wru_per_delivery,
@@ -279,6 +287,11 @@ async fn main() {
             c.usd_share.api_gateway
         );
     }
+    let hottest = [&fan_out_1, &fan_out_10, &single]
+        .into_iter()
+        .chain(&others)
+        .map(|c| c.hottest_partition_wcu_per_s)
+        .fold(0.0, f64::max);
     println!(
         "{}",
         json!({
@@ -303,12 +316,17 @@ async fn main() {
                 "fan_out_10": fan_out_10.usd_per_million_deliveries,
                 "fan_out_1_one_event_per_request": single.usd_per_million_deliveries,
             },
+            "log_usd_per_million_deliveries": {
+                "fan_out_1": fan_out_1.logs.usd_per_million_deliveries,
+                "fan_out_10": fan_out_10.logs.usd_per_million_deliveries,
+            },
+            "hottest_partition_wcu_per_s": hottest,
             "prices_as_of": aws.prices().as_of,
             "memory": memory,
             "steady": steady,
             "steady_half": steady_half,
             "single_hook": single_hook,
-            "cost": [fan_out_1, fan_out_10, single],
+            "cost": ([&fan_out_1, &fan_out_10, &single].into_iter().chain(&others).collect::<Vec<_>>()),
         })
     );
 }

@@ -234,17 +234,28 @@ impl Deliveries {
             next_attempt_at,
             reason,
         };
-        tracing::info!(
-            hook_id = %hook.id,
-            delivery_id = %delivery.id,
-            event_id = %delivery.event_id,
-            attempt = number,
-            status = answer.status,
-            error_kind = ?answer.error_kind,
-            duration_ms,
-            outcome = ?outcome,
-            "delivery attempt"
-        );
+        // A failed attempt has its line at `info`; a delivered one at `debug`, summed by the
+        // sender's batch line at `info`.
+        macro_rules! attempt_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    hook_id = %hook.id,
+                    delivery_id = %delivery.id,
+                    event_id = %delivery.event_id,
+                    attempt = number,
+                    status = answer.status,
+                    error_kind = ?answer.error_kind,
+                    duration_ms,
+                    outcome = ?outcome,
+                    "delivery attempt"
+                )
+            };
+        }
+        if matches!(outcome, JobOutcome::Delivered) {
+            attempt_line!(debug);
+        } else {
+            attempt_line!(info);
+        }
         if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }

@@ -125,6 +125,7 @@ impl Sender {
     /// Processes a batch concurrently, then adds its attempts to the hourly counters and
     /// failure states in one write each per hook; returns the ids of messages to retry.
     pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {
+        let started = std::time::Instant::now();
         let batch = Arc::new(Batch::new(self.store.clone()));
         let tasks: Vec<_> = messages
             .iter()
@@ -136,14 +137,34 @@ impl Sender {
             })
             .collect();
         let mut failed = Vec::new();
+        let mut outcomes = Outcomes::default();
         for (message, task) in messages.iter().zip(tasks) {
             let result = task.await.unwrap_or(Err(SenderError::Panicked));
-            if let Err(e) = result {
-                tracing::error!(message_id = %message.id, error = %e, "job failed; the queue will retry it");
-                failed.push(message.id.clone());
+            match result {
+                Ok(outcome) => outcomes.add(outcome),
+                Err(e) => {
+                    tracing::error!(message_id = %message.id, error = %e, "job failed; the queue will retry it");
+                    failed.push(message.id.clone());
+                }
             }
         }
         self.health.flush(&batch.tally, batch.as_ref()).await;
+        let hooks = batch.hooks.lock().unwrap_or_else(|p| p.into_inner()).len();
+        // One line per batch at `info`; each attempt has its own line at `debug`.
+        tracing::info!(
+            messages = messages.len(),
+            delivered = outcomes.delivered,
+            retry_scheduled = outcomes.retry_scheduled,
+            failed = outcomes.failed,
+            dropped = outcomes.dropped,
+            skipped = outcomes.skipped,
+            deferred = outcomes.deferred,
+            recovery_steps = outcomes.recovery_steps,
+            errors = failed.len(),
+            hooks,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "sender batch"
+        );
         failed
     }
 
@@ -170,6 +191,33 @@ impl Sender {
                 StepOutcome::Skipped => JobOutcome::Skipped,
             },
         )
+    }
+}
+
+/// How many jobs of a batch ended each way, for the batch's log line.
+#[derive(Debug, Default)]
+struct Outcomes {
+    delivered: u32,
+    retry_scheduled: u32,
+    failed: u32,
+    dropped: u32,
+    skipped: u32,
+    deferred: u32,
+    recovery_steps: u32,
+}
+
+impl Outcomes {
+    fn add(&mut self, outcome: JobOutcome) {
+        let count = match outcome {
+            JobOutcome::Delivered => &mut self.delivered,
+            JobOutcome::RetryScheduled => &mut self.retry_scheduled,
+            JobOutcome::Failed => &mut self.failed,
+            JobOutcome::Dropped => &mut self.dropped,
+            JobOutcome::Skipped => &mut self.skipped,
+            JobOutcome::Deferred => &mut self.deferred,
+            JobOutcome::RecoveryStep => &mut self.recovery_steps,
+        };
+        *count += 1;
     }
 }
 
