@@ -227,28 +227,26 @@ async fn main() {
         &steady_half,
     );
     println!("bare reqwest POSTs/s to the same receiver (ceiling): {ceiling:.0}");
+    let mut line = json!({
+        "machine": machine(),
+        "hooks": HOOKS,
+        "events": file.events,
+        "deliveries_per_s": file.deliveries_per_s,
+        "events_per_s": file.events_per_s,
+        "p50_ms": file.p50_ms,
+        "p99_ms": file.p99_ms,
+        "steady_p99_ms": steady.p99_ms,
+        "cpu_s_per_1000_deliveries": file.cpu_s_per_1000_deliveries,
+        "peak_rss_mb": file.peak_rss_mb,
+        "ceiling_deliveries_per_s": ceiling,
+        "share_of_ceiling": file.deliveries_per_s / ceiling,
+        "memory": memory,
+        "steady": steady,
+        "steady_half": steady_half,
+        "single_hook": single_hook,
+    });
     if args.only.as_deref() == Some("local") {
-        println!(
-            "{}",
-            json!({
-                "machine": machine(),
-                "hooks": HOOKS,
-                "events": file.events,
-                "deliveries_per_s": file.deliveries_per_s,
-                "events_per_s": file.events_per_s,
-                "p50_ms": file.p50_ms,
-                "p99_ms": file.p99_ms,
-                "steady_p99_ms": steady.p99_ms,
-                "cpu_s_per_1000_deliveries": file.cpu_s_per_1000_deliveries,
-                "peak_rss_mb": file.peak_rss_mb,
-                "ceiling_deliveries_per_s": ceiling,
-                "share_of_ceiling": file.deliveries_per_s / ceiling,
-                "memory": memory,
-                "steady": steady,
-                "steady_half": steady_half,
-                "single_hook": single_hook,
-            })
-        );
+        println!("{line}");
         return;
     }
 
@@ -292,41 +290,26 @@ async fn main() {
         .chain(&others)
         .map(|c| c.hottest_partition_wcu_per_s)
         .fold(0.0, f64::max);
-    println!(
-        "{}",
-        json!({
-            "machine": machine(),
-            "hooks": HOOKS,
-            "events": file.events,
-            "deliveries_per_s": file.deliveries_per_s,
-            "events_per_s": file.events_per_s,
-            "p50_ms": file.p50_ms,
-            "p99_ms": file.p99_ms,
-            "steady_p99_ms": steady.p99_ms,
-            "cpu_s_per_1000_deliveries": file.cpu_s_per_1000_deliveries,
-            "peak_rss_mb": file.peak_rss_mb,
-            "ceiling_deliveries_per_s": ceiling,
-            "share_of_ceiling": file.deliveries_per_s / ceiling,
-            "wru_per_delivery": fan_out_1.wru_per_delivery,
-            "rru_per_delivery": fan_out_1.rru_per_delivery,
-            "wru_per_delivery_fan_out_10": fan_out_10.wru_per_delivery,
-            "rru_per_delivery_fan_out_10": fan_out_10.rru_per_delivery,
-            "usd_per_million_deliveries": {
-                "fan_out_1": fan_out_1.usd_per_million_deliveries,
-                "fan_out_10": fan_out_10.usd_per_million_deliveries,
-                "fan_out_1_one_event_per_request": single.usd_per_million_deliveries,
-            },
-            "log_usd_per_million_deliveries": {
-                "fan_out_1": fan_out_1.logs.usd_per_million_deliveries,
-                "fan_out_10": fan_out_10.logs.usd_per_million_deliveries,
-            },
-            "hottest_partition_wcu_per_s": hottest,
-            "prices_as_of": aws.prices().as_of,
-            "memory": memory,
-            "steady": steady,
-            "steady_half": steady_half,
-            "single_hook": single_hook,
-            "cost": ([&fan_out_1, &fan_out_10, &single].into_iter().chain(&others).collect::<Vec<_>>()),
-        })
-    );
+    let cost = json!({
+        "wru_per_delivery": fan_out_1.wru_per_delivery,
+        "rru_per_delivery": fan_out_1.rru_per_delivery,
+        "wru_per_delivery_fan_out_10": fan_out_10.wru_per_delivery,
+        "rru_per_delivery_fan_out_10": fan_out_10.rru_per_delivery,
+        "usd_per_million_deliveries": {
+            "fan_out_1": fan_out_1.usd_per_million_deliveries,
+            "fan_out_10": fan_out_10.usd_per_million_deliveries,
+            "fan_out_1_one_event_per_request": single.usd_per_million_deliveries,
+        },
+        "log_usd_per_million_deliveries": {
+            "fan_out_1": fan_out_1.logs.usd_per_million_deliveries,
+            "fan_out_10": fan_out_10.logs.usd_per_million_deliveries,
+        },
+        "hottest_partition_wcu_per_s": hottest,
+        "prices_as_of": aws.prices().as_of,
+        "cost": ([&fan_out_1, &fan_out_10, &single].into_iter().chain(&others).collect::<Vec<_>>()),
+    });
+    if let (Some(line), Some(cost)) = (line.as_object_mut(), cost.as_object()) {
+        line.extend(cost.clone());
+    }
+    println!("{line}");
 }
