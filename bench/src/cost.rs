@@ -513,7 +513,9 @@ fn hottest_partition(
 
 /// What a partition key is, and whether it may be shown (it holds no caller data).
 fn key_kind(key: &str) -> (&'static str, bool) {
-    if key.starts_with("hook_") || key == "operational" {
+    if (key.starts_with("hook_") || key.starts_with("operational")) && key.contains("#d") {
+        ("hook id and delivery shard", true)
+    } else if key.starts_with("hook_") || key == "operational" {
         ("hook id", true)
     } else if key.contains("#event#") {
         ("event claim (caller's event id)", false)

@@ -53,6 +53,11 @@ impl DeliveryId {
     pub fn created_at_ms(&self) -> i64 {
         self.0.timestamp_ms() as i64
     }
+
+    /// One of `count` buckets, from the id's random part: ids spread evenly over them.
+    pub fn bucket(&self, count: u32) -> u32 {
+        (u128::from(self.0) % u128::from(count.max(1))) as u32
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,26 +1,72 @@
-//! The delivery log on DynamoDB: one item per delivery, keyed by hook and time-sortable id,
-//! its body deflated when that is smaller.
+//! The delivery log on DynamoDB: one item per delivery, its body deflated when that is smaller.
+//! A hook's deliveries spread over [`SHARDS`] partition keys (hook id and a bucket of the
+//! delivery id), so one busy hook is not held to one partition's write limit; listings merge
+//! the shards newest first. Items written before the spread, under the hook id alone, are still
+//! read, changed and listed there until retention removes them.
 
 use super::DynamoStore;
-use super::item::{Item, conditional, corrupt, n, s, unavailable};
+use super::item::{Item, corrupt, n, s, unavailable};
 use crate::domain::delivery::{Delivery, DeliveryId};
 use crate::domain::hook::HookId;
 use crate::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, Page, RecordOutcome, StoreError};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
     WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
+use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Query rounds one page of a filtered delivery listing may take.
+/// Partition keys per hook for its deliveries: at 1,000 write units a second per partition,
+/// 16 take one hook past 5,000 deliveries a second with room for uneven spread.
+pub const SHARDS: u32 = 16;
+/// Items one page of a filtered delivery listing may read, per item it shows.
 const PAGE_READ_ROUNDS: usize = 10;
 /// Bodies from this length are stored deflated when that saves space.
 const COMPRESS_FROM: usize = 256;
 /// The most a stored body may inflate to (bodies are accepted up to 256 KiB).
 const MAX_INFLATED: usize = 1024 * 1024;
+
+/// The partition key of a delivery's item.
+pub fn delivery_pk(hook: &HookId, id: &DeliveryId) -> String {
+    format!("{hook}#d{:x}", id.bucket(SHARDS))
+}
+
+/// Every partition key a hook's deliveries may be under: its shards, then the hook id alone
+/// (items written before the spread).
+fn delivery_pks(hook: &HookId) -> Vec<String> {
+    (0..SHARDS)
+        .map(|i| format!("{hook}#d{i:x}"))
+        .chain([hook.to_string()])
+        .collect()
+}
+
+/// What a conditional update did: carried out, or refused with the item it found (`None`
+/// when there was none).
+enum Updated {
+    Done(UpdateItemOutput),
+    Refused(Option<Item>),
+}
+
+fn updated(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError>>,
+) -> Result<Updated, StoreError> {
+    match result {
+        Ok(out) => Ok(Updated::Done(out)),
+        Err(e) => match e.into_service_error() {
+            UpdateItemError::ConditionalCheckFailedException(failed) => {
+                Ok(Updated::Refused(failed.item))
+            }
+            other => Err(unavailable(other)),
+        },
+    }
+}
 
 impl DynamoStore {
     /// A delivery as an item: its ids only in the key, its body deflated when that is smaller
@@ -39,7 +85,7 @@ impl DynamoStore {
                 );
             }
         }
-        item.insert("pk".into(), s(d.hook_id.as_str()));
+        item.insert("pk".into(), s(&delivery_pk(&d.hook_id, &d.id)));
         item.insert("sk".into(), s(&d.id.to_string()));
         item.insert("attemptCount".into(), n(d.attempt_count().into()));
         Ok(item)
@@ -105,12 +151,16 @@ impl DynamoStore {
 
 /// The delivery an item holds, whichever way its body and ids were stored.
 fn delivery_from_item(mut item: Item) -> Result<Delivery, StoreError> {
-    for (field, key) in [("hookId", "pk"), ("id", "sk")] {
-        if !item.contains_key(field)
-            && let Some(value) = item.get(key).cloned()
-        {
-            item.insert(field.into(), value);
-        }
+    if !item.contains_key("hookId")
+        && let Some(AttributeValue::S(pk)) = item.get("pk")
+    {
+        let hook = pk.split_once('#').map_or(pk.as_str(), |(hook, _)| hook);
+        item.insert("hookId".into(), s(hook));
+    }
+    if !item.contains_key("id")
+        && let Some(sk) = item.get("sk").cloned()
+    {
+        item.insert("id".into(), sk);
     }
     if let Some(AttributeValue::B(deflated)) = item.remove("bodyZ") {
         let bytes =
@@ -149,7 +199,7 @@ impl DeliveryLog for DynamoStore {
         let mut requests = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             let delete = DeleteRequest::builder()
-                .key("pk", s(d.hook_id.as_str()))
+                .key("pk", s(&delivery_pk(&d.hook_id, &d.id)))
                 .key("sk", s(&d.id.to_string()))
                 .build()
                 .map_err(unavailable)?;
@@ -163,10 +213,16 @@ impl DeliveryLog for DynamoStore {
         hook: &HookId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
-        self.read_item(&self.deliveries_table, hook.as_str(), &id.to_string())
-            .await?
-            .map(delivery_from_item)
-            .transpose()
+        let sk = id.to_string();
+        let mut item = self
+            .read_item(&self.deliveries_table, &delivery_pk(hook, id), &sk)
+            .await?;
+        if item.is_none() {
+            item = self
+                .read_item(&self.deliveries_table, hook.as_str(), &sk)
+                .await?;
+        }
+        item.map(delivery_from_item).transpose()
     }
 
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
@@ -175,8 +231,6 @@ impl DeliveryLog for DynamoStore {
         let mut update = self
             .update_item()
             .table_name(&self.deliveries_table)
-            .key("pk", s(record.hook_id.as_str()))
-            .key("sk", s(&record.delivery_id.to_string()))
             .condition_expression("#status = :pending AND attemptCount = :expected")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(record.status.as_str()))
@@ -208,10 +262,14 @@ impl DeliveryLog for DynamoStore {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
+        let update = update.update_expression(expression);
         Ok(
-            match conditional(update.update_expression(expression).send().await)? {
-                Some(_) => RecordOutcome::Recorded,
-                None => RecordOutcome::AlreadyRecorded,
+            match self
+                .update_delivery(update, &record.hook_id, &record.delivery_id)
+                .await?
+            {
+                Updated::Done(_) => RecordOutcome::Recorded,
+                Updated::Refused(_) => RecordOutcome::AlreadyRecorded,
             },
         )
     }
@@ -232,7 +290,6 @@ impl DeliveryLog for DynamoStore {
             .query()
             .table_name(&self.deliveries_table)
             .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":h", s(hook.as_str()))
             .expression_attribute_values(":from", s(&low.to_string()))
             .expression_attribute_values(":to", s(&high.to_string()))
             .scan_index_forward(false);
@@ -253,34 +310,7 @@ impl DeliveryLog for DynamoStore {
         if !conditions.is_empty() {
             query = query.filter_expression(conditions.join(" AND "));
         }
-        // A selective filter may match little of what is read: a page reads at most
-        // PAGE_READ_ROUNDS × `limit` items, then says where to go on.
-        let mut items = Vec::with_capacity(limit);
-        let mut start: Option<Item> = None;
-        for _ in 0..PAGE_READ_ROUNDS {
-            let out = query
-                .clone()
-                .limit((limit - items.len()) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                items.push(delivery_from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(Page { items, next: None }),
-            }
-            if items.len() >= limit {
-                break;
-            }
-        }
-        let next = match start.as_ref().and_then(|k| k.get("sk")) {
-            Some(AttributeValue::S(sk)) => Some(DeliveryId::parse(sk).map_err(corrupt)?),
-            _ => None,
-        };
-        Ok(Page { items, next })
+        Merge::new(query, delivery_pks(hook), limit).page().await
     }
 
     async fn reopen_delivery(
@@ -293,8 +323,6 @@ impl DeliveryLog for DynamoStore {
         let mut update = self
             .update_item()
             .table_name(&self.deliveries_table)
-            .key("pk", s(hook.as_str()))
-            .key("sk", s(&id.to_string()))
             .update_expression("SET #status = :pending, nextAttemptAt = :now REMOVE reason")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s("Pending"))
@@ -308,12 +336,186 @@ impl DeliveryLog for DynamoStore {
                 .expression_attribute_values(":count", n(count.into())),
             None => update.condition_expression("attribute_exists(pk) AND #status <> :pending"),
         };
-        match conditional(update.send().await)? {
-            Some(out) => out.attributes.map(delivery_from_item).transpose(),
-            None => match self.get_delivery(hook, id).await? {
-                Some(_) => Err(StoreError::Conflict),
-                None => Ok(None),
-            },
+        match self.update_delivery(update, hook, id).await? {
+            Updated::Done(out) => out.attributes.map(delivery_from_item).transpose(),
+            Updated::Refused(Some(_)) => Err(StoreError::Conflict),
+            Updated::Refused(None) => Ok(None),
         }
+    }
+}
+
+impl DynamoStore {
+    /// Sends a conditional update of a delivery's item, under its shard's key or, when no item
+    /// is there, under the hook id alone (an item written before the spread).
+    async fn update_delivery(
+        &self,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        hook: &HookId,
+        id: &DeliveryId,
+    ) -> Result<Updated, StoreError> {
+        let update = update
+            .key("sk", s(&id.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let sharded = updated(
+            update
+                .clone()
+                .key("pk", s(&delivery_pk(hook, id)))
+                .send()
+                .await,
+        )?;
+        match sharded {
+            Updated::Refused(None) => updated(update.key("pk", s(hook.as_str())).send().await),
+            other => Ok(other),
+        }
+    }
+}
+
+/// One partition key's part of a merged listing: what was read and not yet shown, and where
+/// its next read starts.
+struct Shard {
+    pk: String,
+    read: VecDeque<Delivery>,
+    /// The key of the last item read, while more may follow.
+    start: Option<Item>,
+    /// The sort key of that item: anything this shard has not read yet is below it.
+    frontier: Option<String>,
+    done: bool,
+}
+
+/// A page of one hook's deliveries, newest first, merged from its partition keys: each is read
+/// a little at a time and an item is shown once no shard can still hold a newer one.
+struct Merge {
+    query: QueryFluentBuilder,
+    shards: Vec<Shard>,
+    limit: usize,
+    /// Items the page may still read (a selective filter reads more than it shows).
+    budget: usize,
+}
+
+impl Merge {
+    fn new(query: QueryFluentBuilder, pks: Vec<String>, limit: usize) -> Self {
+        let shards = pks
+            .into_iter()
+            .map(|pk| Shard {
+                pk,
+                read: VecDeque::new(),
+                start: None,
+                frontier: None,
+                done: false,
+            })
+            .collect::<Vec<_>>();
+        Self {
+            query,
+            budget: PAGE_READ_ROUNDS * limit + shards.len() * 2,
+            shards,
+            limit,
+        }
+    }
+
+    async fn page(mut self) -> Result<Page<Delivery>, StoreError> {
+        // First a few items of every shard (ids spread evenly), then more where needed.
+        let first = self.limit.div_ceil(self.shards.len()) + 1;
+        let reads: Vec<_> = (0..self.shards.len())
+            .map(|i| self.read(i, first))
+            .collect();
+        let results = futures::future::join_all(reads).await;
+        for (shard, result) in self.shards.iter_mut().zip(results) {
+            shard.take(result.map_err(unavailable)?)?;
+        }
+        self.budget = self.budget.saturating_sub(first * self.shards.len());
+        let mut items: Vec<Delivery> = Vec::with_capacity(self.limit);
+        loop {
+            // Anything not read yet is below the highest frontier of an unfinished shard.
+            let bound = self
+                .shards
+                .iter()
+                .filter(|s| !s.done)
+                .filter_map(|s| s.frontier.clone())
+                .max();
+            while items.len() < self.limit {
+                let Some(best) = self
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.read.front().map(|d| (i, d.id.to_string())))
+                    .max_by(|a, b| a.1.cmp(&b.1))
+                else {
+                    break;
+                };
+                if bound.as_ref().is_some_and(|b| best.1 < *b) {
+                    break;
+                }
+                let d = self.shards[best.0]
+                    .read
+                    .pop_front()
+                    .expect("a head was found");
+                if items.last().is_none_or(|last| last.id != d.id) {
+                    items.push(d);
+                }
+            }
+            let unread = self.shards.iter().any(|s| !s.done || !s.read.is_empty());
+            if items.len() >= self.limit {
+                let next = unread.then(|| items.last().map(|d| d.id.clone())).flatten();
+                return Ok(Page { items, next });
+            }
+            let Some(bound) = bound else {
+                return Ok(Page { items, next: None });
+            };
+            if self.budget == 0 {
+                // Everything from the bound up was shown: the next page starts below it.
+                let next = DeliveryId::parse(&bound).map_err(corrupt)?;
+                return Ok(Page {
+                    items,
+                    next: Some(next),
+                });
+            }
+            let blocking = self
+                .shards
+                .iter()
+                .position(|s| !s.done && s.frontier.as_ref() == Some(&bound))
+                .expect("the bound is an unfinished shard's frontier");
+            let want = (self.limit - items.len()).clamp(2, self.budget.max(2));
+            let result = self.read(blocking, want).await.map_err(unavailable)?;
+            self.budget = self.budget.saturating_sub(want);
+            self.shards[blocking].take(result)?;
+        }
+    }
+
+    /// Reads up to `limit` more items of shard `i`.
+    fn read(
+        &self,
+        i: usize,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<QueryOutput, SdkError<QueryError>>> + use<> {
+        let shard = &self.shards[i];
+        self.query
+            .clone()
+            .expression_attribute_values(":h", s(&shard.pk))
+            .limit(limit as i32)
+            .set_exclusive_start_key(shard.start.clone())
+            .send()
+    }
+}
+
+impl Shard {
+    /// Keeps what a read returned and where the next one starts.
+    fn take(&mut self, out: QueryOutput) -> Result<(), StoreError> {
+        for item in out.items.unwrap_or_default() {
+            self.read.push_back(delivery_from_item(item)?);
+        }
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => {
+                self.frontier = match key.get("sk") {
+                    Some(AttributeValue::S(sk)) => Some(sk.clone()),
+                    _ => return Err(corrupt("a listing stopped at an item without a sort key")),
+                };
+                self.start = Some(key);
+            }
+            _ => {
+                self.start = None;
+                self.done = true;
+            }
+        }
+        Ok(())
     }
 }

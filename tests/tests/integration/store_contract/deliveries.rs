@@ -22,6 +22,7 @@ contract!(
     "reopen"
 );
 contract!(delivery_pages_follow_cursors_and_filters, "pages");
+contract!(long_logs_list_every_delivery_once_newest_first, "long");
 
 async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl DeliveryLog + ?Sized>) {
     let s = s.as_ref();
@@ -271,6 +272,54 @@ async fn delivery_pages_follow_cursors_and_filters(s: Arc<impl DeliveryLog + ?Si
     );
 }
 
+/// Hundreds of deliveries, some in the same millisecond: every page size and filter lists
+/// each one once, newest first (the DynamoDB store merges a hook's partition keys for this).
+async fn long_logs_list_every_delivery_once_newest_first(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let mut made = Vec::new();
+    for i in 0..240i64 {
+        let mut d = delivery(&hook, now - 600_000 + (i * 7_919) % 590_000 / 3 * 3);
+        if i % 5 == 0 {
+            d.status = DeliveryStatus::Success;
+        }
+        made.push(d);
+    }
+    s.insert_deliveries(&made).await.unwrap();
+    made.sort_by(|a, b| b.id.cmp(&a.id));
+    let newest_first: Vec<DeliveryId> = made.iter().map(|d| d.id.clone()).collect();
+    let all = DeliveryFilter::between(now - 3_600_000, now);
+    for size in [7, 50, 100] {
+        let (ids, pages) = walk(s, &hook.id, all.clone(), size).await;
+        assert_eq!(ids, newest_first, "page size {size}");
+        assert_eq!(
+            pages,
+            240usize.div_ceil(size),
+            "page size {size}: full pages"
+        );
+    }
+    let succeeded = DeliveryFilter {
+        statuses: Some(vec![DeliveryStatus::Success]),
+        ..all.clone()
+    };
+    let want: Vec<DeliveryId> = made
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Success)
+        .map(|d| d.id.clone())
+        .collect();
+    let (ids, _) = walk(s, &hook.id, succeeded, 10).await;
+    assert_eq!(ids, want, "filtered by status");
+    let window = DeliveryFilter::between(now - 400_000, now - 200_000);
+    let want: Vec<DeliveryId> = made
+        .iter()
+        .filter(|d| (now - 400_000..=now - 200_000).contains(&d.created_at))
+        .map(|d| d.id.clone())
+        .collect();
+    let (ids, _) = walk(s, &hook.id, window, 9).await;
+    assert_eq!(ids, want, "a time window");
+}
+
 /// Every id the filter lists, following cursors page by page; and how many pages it took.
 async fn walk(
     s: &(impl DeliveryLog + ?Sized),
@@ -292,4 +341,84 @@ async fn walk(
             return (ids, pages);
         }
     }
+}
+
+/// Delivery items written before a hook's deliveries were spread over several partition keys
+/// (under the hook id alone) are still read, listed among the new ones, recorded and reopened.
+#[tokio::test]
+async fn dynamodb_items_under_the_hook_id_alone_stay_in_use() {
+    use aws_sdk_dynamodb::types::AttributeValue::{L, N, S};
+    let moto = crate::support::moto("legacy").await;
+    let s = moto.store.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let now = now_ms();
+    let old = delivery(&hook, now - 5_000);
+    let number = |v: i64| N(v.to_string());
+    aws_sdk_dynamodb::Client::new(&webhooks_tests::provision::moto_config().await)
+        .put_item()
+        .table_name(&moto.provisioned.deliveries_table)
+        .item("pk", S(hook.id.to_string()))
+        .item("sk", S(old.id.to_string()))
+        .item("eventId", S(old.event_id.to_string()))
+        .item("event", S(old.event.as_str().into()))
+        .item("body", S(old.body.clone()))
+        .item("status", S("Pending".into()))
+        .item("attempts", L(vec![]))
+        .item("attemptCount", number(0))
+        .item("nextAttemptAt", number(now - 5_000))
+        .item("eventCreatedAt", number(old.event_created_at))
+        .item("createdAt", number(old.created_at))
+        .item("expiresAt", number(old.expires_at))
+        .send()
+        .await
+        .unwrap();
+    let new: Vec<_> = (0..6).map(|i| delivery(&hook, now - 4_000 + i)).collect();
+    s.insert_deliveries(&new).await.unwrap();
+
+    assert_eq!(
+        s.get_delivery(&hook.id, &old.id).await.unwrap(),
+        Some(old.clone())
+    );
+    let all = DeliveryFilter::between(now - 60_000, now);
+    let (ids, _) = walk(s, &hook.id, all.clone(), 4).await;
+    let mut want: Vec<DeliveryId> = new.iter().rev().map(|d| d.id.clone()).collect();
+    want.push(old.id.clone());
+    assert_eq!(ids, want, "listed with the newer items, in order");
+
+    let record = super::attempt_record(&hook, &old.id, 500);
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::AlreadyRecorded
+    );
+    let stored = s.get_delivery(&hook.id, &old.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts.len()),
+        (DeliveryStatus::Error, 1)
+    );
+    let reopened = s
+        .reopen_delivery(&hook.id, &old.id, now, Some(1))
+        .await
+        .unwrap()
+        .expect("reopened where it is");
+    assert_eq!(reopened.status, DeliveryStatus::Pending);
+    assert!(matches!(
+        s.reopen_delivery(&hook.id, &old.id, now, None).await,
+        Err(StoreError::Conflict)
+    ));
+    let unknown = DeliveryId::derive(now, &EventId::generate(), &hook.id);
+    assert_eq!(
+        s.reopen_delivery(&hook.id, &unknown, now, None)
+            .await
+            .unwrap(),
+        None
+    );
+    let record = super::attempt_record(&hook, &unknown, 204);
+    assert_eq!(
+        s.record_attempt(&record).await.unwrap(),
+        RecordOutcome::AlreadyRecorded
+    );
 }
