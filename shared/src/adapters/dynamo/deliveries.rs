@@ -50,7 +50,7 @@ fn delivery_pks(hook: &HookId) -> Vec<String> {
 /// What a conditional update did: carried out, or refused with the item it found (`None`
 /// when there was none).
 enum Updated {
-    Done(UpdateItemOutput),
+    Done(Box<UpdateItemOutput>),
     Refused(Option<Item>),
 }
 
@@ -58,7 +58,7 @@ fn updated(
     result: Result<UpdateItemOutput, SdkError<UpdateItemError>>,
 ) -> Result<Updated, StoreError> {
     match result {
-        Ok(out) => Ok(Updated::Done(out)),
+        Ok(out) => Ok(Updated::Done(Box::new(out))),
         Err(e) => match e.into_service_error() {
             UpdateItemError::ConditionalCheckFailedException(failed) => {
                 Ok(Updated::Refused(failed.item))
