@@ -169,6 +169,7 @@ impl ManagementHandler {
             let restore = AttemptRecord {
                 hook_id: hook.id.clone(),
                 delivery_id: delivery_id.clone(),
+                expires_at: before.expires_at,
                 expected_attempts: reopened.attempt_count(),
                 attempt: None,
                 status: before.status,

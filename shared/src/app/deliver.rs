@@ -228,8 +228,9 @@ impl Deliveries {
         let record = AttemptRecord {
             hook_id: hook.id.clone(),
             delivery_id: delivery.id.clone(),
+            expires_at: delivery.expires_at,
             expected_attempts: number - 1,
-            attempt: Some(performed.attempt(number)),
+            attempt: Some(performed.attempt(number).trimmed()),
             status: decision.status(),
             next_attempt_at,
             reason,
@@ -316,6 +317,7 @@ impl Deliveries {
             .record_attempt(&AttemptRecord {
                 hook_id: delivery.hook_id.clone(),
                 delivery_id: delivery.id.clone(),
+                expires_at: delivery.expires_at,
                 expected_attempts: delivery.attempt_count(),
                 attempt: None,
                 status,

@@ -268,6 +268,7 @@ impl Health {
                 let failed = AttemptRecord {
                     hook_id: delivery.hook_id.clone(),
                     delivery_id: delivery.id.clone(),
+                    expires_at: delivery.expires_at,
                     expected_attempts: 0,
                     attempt: None,
                     status: DeliveryStatus::Error,

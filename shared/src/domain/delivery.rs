@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// Most bytes of a response body kept with an attempt.
 pub const MAX_CAPTURE_BYTES: usize = 8 * 1024;
+/// Most bytes of a 2xx answer's body a delivery's attempt keeps: a success needs no diagnosis,
+/// and a short record keeps the write that stores it small.
+pub const SUCCESS_CAPTURE_BYTES: usize = 256;
 
 typed_id!(
     /// A ULID prefixed with `msg_`: time-sortable, and the `webhook-id` of every attempt.
@@ -125,6 +128,25 @@ impl Attempt {
                 .response_status
                 .is_some_and(|s| (200..300).contains(&s))
     }
+
+    /// The attempt as a delivery's log keeps it: a 2xx answer's body cut to
+    /// [`SUCCESS_CAPTURE_BYTES`].
+    pub fn trimmed(mut self) -> Self {
+        if self.succeeded()
+            && let Some(body) = &mut self.response_body
+        {
+            truncate_at_char(body, SUCCESS_CAPTURE_BYTES);
+        }
+        self
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+pub fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let at = text.floor_char_boundary(max);
+        text.truncate(at);
+    }
 }
 
 /// A delivery as stored: the body is fixed at ingest and sent byte-identical every attempt.
@@ -240,6 +262,26 @@ mod tests {
         let before = id.predecessor().unwrap();
         assert!(before < id && before.to_string() < id.to_string());
         assert_eq!(DeliveryId::lowest_at(0).predecessor(), None);
+    }
+
+    #[test]
+    fn a_success_keeps_a_short_answer_and_a_failure_all_it_captured() {
+        let attempt = |status: u16| Attempt {
+            number: 1,
+            started_at: 0,
+            duration_ms: 1,
+            response_status: Some(status),
+            response_body: Some("é".repeat(300)),
+            error_kind: None,
+            error: None,
+        };
+        let kept = attempt(200).trimmed().response_body.unwrap();
+        assert_eq!(kept, "é".repeat(SUCCESS_CAPTURE_BYTES / 2));
+        let kept = attempt(500).trimmed().response_body.unwrap();
+        assert_eq!(kept.len(), 600);
+        let mut odd = "aé".to_string();
+        truncate_at_char(&mut odd, 2);
+        assert_eq!(odd, "a");
     }
 
     #[test]

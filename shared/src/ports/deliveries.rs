@@ -11,6 +11,8 @@ use async_trait::async_trait;
 pub struct AttemptRecord {
     pub hook_id: HookId,
     pub delivery_id: DeliveryId,
+    /// The delivery's own expiry (unix seconds): what this write stores beside it goes then too.
+    pub expires_at: i64,
     /// Attempts already recorded; the write succeeds only if this still holds and the
     /// delivery is pending, so the same attempt is never recorded twice.
     pub expected_attempts: u32,

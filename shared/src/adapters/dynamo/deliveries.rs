@@ -6,7 +6,7 @@
 
 use super::DynamoStore;
 use super::item::{Item, corrupt, n, s, unavailable};
-use crate::domain::delivery::{Delivery, DeliveryId};
+use crate::domain::delivery::{Delivery, DeliveryId, SUCCESS_CAPTURE_BYTES, truncate_at_char};
 use crate::domain::hook::HookId;
 use crate::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, Page, RecordOutcome, StoreError};
 use async_trait::async_trait;
@@ -32,6 +32,10 @@ const PAGE_READ_ROUNDS: usize = 10;
 const COMPRESS_FROM: usize = 256;
 /// The most a stored body may inflate to (bodies are accepted up to 256 KiB).
 const MAX_INFLATED: usize = 1024 * 1024;
+/// An attempt's answer longer than this is kept whole in an item of its own (`body#<id>#<n>`,
+/// beside the delivery, outside its listing's key range); the delivery keeps its start, so
+/// recording a later attempt never rewrites an earlier one's answer.
+const INLINE_ANSWER_BYTES: usize = SUCCESS_CAPTURE_BYTES;
 
 /// The partition key of a delivery's item.
 pub fn delivery_pk(hook: &HookId, id: &DeliveryId) -> String {
@@ -75,16 +79,7 @@ impl DynamoStore {
         let mut item: Item = serde_dynamo::to_item(d).map_err(corrupt)?;
         item.remove("hookId");
         item.remove("id");
-        if d.body.len() >= COMPRESS_FROM {
-            let deflated = miniz_oxide::deflate::compress_to_vec(d.body.as_bytes(), 6);
-            if deflated.len() < d.body.len() {
-                item.remove("body");
-                item.insert(
-                    "bodyZ".into(),
-                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(deflated)),
-                );
-            }
-        }
+        put_body(&mut item, &d.body);
         item.insert("pk".into(), s(&delivery_pk(&d.hook_id, &d.id)));
         item.insert("sk".into(), s(&d.id.to_string()));
         item.insert("attemptCount".into(), n(d.attempt_count().into()));
@@ -149,6 +144,70 @@ impl DynamoStore {
     }
 }
 
+/// The sort key of attempt `number`'s whole answer.
+fn answer_sk(id: &DeliveryId, number: u32) -> String {
+    format!("body#{id}#{number:03}")
+}
+
+/// Sets `body` on an item, deflated when that is smaller.
+fn put_body(item: &mut Item, body: &str) {
+    if body.len() >= COMPRESS_FROM {
+        let deflated = miniz_oxide::deflate::compress_to_vec(body.as_bytes(), 6);
+        if deflated.len() < body.len() {
+            item.remove("body");
+            item.insert(
+                "bodyZ".into(),
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(deflated)),
+            );
+            return;
+        }
+    }
+    item.insert("body".into(), s(body));
+}
+
+/// An item's `body`, whichever way it was stored.
+fn take_body(item: &mut Item) -> Result<Option<String>, StoreError> {
+    match item.remove("bodyZ") {
+        Some(AttributeValue::B(deflated)) => {
+            let bytes =
+                miniz_oxide::inflate::decompress_to_vec_with_limit(deflated.as_ref(), MAX_INFLATED)
+                    .map_err(|e| corrupt(format!("a stored body does not inflate: {e:?}")))?;
+            String::from_utf8(bytes).map(Some).map_err(corrupt)
+        }
+        _ => match item.remove("body") {
+            Some(AttributeValue::S(body)) => Ok(Some(body)),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// The numbers of the attempts whose whole answer is in an item of its own.
+fn spilled_answers(item: &Item) -> Vec<u32> {
+    let Some(AttributeValue::L(attempts)) = item.get("attempts") else {
+        return Vec::new();
+    };
+    attempts
+        .iter()
+        .filter_map(|a| match a {
+            AttributeValue::M(fields)
+                if matches!(fields.get("answerItem"), Some(AttributeValue::Bool(true))) =>
+            {
+                match fields.get("number") {
+                    Some(AttributeValue::N(number)) => number.parse().ok(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The delivery an item holds, and the attempts whose whole answer is elsewhere.
+fn with_spilled(item: Item) -> Result<(Delivery, Vec<u32>), StoreError> {
+    let spilled = spilled_answers(&item);
+    Ok((delivery_from_item(item)?, spilled))
+}
+
 /// The delivery an item holds, whichever way its body and ids were stored.
 fn delivery_from_item(mut item: Item) -> Result<Delivery, StoreError> {
     if !item.contains_key("hookId")
@@ -162,11 +221,7 @@ fn delivery_from_item(mut item: Item) -> Result<Delivery, StoreError> {
     {
         item.insert("id".into(), sk);
     }
-    if let Some(AttributeValue::B(deflated)) = item.remove("bodyZ") {
-        let bytes =
-            miniz_oxide::inflate::decompress_to_vec_with_limit(deflated.as_ref(), MAX_INFLATED)
-                .map_err(|e| corrupt(format!("a stored body does not inflate: {e:?}")))?;
-        let body = String::from_utf8(bytes).map_err(corrupt)?;
+    if let Some(body) = take_body(&mut item)? {
         item.insert("body".into(), AttributeValue::S(body));
     }
     serde_dynamo::from_item(item).map_err(corrupt)
@@ -222,7 +277,13 @@ impl DeliveryLog for DynamoStore {
                 .read_item(&self.deliveries_table, hook.as_str(), &sk)
                 .await?;
         }
-        item.map(delivery_from_item).transpose()
+        match item {
+            Some(item) => {
+                let (d, spilled) = with_spilled(item)?;
+                Ok(Some(self.with_answers(d, spilled).await?))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
@@ -236,8 +297,21 @@ impl DeliveryLog for DynamoStore {
             .expression_attribute_values(":status", s(record.status.as_str()))
             .expression_attribute_values(":pending", s("Pending"))
             .expression_attribute_values(":expected", n(record.expected_attempts.into()));
+        let mut spilled = None;
         if let Some(attempt) = &record.attempt {
-            let value = serde_dynamo::to_attribute_value(attempt).map_err(corrupt)?;
+            let mut inline = attempt.clone();
+            if let Some(body) = &mut inline.response_body
+                && body.len() > INLINE_ANSWER_BYTES
+            {
+                spilled = Some((attempt.number, body.clone()));
+                truncate_at_char(body, INLINE_ANSWER_BYTES);
+            }
+            let mut value = serde_dynamo::to_attribute_value(&inline).map_err(corrupt)?;
+            if spilled.is_some()
+                && let AttributeValue::M(fields) = &mut value
+            {
+                fields.insert("answerItem".into(), AttributeValue::Bool(true));
+            }
             set.push("attempts = list_append(attempts, :attempt)");
             set.push("attemptCount = :count");
             update = update
@@ -263,15 +337,31 @@ impl DeliveryLog for DynamoStore {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         let update = update.update_expression(expression);
-        Ok(
-            match self
-                .update_delivery(update, &record.hook_id, &record.delivery_id)
-                .await?
-            {
-                Updated::Done(_) => RecordOutcome::Recorded,
-                Updated::Refused(_) => RecordOutcome::AlreadyRecorded,
-            },
-        )
+        let recorded = self
+            .update_delivery(update, &record.hook_id, &record.delivery_id)
+            .await?;
+        if let Updated::Refused(_) = recorded {
+            return Ok(RecordOutcome::AlreadyRecorded);
+        }
+        if let Some((number, body)) = spilled {
+            // After the attempt: should this write fail, the log shows the answer's start.
+            let mut item = Item::new();
+            item.insert(
+                "pk".into(),
+                s(&delivery_pk(&record.hook_id, &record.delivery_id)),
+            );
+            item.insert("sk".into(), s(&answer_sk(&record.delivery_id, number)));
+            item.insert("expiresAt".into(), n(record.expires_at));
+            put_body(&mut item, &body);
+            self.client
+                .put_item()
+                .table_name(&self.deliveries_table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(RecordOutcome::Recorded)
     }
 
     async fn page_deliveries(
@@ -310,7 +400,13 @@ impl DeliveryLog for DynamoStore {
         if !conditions.is_empty() {
             query = query.filter_expression(conditions.join(" AND "));
         }
-        Merge::new(query, delivery_pks(hook), limit).page().await
+        let (found, next) = Merge::new(query, delivery_pks(hook), limit).page().await?;
+        let items = futures::stream::iter(found)
+            .map(|(d, spilled)| self.with_answers(d, spilled))
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(Page { items, next })
     }
 
     async fn reopen_delivery(
@@ -345,6 +441,40 @@ impl DeliveryLog for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Puts the whole answers kept in items of their own (attempts `spilled`) back into `d`.
+    async fn with_answers(
+        &self,
+        mut d: Delivery,
+        spilled: Vec<u32>,
+    ) -> Result<Delivery, StoreError> {
+        if spilled.is_empty() {
+            return Ok(d);
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.deliveries_table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :answers)")
+            .expression_attribute_values(":pk", s(&delivery_pk(&d.hook_id, &d.id)))
+            .expression_attribute_values(":answers", s(&format!("body#{}#", d.id)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        for mut item in out.items.unwrap_or_default() {
+            let number = match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.rsplit('#').next().and_then(|n| n.parse().ok()),
+                _ => None,
+            };
+            if let (Some(number), Some(body)) = (number, take_body(&mut item)?)
+                && spilled.contains(&number)
+                && let Some(attempt) = d.attempts.iter_mut().find(|a| a.number == number)
+            {
+                attempt.response_body = Some(body);
+            }
+        }
+        Ok(d)
+    }
+
     /// Sends a conditional update of a delivery's item, under its shard's key or, when no item
     /// is there, under the hook id alone (an item written before the spread).
     async fn update_delivery(
@@ -374,7 +504,7 @@ impl DynamoStore {
 /// its next read starts.
 struct Shard {
     pk: String,
-    read: VecDeque<Delivery>,
+    read: VecDeque<(Delivery, Vec<u32>)>,
     /// The key of the last item read, while more may follow.
     start: Option<Item>,
     /// The sort key of that item: anything this shard has not read yet is below it.
@@ -412,7 +542,9 @@ impl Merge {
         }
     }
 
-    async fn page(mut self) -> Result<Page<Delivery>, StoreError> {
+    /// The page's deliveries (each with the attempts whose whole answer is elsewhere) and the
+    /// position after it.
+    async fn page(mut self) -> Result<(Vec<(Delivery, Vec<u32>)>, Option<DeliveryId>), StoreError> {
         // First a few items of every shard (ids spread evenly), then more where needed.
         let first = self.limit.div_ceil(self.shards.len()) + 1;
         let reads: Vec<_> = (0..self.shards.len())
@@ -423,7 +555,7 @@ impl Merge {
             shard.take(result.map_err(unavailable)?)?;
         }
         self.budget = self.budget.saturating_sub(first * self.shards.len());
-        let mut items: Vec<Delivery> = Vec::with_capacity(self.limit);
+        let mut items: Vec<(Delivery, Vec<u32>)> = Vec::with_capacity(self.limit);
         loop {
             // Anything not read yet is below the highest frontier of an unfinished shard.
             let bound = self
@@ -437,7 +569,7 @@ impl Merge {
                     .shards
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, s)| s.read.front().map(|d| (i, d.id.to_string())))
+                    .filter_map(|(i, s)| s.read.front().map(|(d, _)| (i, d.id.to_string())))
                     .max_by(|a, b| a.1.cmp(&b.1))
                 else {
                     break;
@@ -445,29 +577,28 @@ impl Merge {
                 if bound.as_ref().is_some_and(|b| best.1 < *b) {
                     break;
                 }
-                let d = self.shards[best.0]
+                let found = self.shards[best.0]
                     .read
                     .pop_front()
                     .expect("a head was found");
-                if items.last().is_none_or(|last| last.id != d.id) {
-                    items.push(d);
+                if items.last().is_none_or(|(last, _)| last.id != found.0.id) {
+                    items.push(found);
                 }
             }
             let unread = self.shards.iter().any(|s| !s.done || !s.read.is_empty());
             if items.len() >= self.limit {
-                let next = unread.then(|| items.last().map(|d| d.id.clone())).flatten();
-                return Ok(Page { items, next });
+                let next = unread
+                    .then(|| items.last().map(|(d, _)| d.id.clone()))
+                    .flatten();
+                return Ok((items, next));
             }
             let Some(bound) = bound else {
-                return Ok(Page { items, next: None });
+                return Ok((items, None));
             };
             if self.budget == 0 {
                 // Everything from the bound up was shown: the next page starts below it.
                 let next = DeliveryId::parse(&bound).map_err(corrupt)?;
-                return Ok(Page {
-                    items,
-                    next: Some(next),
-                });
+                return Ok((items, Some(next)));
             }
             let blocking = self
                 .shards
@@ -501,7 +632,7 @@ impl Shard {
     /// Keeps what a read returned and where the next one starts.
     fn take(&mut self, out: QueryOutput) -> Result<(), StoreError> {
         for item in out.items.unwrap_or_default() {
-            self.read.push_back(delivery_from_item(item)?);
+            self.read.push_back(with_spilled(item)?);
         }
         match out.last_evaluated_key {
             Some(key) if !key.is_empty() => {

@@ -23,6 +23,7 @@ contract!(
 );
 contract!(delivery_pages_follow_cursors_and_filters, "pages");
 contract!(long_logs_list_every_delivery_once_newest_first, "long");
+contract!(every_attempts_answer_is_kept_whole, "answers");
 
 async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl DeliveryLog + ?Sized>) {
     let s = s.as_ref();
@@ -47,6 +48,7 @@ async fn attempts_are_recorded_once_and_logs_list_newest_first(s: Arc<impl Deliv
     let record = AttemptRecord {
         hook_id: hook.id.clone(),
         delivery_id: older.id.clone(),
+        expires_at: older.expires_at,
         expected_attempts: 0,
         attempt: Some(attempt.clone()),
         status: DeliveryStatus::Pending,
@@ -119,6 +121,7 @@ async fn missing_deliveries_are_inserted_and_existing_ones_kept(s: Arc<impl Deli
     let attempted = AttemptRecord {
         hook_id: hook.id.clone(),
         delivery_id: first.id.clone(),
+        expires_at: first.expires_at,
         expected_attempts: 0,
         attempt: Some(Attempt {
             number: 1,
@@ -181,6 +184,7 @@ async fn finished_deliveries_reopen_and_pending_ones_conflict(s: Arc<impl Delive
     let failed = AttemptRecord {
         hook_id: hook.id.clone(),
         delivery_id: d.id.clone(),
+        expires_at: d.expires_at,
         expected_attempts: 0,
         attempt: None,
         status: DeliveryStatus::Dropped,
@@ -320,6 +324,56 @@ async fn long_logs_list_every_delivery_once_newest_first(s: Arc<impl DeliveryLog
     assert_eq!(ids, want, "a time window");
 }
 
+/// Long answers of several attempts each read back whole, from a single read and a listing.
+async fn every_attempts_answer_is_kept_whole(s: Arc<impl DeliveryLog + ?Sized>) {
+    let s = s.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let d = delivery(&hook, now_ms());
+    s.insert_deliveries(std::slice::from_ref(&d)).await.unwrap();
+    let answers = ["a".repeat(8_192), "é".repeat(3_000), "short".to_string()];
+    for (i, answer) in answers.iter().enumerate() {
+        let number = i as u32 + 1;
+        let last = number == 3;
+        let record = AttemptRecord {
+            hook_id: hook.id.clone(),
+            delivery_id: d.id.clone(),
+            expires_at: d.expires_at,
+            expected_attempts: number - 1,
+            attempt: Some(Attempt {
+                number,
+                started_at: now_ms(),
+                duration_ms: 4,
+                response_status: Some(if last { 204 } else { 503 }),
+                response_body: Some(answer.clone()),
+                error_kind: None,
+                error: None,
+            }),
+            status: if last {
+                DeliveryStatus::Success
+            } else {
+                DeliveryStatus::Pending
+            },
+            next_attempt_at: (!last).then(now_ms),
+            reason: None,
+        };
+        assert_eq!(
+            s.record_attempt(&record).await.unwrap(),
+            RecordOutcome::Recorded
+        );
+    }
+    let kept = |d: &webhooks::domain::delivery::Delivery| -> Vec<String> {
+        d.attempts
+            .iter()
+            .map(|a| a.response_body.clone().unwrap())
+            .collect()
+    };
+    let read = s.get_delivery(&hook.id, &d.id).await.unwrap().unwrap();
+    assert_eq!(kept(&read), answers, "read alone");
+    let all = DeliveryFilter::between(now_ms() - 60_000, now_ms());
+    let page = s.page_deliveries(&hook.id, &all, None, 5).await.unwrap();
+    assert_eq!(kept(&page.items[0]), answers, "listed");
+}
+
 /// Every id the filter lists, following cursors page by page; and how many pages it took.
 async fn walk(
     s: &(impl DeliveryLog + ?Sized),
@@ -420,5 +474,66 @@ async fn dynamodb_items_under_the_hook_id_alone_stay_in_use() {
     assert_eq!(
         s.record_attempt(&record).await.unwrap(),
         RecordOutcome::AlreadyRecorded
+    );
+}
+
+/// A delivery's item keeps only the start of each long answer, so recording an attempt never
+/// rewrites the answers of earlier ones (an update is billed on the item's whole size).
+#[tokio::test]
+async fn dynamodb_long_answers_stay_out_of_the_delivery_item() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let moto = crate::support::moto("answers-out").await;
+    let s = moto.store.as_ref();
+    let hook = new_hook(&["PostSignIn"]);
+    let d = delivery(&hook, now_ms());
+    s.insert_deliveries(std::slice::from_ref(&d)).await.unwrap();
+    for number in 1..=3u32 {
+        let record = AttemptRecord {
+            hook_id: hook.id.clone(),
+            delivery_id: d.id.clone(),
+            expires_at: d.expires_at,
+            expected_attempts: number - 1,
+            attempt: Some(Attempt {
+                number,
+                started_at: now_ms(),
+                duration_ms: 4,
+                response_status: Some(500),
+                response_body: Some(format!("{number}").repeat(8_192)),
+                error_kind: None,
+                error: None,
+            }),
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(now_ms()),
+            reason: None,
+        };
+        s.record_attempt(&record).await.unwrap();
+    }
+    let items = aws_sdk_dynamodb::Client::new(&webhooks_tests::provision::moto_config().await)
+        .scan()
+        .table_name(&moto.provisioned.deliveries_table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let item = items
+        .iter()
+        .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if *sk == d.id.to_string()))
+        .expect("the delivery's item");
+    let Some(AttributeValue::L(attempts)) = item.get("attempts") else {
+        panic!("attempts are a list: {item:?}");
+    };
+    assert_eq!(attempts.len(), 3);
+    for a in attempts {
+        let Some(AttributeValue::S(body)) = a.as_m().unwrap().get("responseBody") else {
+            panic!("an answer's start is kept: {a:?}");
+        };
+        assert!(body.len() <= 256, "{} bytes inline", body.len());
+    }
+    assert_eq!(items.len(), 4, "the delivery and one item per long answer");
+    let read = s.get_delivery(&hook.id, &d.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.attempts[2].response_body.as_deref(),
+        Some("3".repeat(8_192).as_str())
     );
 }

@@ -85,6 +85,7 @@ fn attempt_record(hook: &Hook, id: &DeliveryId, status: u16) -> AttemptRecord {
     AttemptRecord {
         hook_id: hook.id.clone(),
         delivery_id: id.clone(),
+        expires_at: now_ms() / 1000 + 86_400,
         expected_attempts: 0,
         attempt: Some(Attempt {
             number: 1,
