@@ -11,12 +11,16 @@ use crate::domain::hook::HookId;
 use crate::metrics::{self, Unit};
 use crate::operational::{Notice, Notices, OPERATIONAL_HOOK_ID};
 use crate::ports::{AttemptRecord, HourlyCount, JobQueue, Store, StoreError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `(started_at, succeeded)` of a hook's attempts.
 type Attempts = Vec<(i64, bool)>;
+
+/// A hook this process last saw healthy is not written again for a batch of successes alone
+/// within this long: such a write would only move its latest success forward.
+const HEALTHY_REWRITE_MS: i64 = 60_000;
 
 /// The attempts made since the last flush: by hook and hour for the counters, and by hook for
 /// the failure states.
@@ -64,6 +68,8 @@ pub struct Health {
     queue: Arc<dyn JobQueue>,
     policy: HealthPolicy,
     notices: Notices,
+    /// Hooks whose failure state this process last saw healthy, and when it wrote it.
+    healthy: Mutex<HashMap<HookId, i64>>,
 }
 
 impl Health {
@@ -78,6 +84,7 @@ impl Health {
             queue,
             policy,
             notices,
+            healthy: Mutex::new(HashMap::new()),
         }
     }
 
@@ -109,18 +116,38 @@ impl Health {
 
     /// Applies a batch's attempts of `hook` to its failure state; notices a failure that began
     /// or ended, and disables the hook when the policy (or the hook's own window) says so.
+    /// A batch of successes alone for a hook this process wrote healthy within
+    /// [`HEALTHY_REWRITE_MS`] writes nothing: a failure another sender recorded meanwhile is then
+    /// cleared by this process's next write, at most that much later.
     pub async fn update(&self, hook: &HookId, attempts: &[(i64, bool)], hooks: &dyn HookReader) {
-        let (before, after) = match self
-            .store
-            .record_health(hook, &BatchHealth::of(attempts))
-            .await
+        let batch = BatchHealth::of(attempts);
+        let now = now_ms();
+        let successes_only = batch.first_failure_after.is_none() && batch.last_success_at.is_some();
         {
+            let healthy = self.healthy.lock().unwrap_or_else(|p| p.into_inner());
+            if successes_only
+                && healthy
+                    .get(hook)
+                    .is_some_and(|written| now - written < HEALTHY_REWRITE_MS)
+            {
+                return;
+            }
+        }
+        let (before, after) = match self.store.record_health(hook, &batch).await {
             Ok(states) => states,
             Err(e) => {
                 tracing::warn!(hook_id = %hook, error = %e, "could not record the hook's health");
                 return;
             }
         };
+        {
+            let mut healthy = self.healthy.lock().unwrap_or_else(|p| p.into_inner());
+            if after.failing_since.is_none() && after.failed_attempts == 0 {
+                healthy.insert(hook.clone(), now);
+            } else {
+                healthy.remove(hook);
+            }
+        }
         if hook.as_str() == OPERATIONAL_HOOK_ID {
             // The operational endpoint's own failures are in its stats, never in a notice.
             return;
@@ -130,7 +157,6 @@ impl Health {
             .as_ref()
             .and_then(|h| h.disable_after.as_ref())
             .map_or(self.policy.disable_after, |w| w.duration());
-        let now = now_ms();
         match (before.failing_since, after.failing_since) {
             (None, Some(since)) => {
                 tracing::warn!(hook_id = %hook, failing_since = since, "hook failing");

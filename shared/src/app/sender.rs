@@ -522,6 +522,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_healthy_hook_is_not_written_again_for_successes_alone() {
+        let w = World::new().await;
+        let ok = w.hook(204).await;
+        let first = vec![message(&w.pending(&ok).await)];
+        let second = vec![message(&w.pending(&ok).await)];
+        w.store.reset();
+        assert!(w.batch(&first).await.is_empty());
+        assert!(w.batch(&second).await.is_empty());
+        let writes = w.store.health_writes.lock().unwrap().clone();
+        assert_eq!(writes, vec![ok.id.clone()], "only the first batch writes");
+        assert_eq!(
+            w.store.counted.lock().unwrap().len(),
+            2,
+            "each batch still adds to the counters"
+        );
+
+        let failing = w.hook(503).await;
+        let third = vec![message(&w.pending(&failing).await)];
+        let fourth = vec![message(&w.pending(&failing).await)];
+        w.store.reset();
+        assert!(w.batch(&third).await.is_empty());
+        assert!(w.batch(&fourth).await.is_empty());
+        let writes = w.store.health_writes.lock().unwrap().clone();
+        assert_eq!(writes.len(), 2, "failures are always written");
+        let state = w.store.hook_health(&failing.id).await.unwrap();
+        assert_eq!(state.failed_attempts, 2);
+    }
+
+    #[tokio::test]
     async fn malformed_messages_are_reported_failed_and_their_batch_mates_done() {
         let w = World::new().await;
         let hook = w.hook(204).await;
