@@ -285,11 +285,17 @@ async fn main() {
             c.usd_share.api_gateway
         );
     }
-    let hottest = [&fan_out_1, &fan_out_10, &single]
-        .into_iter()
-        .chain(&others)
-        .map(|c| c.hottest_partition_wcu_per_s)
-        .fold(0.0, f64::max);
+    // One hook's busiest partition key at 5,000 deliveries a second, from the fan-out 1 case.
+    let hottest = fan_out_1
+        .hottest_partition
+        .as_ref()
+        .map_or(0.0, |h| h.wcu_per_s_at_5000_deliveries_per_s);
+    if let Some(h) = &fan_out_1.hottest_partition {
+        println!(
+            "one hook at 5,000 deliveries/s: {:.0} write units/s on its busiest partition key ({}, {})",
+            hottest, h.table, h.key_kind
+        );
+    }
     let cost = json!({
         "wru_per_delivery": fan_out_1.wru_per_delivery,
         "rru_per_delivery": fan_out_1.rru_per_delivery,
