@@ -1,4 +1,5 @@
-//! The sender Lambda: SQS batches of delivery jobs, with partial batch failures reported.
+//! The sender Lambda: SQS batches of delivery jobs, each with how many times it was received,
+//! and partial batch failures reported.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -16,9 +17,15 @@ async fn main() -> Result<(), Error> {
                 .records
                 .into_iter()
                 .filter_map(|r| {
+                    let receive_count = r
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
                     Some(QueueMessage {
                         id: r.message_id?,
                         body: r.body.unwrap_or_default(),
+                        receive_count,
                     })
                 })
                 .collect();

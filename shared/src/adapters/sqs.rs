@@ -7,7 +7,9 @@ use crate::ports::{JobQueue, JobSource, QueueError, QueueMessage};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use std::time::Duration;
 
 /// SQS's longest `DelaySeconds`.
@@ -43,6 +45,7 @@ impl SqsQueue {
             .queue_url(&self.queue_url)
             .max_number_of_messages(max)
             .wait_time_seconds(wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .map_err(|e| not_accepted(0, 0, e))?;
@@ -51,10 +54,17 @@ impl SqsQueue {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 Some(ReceivedMessage {
                     message: QueueMessage {
                         id: m.message_id?,
                         body: m.body.unwrap_or_default(),
+                        receive_count,
                     },
                     receipt_handle: m.receipt_handle?,
                 })
@@ -123,8 +133,12 @@ impl JobSource for SqsQueue {
 
 #[async_trait]
 impl JobQueue for SqsQueue {
+    fn carries_deliveries(&self) -> bool {
+        true
+    }
+
     async fn enqueue_tasks(&self, jobs: &[Task]) -> Result<(), QueueError> {
-        for chunk in jobs.chunks(10) {
+        for (n, chunk) in jobs.chunks(10).enumerate() {
             let now = now_ms();
             let mut pending: Vec<SendMessageBatchRequestEntry> = chunk
                 .iter()
@@ -170,8 +184,9 @@ impl JobQueue for SqsQueue {
                 }
             }
             if !pending.is_empty() {
+                // This chunk's refused entries and every later chunk's (never sent).
                 return Err(QueueError::NotAccepted {
-                    failed: pending.len(),
+                    failed: pending.len() + jobs.len().saturating_sub((n + 1) * 10),
                     total: jobs.len(),
                     reason: last_error,
                 });

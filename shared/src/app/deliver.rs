@@ -9,13 +9,16 @@ use super::health::{Health, Tally};
 use super::{HookReader, PortError};
 use crate::domain::clock::now_ms;
 use crate::domain::decision::{Decision, GONE_REASON, decide};
-use crate::domain::delivery::{Delivery, DeliveryStatus, Job};
+use crate::domain::delivery::{Delivery, DeliveryStatus, FirstJob, Job, PendingDelivery};
 use crate::domain::hook::{Hook, HookId};
 use crate::domain::retry::RetrySchedule;
+use crate::domain::task::Task;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::operational::OPERATIONAL_HOOK_ID;
-use crate::ports::{AttemptRecord, JobQueue, QueueError, RecordOutcome, Store, StoreError};
+use crate::ports::{
+    AttemptRecord, JobQueue, MAX_RECEIVES, QueueError, RecordOutcome, Store, StoreError,
+};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -69,16 +72,27 @@ impl Deliveries {
         }
     }
 
-    /// Runs `job`: hooks are read from `hooks`, and an attempt made is added to `tally`.
+    /// Runs `job`, the `receive_count`th receive of its message; `first` is the delivery when
+    /// the job carries it (no record may exist yet). Hooks are read from `hooks`, and an
+    /// attempt made is added to `tally`.
     pub async fn deliver(
         &self,
         job: &Job,
+        first: Option<&PendingDelivery>,
+        receive_count: u32,
         hooks: &dyn HookReader,
         tally: &Tally,
     ) -> Result<JobOutcome, PortError> {
         let now = now_ms();
         if job.due_at > now + EARLY_TOLERANCE_MS {
-            self.queue.enqueue(std::slice::from_ref(job)).await?;
+            let again = match first {
+                Some(pending) => Task::First(FirstJob {
+                    job: job.clone(),
+                    pending: pending.clone(),
+                }),
+                None => Task::Delivery(job.clone()),
+            };
+            self.queue.enqueue_tasks(&[again]).await?;
             return Ok(JobOutcome::Skipped);
         }
         if job.reopen {
@@ -97,13 +111,51 @@ impl Deliveries {
                 Err(e) => return Err(e.into()),
             }
         }
-        let Some(delivery) = self
-            .store
-            .get_delivery(&job.hook_id, &job.delivery_id)
-            .await?
-        else {
-            tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an unknown delivery");
-            return Ok(JobOutcome::Skipped);
+        let found = match first {
+            // Read only when an earlier receive or fan-out may have attempted it.
+            Some(pending) if !pending.resumed && receive_count <= 1 => None,
+            _ => {
+                self.store
+                    .get_delivery(&job.hook_id, &job.delivery_id)
+                    .await?
+            }
+        };
+        let (delivery, unrecorded) = match (found, first) {
+            (Some(delivery), _) => (delivery, false),
+            (None, Some(pending)) => {
+                let fields = match &pending.fields {
+                    Some(fields) => fields.clone(),
+                    None => match self
+                        .store
+                        .event_fields(&pending.event_id, pending.created_at)
+                        .await?
+                    {
+                        Some(fields) => fields,
+                        None => {
+                            tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an event whose body is gone");
+                            return Ok(JobOutcome::Skipped);
+                        }
+                    },
+                };
+                let delivery = pending.delivery(job, &fields);
+                if receive_count >= MAX_RECEIVES {
+                    // The queue's last try before its dead-letter queue: written now, so the
+                    // log shows it and a recovery finds it whatever happens next.
+                    let (stored, _) = self
+                        .store
+                        .insert_missing_deliveries(std::slice::from_ref(&delivery))
+                        .await?
+                        .pop()
+                        .ok_or_else(|| StoreError::Corrupt("an insert answered nothing".into()))?;
+                    (stored, false)
+                } else {
+                    (delivery, true)
+                }
+            }
+            (None, None) => {
+                tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an unknown delivery");
+                return Ok(JobOutcome::Skipped);
+            }
         };
         if delivery.status != DeliveryStatus::Pending {
             // A copy of the job that recorded a 410 finishes the hook's disable, should the
@@ -140,16 +192,20 @@ impl Deliveries {
                 } else {
                     "hook deleted"
                 };
-                self.finish_without_attempt(&delivery, DeliveryStatus::Dropped, reason)
+                self.finish_without_attempt(&delivery, unrecorded, DeliveryStatus::Dropped, reason)
                     .await?;
                 tracing::info!(hook_id = %job.hook_id, delivery_id = %delivery.id, reason, "delivery dropped");
                 return Ok(JobOutcome::Dropped);
             }
         };
-        if self.wait_for_slot(&hook, &delivery, job).await? {
+        if self
+            .wait_for_slot(&hook, &delivery, unrecorded, job)
+            .await?
+        {
             return Ok(JobOutcome::Deferred);
         }
-        self.attempt(&hook, &delivery, job.attempt, tally).await
+        self.attempt(&hook, &delivery, unrecorded, job.attempt, tally)
+            .await
     }
 
     /// The hook a job is for: the operational endpoint, or a stored hook.
@@ -162,10 +218,12 @@ impl Deliveries {
 
     /// Takes the job's slot of the hook's rate limit: waits for a slot shortly ahead, or queues
     /// the job again for a later one (true then: no attempt now).
+    /// An `unrecorded` delivery is written first, so the log shows it while it waits.
     async fn wait_for_slot(
         &self,
         hook: &Hook,
         delivery: &Delivery,
+        unrecorded: bool,
         job: &Job,
     ) -> Result<bool, PortError> {
         let Some(limit) = hook.rate_limit else {
@@ -181,6 +239,11 @@ impl Deliveries {
             _ => self.store.reserve_slot(&hook.id, interval, now).await?,
         };
         if slot - now > interval && job.rate_slot != Some(slot) {
+            if unrecorded {
+                self.store
+                    .insert_missing_deliveries(std::slice::from_ref(delivery))
+                    .await?;
+            }
             let deferred = Job {
                 due_at: slot - 999,
                 rate_slot: Some(slot),
@@ -198,11 +261,13 @@ impl Deliveries {
         Ok(false)
     }
 
-    /// Performs attempt `number` of `delivery`, records it and queues the next one.
+    /// Performs attempt `number` of `delivery`, records it (writing the record when
+    /// `unrecorded`) and queues the next one.
     async fn attempt(
         &self,
         hook: &Hook,
         delivery: &Delivery,
+        unrecorded: bool,
         number: u32,
         tally: &Tally,
     ) -> Result<JobOutcome, PortError> {
@@ -257,7 +322,7 @@ impl Deliveries {
         } else {
             attempt_line!(info);
         }
-        if self.store.record_attempt(&record).await? == RecordOutcome::AlreadyRecorded {
+        if self.record(delivery, unrecorded, &record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
         tally.add(&hook.id, *started_at, duration_ms, performed.outcome());
@@ -307,14 +372,31 @@ impl Deliveries {
         self.queue.enqueue(&[job]).await
     }
 
+    /// Records what became of `delivery`: its record is written when `unrecorded`.
+    async fn record(
+        &self,
+        delivery: &Delivery,
+        unrecorded: bool,
+        record: &AttemptRecord,
+    ) -> Result<RecordOutcome, StoreError> {
+        if unrecorded {
+            self.store.record_first_attempt(delivery, record).await
+        } else {
+            self.store.record_attempt(record).await
+        }
+    }
+
     async fn finish_without_attempt(
         &self,
         delivery: &Delivery,
+        unrecorded: bool,
         status: DeliveryStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.store
-            .record_attempt(&AttemptRecord {
+        self.record(
+            delivery,
+            unrecorded,
+            &AttemptRecord {
                 hook_id: delivery.hook_id.clone(),
                 delivery_id: delivery.id.clone(),
                 expires_at: delivery.expires_at,
@@ -323,8 +405,9 @@ impl Deliveries {
                 status,
                 next_attempt_at: None,
                 reason: Some(reason.to_string()),
-            })
-            .await
-            .map(|_| ())
+            },
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -8,13 +8,16 @@ use super::PortError;
 use super::sync_call::{self, MAX_SYNC_HOOKS};
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
-use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
+use crate::domain::delivery::{
+    Delivery, DeliveryId, DeliveryStatus, FirstJob, Job, PendingDelivery,
+};
 use crate::domain::event::{Event, IngestBody};
-use crate::domain::hook::{Hook, HookMode};
+use crate::domain::hook::{Hook, HookId, HookMode};
+use crate::domain::task::Task;
 use crate::domain::validation::ValidationError;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
-use crate::ports::{EventClaim, JobQueue, QueueError, Store, StoreError, Subscriber};
+use crate::ports::{EventClaim, EventFields, JobQueue, QueueError, Store, StoreError, Subscriber};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +30,9 @@ pub const PREVIEW_REFUSED: &str = "is a preview event; set WEBHOOKS_PREVIEW_EVEN
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// A claim left unfinished this long (its request died) may be taken over.
 const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
+/// The longest job (bytes of JSON) that carries its event's fields: ten fit one 64 KiB queue
+/// request. A larger event's fields are kept once, and its jobs refer to them.
+const MAX_CARRYING_JOB: usize = 6_400;
 
 /// Why events were not accepted; none of them was then (claims released, records removed).
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +152,23 @@ impl Ingest {
                 _ => None,
             })
             .collect();
-        let counts = match self.fan_out(&fresh, &subscribers).await {
+        let fanned = if self.queue.carries_deliveries() {
+            self.fan_out_in_jobs(&fresh, &subscribers).await
+        } else {
+            self.fan_out(&fresh, &subscribers).await
+        };
+        let counts = match fanned {
             Ok(counts) => counts,
             Err(e) => {
-                self.release(events, &plan).await;
+                // Jobs a queue took carry their deliveries: the claims stay, so a repeat of an
+                // id resumes with the same delivery ids instead of minting new ones.
+                let queued_none = match &e {
+                    PortError::Queue(q) => q.queued_none(),
+                    PortError::Store(_) => true,
+                };
+                if queued_none || !self.queue.carries_deliveries() {
+                    self.release(events, &plan).await;
+                }
                 return Err(e.into());
             }
         };
@@ -375,6 +394,83 @@ impl Ingest {
         metrics::emit(&[
             ("EventsIngested", events.len() as f64, Unit::Count),
             ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),
+        ]);
+        for ((e, _), n) in events.iter().zip(&counts) {
+            tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
+        }
+        Ok(counts)
+    }
+
+    /// Enqueues every delivery's first job carrying the delivery itself (no record is written:
+    /// the first attempt writes it). An event too large to travel in each of its jobs is kept
+    /// once first. A fan-out that resumed marks its jobs, so the sender looks for a record of
+    /// an earlier copy before sending.
+    async fn fan_out_in_jobs(
+        &self,
+        events: &[(&Event, Option<Claim>)],
+        subscribers: &Subscribers,
+    ) -> Result<Vec<usize>, PortError> {
+        let now = now_ms();
+        let expires_at = (now + self.retention.as_millis() as i64) / 1000;
+        let mut counts = Vec::with_capacity(events.len());
+        let mut kept = Vec::new();
+        let mut tasks: Vec<(HookId, Task)> = Vec::new();
+        for (e, claim) in events {
+            let hooks: Vec<_> = subscribers[&e.name]
+                .iter()
+                .filter(|s| s.mode == HookMode::Async)
+                .map(|s| &s.hook_id)
+                .collect();
+            counts.push(hooks.len());
+            if hooks.is_empty() {
+                continue;
+            }
+            let at = claim.map_or(now, |c| c.first_claimed_at);
+            let resumed = claim.is_some_and(|c| c.resumed);
+            let fields = e.fields_json();
+            let carried = serde_json::to_string(fields).map_or(usize::MAX, |s| s.len());
+            let inline = carried + 400 <= MAX_CARRYING_JOB;
+            if !inline {
+                kept.push(EventFields {
+                    event_id: e.id.clone(),
+                    created_at: at,
+                    fields: fields.to_string(),
+                    expires_at,
+                });
+            }
+            for hook in hooks {
+                let job = Job {
+                    hook_id: hook.clone(),
+                    delivery_id: DeliveryId::derive(at, &e.id, hook),
+                    attempt: 1,
+                    due_at: now,
+                    reopen: false,
+                    rate_slot: None,
+                };
+                let pending = PendingDelivery {
+                    event_id: e.id.clone(),
+                    event: e.name,
+                    fields: inline.then(|| fields.to_string()),
+                    event_created_at: e.created_at_ms,
+                    created_at: at,
+                    expires_at,
+                    resumed,
+                };
+                tasks.push((hook.clone(), Task::First(FirstJob { job, pending })));
+            }
+        }
+        if !kept.is_empty() {
+            self.store.put_event_fields(&kept).await?;
+        }
+        // Grouped by hook, so a sender batch tends to hold one hook's jobs.
+        tasks.sort_by(|a, b| a.0.cmp(&b.0));
+        let tasks: Vec<Task> = tasks.into_iter().map(|(_, t)| t).collect();
+        if !tasks.is_empty() {
+            self.queue.enqueue_tasks(&tasks).await?;
+        }
+        metrics::emit(&[
+            ("EventsIngested", events.len() as f64, Unit::Count),
+            ("DeliveriesEnqueued", tasks.len() as f64, Unit::Count),
         ]);
         for ((e, _), n) in events.iter().zip(&counts) {
             tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");

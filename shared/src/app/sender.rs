@@ -132,8 +132,11 @@ impl Sender {
             .map(|m| {
                 let this = Arc::clone(self);
                 let body = m.body.clone();
+                let receive_count = m.receive_count;
                 let batch = batch.clone();
-                tokio::spawn(async move { this.process_message(&body, &batch).await })
+                tokio::spawn(
+                    async move { this.process_message(&body, receive_count, &batch).await },
+                )
             })
             .collect();
         let mut failed = Vec::new();
@@ -168,9 +171,27 @@ impl Sender {
         failed
     }
 
-    async fn process_message(&self, body: &str, batch: &Batch) -> Result<JobOutcome, SenderError> {
+    async fn process_message(
+        &self,
+        body: &str,
+        receive_count: u32,
+        batch: &Batch,
+    ) -> Result<JobOutcome, SenderError> {
         match serde_json::from_str(body).map_err(|_| SenderError::Malformed)? {
-            Task::Delivery(job) => Ok(self.deliveries.deliver(&job, batch, &batch.tally).await?),
+            Task::Delivery(job) => Ok(self
+                .deliveries
+                .deliver(&job, None, receive_count, batch, &batch.tally)
+                .await?),
+            Task::First(first) => Ok(self
+                .deliveries
+                .deliver(
+                    &first.job,
+                    Some(&first.pending),
+                    receive_count,
+                    batch,
+                    &batch.tally,
+                )
+                .await?),
             Task::Recovery(step) => self.recover(&step).await,
         }
     }
@@ -178,7 +199,10 @@ impl Sender {
     /// Processes one delivery job on its own (adding its attempt to the counters at once).
     pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
         let batch = Batch::new(self.store.clone());
-        let outcome = self.deliveries.deliver(job, &batch, &batch.tally).await;
+        let outcome = self
+            .deliveries
+            .deliver(job, None, 1, &batch, &batch.tally)
+            .await;
         self.health.flush(&batch.tally, &batch).await;
         Ok(outcome?)
     }
@@ -268,11 +292,15 @@ mod tests {
     use crate::domain::catalog::EventName;
     use crate::domain::clock::now_ms;
     use crate::domain::decision::GONE_REASON;
-    use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus};
+    use crate::domain::delivery::{
+        Delivery, DeliveryId, DeliveryStatus, FirstJob, PendingDelivery,
+    };
     use crate::domain::event::EventId;
     use crate::domain::hook::UrlPolicy;
     use crate::domain::recovery::RecoveryStatus;
-    use crate::ports::{DeliveryLog, HealthStore, HookStore, HourlyCount, RecoveryStore};
+    use crate::ports::{
+        DeliveryLog, HealthStore, HookStore, HourlyCount, MAX_RECEIVES, RecoveryStore,
+    };
 
     /// A sender on the watched embedded store and queue, and the receiver its hooks point at.
     struct World {
@@ -350,15 +378,54 @@ mod tests {
 
         /// Runs one batch of these messages; returns the ids reported failed.
         async fn batch(&self, bodies: &[String]) -> Vec<String> {
+            self.received(bodies, 1).await
+        }
+
+        /// Runs one batch of these messages, each received `count` times.
+        async fn received(&self, bodies: &[String], count: u32) -> Vec<String> {
             let messages: Vec<QueueMessage> = bodies
                 .iter()
                 .enumerate()
                 .map(|(i, body)| QueueMessage {
                     id: format!("m{i}"),
                     body: body.clone(),
+                    receive_count: count,
                 })
                 .collect();
             self.sender.process_batch(&messages).await
+        }
+
+        /// A delivery to `hook` that no record holds yet, as its first job carries it.
+        fn first(&self, hook: &Hook) -> (FirstJob, String) {
+            let now = now_ms();
+            let first = FirstJob {
+                job: Job {
+                    hook_id: hook.id.clone(),
+                    delivery_id: DeliveryId::generate(),
+                    attempt: 1,
+                    due_at: now,
+                    reopen: false,
+                    rate_slot: None,
+                },
+                pending: PendingDelivery {
+                    event_id: EventId::generate(),
+                    event: EventName::UserCreated,
+                    fields: Some(r#"{"event":"User.Created","data":{"id":"u1"}}"#.into()),
+                    event_created_at: now,
+                    created_at: now,
+                    expires_at: now / 1000 + 86_400,
+                    resumed: false,
+                },
+            };
+            let text = serde_json::to_string(&Task::First(first.clone())).unwrap();
+            (first, text)
+        }
+
+        async fn stored(&self, job: &Job) -> Option<Delivery> {
+            self.store
+                .get_delivery(&job.hook_id, &job.delivery_id)
+                .await
+                .unwrap()
         }
     }
 
@@ -519,6 +586,91 @@ mod tests {
         let failing_state = w.store.hook_health(&failing.id).await.unwrap();
         assert_eq!(failing_state.failed_attempts, 2);
         assert!(failing_state.failing_since.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_first_job_is_sent_without_a_read_and_its_attempt_writes_the_record() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let (first, text) = w.first(&hook);
+        w.store.reset();
+        assert!(w.batch(std::slice::from_ref(&text)).await.is_empty());
+        assert!(
+            w.store.delivery_reads.lock().unwrap().is_empty(),
+            "no read before a first receive"
+        );
+        assert_eq!(
+            w.receiver.ids(),
+            vec![first.job.delivery_id.to_string()],
+            "sent once, with the delivery id as its webhook-id"
+        );
+        let d = w
+            .stored(&first.job)
+            .await
+            .expect("the attempt wrote the record");
+        assert_eq!(d.status, DeliveryStatus::Success);
+        assert_eq!(d.attempt_count(), 1);
+        assert_eq!(
+            d.body,
+            format!(
+                r#"{{"hookId":"{}","event":"User.Created","data":{{"id":"u1"}}}}"#,
+                hook.id
+            )
+        );
+        assert_eq!(d.event_id, first.pending.event_id);
+
+        // A second receive of the same message, or a resumed fan-out's copy, reads first and
+        // finds the success.
+        w.store.reset();
+        assert!(w.received(std::slice::from_ref(&text), 2).await.is_empty());
+        let resumed = FirstJob {
+            pending: PendingDelivery {
+                resumed: true,
+                ..first.pending.clone()
+            },
+            ..first.clone()
+        };
+        let resumed = serde_json::to_string(&Task::First(resumed)).unwrap();
+        assert!(w.batch(&[resumed]).await.is_empty());
+        assert_eq!(
+            w.receiver.ids().len(),
+            1,
+            "never sent again after its success"
+        );
+        assert_eq!(w.store.delivery_reads.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_first_job_on_its_last_receive_is_written_before_anything_can_fail() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let (early, early_text) = w.first(&hook);
+        let (last, last_text) = w.first(&hook);
+        w.store
+            .refuse_records
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(w.received(&[early_text], 1).await.len(), 1);
+        assert_eq!(w.received(&[last_text], MAX_RECEIVES).await.len(), 1);
+        assert!(
+            w.stored(&early.job).await.is_none(),
+            "a retry will carry it"
+        );
+        let kept = w.stored(&last.job).await.expect("the log shows it");
+        assert_eq!(kept.status, DeliveryStatus::Pending);
+        assert_eq!(kept.attempt_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_first_job_for_a_deleted_hook_is_recorded_dropped() {
+        let w = World::new().await;
+        let hook = w.hook(204).await;
+        let (first, text) = w.first(&hook);
+        w.store.delete_hook(&hook).await.unwrap();
+        assert!(w.batch(&[text]).await.is_empty());
+        let d = w.stored(&first.job).await.expect("recorded");
+        assert_eq!(d.status, DeliveryStatus::Dropped);
+        assert_eq!(d.reason.as_deref(), Some("hook deleted"));
+        assert!(w.receiver.ids().is_empty());
     }
 
     #[tokio::test]

@@ -2,13 +2,15 @@
 //! receiver on 127.0.0.1. Nothing here connects anywhere but the loopback address.
 
 use crate::adapters::sqlite::{SqliteQueue, SqliteStore};
-use crate::domain::delivery::Job;
+use crate::domain::delivery::{Delivery, DeliveryId, Job};
 use crate::domain::health::{BatchHealth, HookHealth};
 use crate::domain::hook::{Hook, HookId};
 use crate::domain::task::Task;
 use crate::forward_port;
 use crate::ports::forward::Forwarding;
-use crate::ports::{HourlyCount, JobQueue, QueueError, Store, StoreError};
+use crate::ports::{
+    AttemptRecord, HourlyCount, JobQueue, QueueError, RecordOutcome, Store, StoreError,
+};
 use async_trait::async_trait;
 use axum::extract::Path;
 use http::{HeaderMap, StatusCode};
@@ -25,6 +27,10 @@ pub struct Spy {
     pub health_writes: Mutex<Vec<HookId>>,
     /// The hook of each `get_hook` call.
     pub hook_reads: Mutex<Vec<HookId>>,
+    /// The id of each `get_delivery` call.
+    pub delivery_reads: Mutex<Vec<DeliveryId>>,
+    /// Makes every attempt's record fail, as when the database is unreachable.
+    pub refuse_records: std::sync::atomic::AtomicBool,
 }
 
 impl Spy {
@@ -34,6 +40,8 @@ impl Spy {
             counted: Mutex::default(),
             health_writes: Mutex::default(),
             hook_reads: Mutex::default(),
+            delivery_reads: Mutex::default(),
+            refuse_records: Default::default(),
         })
     }
 
@@ -42,6 +50,17 @@ impl Spy {
         self.counted.lock().unwrap().clear();
         self.health_writes.lock().unwrap().clear();
         self.hook_reads.lock().unwrap().clear();
+        self.delivery_reads.lock().unwrap().clear();
+    }
+
+    fn refused(&self) -> Result<(), StoreError> {
+        if self
+            .refuse_records
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Unavailable("refused by the test".into()));
+        }
+        Ok(())
     }
 }
 
@@ -62,7 +81,35 @@ forward_port! {
     }
 }
 
-forward_port! { impl DeliveryLog for Spy { forward all; } }
+forward_port! {
+    impl DeliveryLog for Spy {
+        forward insert_deliveries, insert_missing_deliveries, delete_deliveries, put_event_fields,
+            event_fields, page_deliveries, reopen_delivery;
+
+        async fn get_delivery(
+            &self,
+            hook: &HookId,
+            id: &DeliveryId,
+        ) -> Result<Option<Delivery>, StoreError> {
+            self.delivery_reads.lock().unwrap().push(id.clone());
+            self.inner.get_delivery(hook, id).await
+        }
+
+        async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
+            self.refused()?;
+            self.inner.record_attempt(record).await
+        }
+
+        async fn record_first_attempt(
+            &self,
+            pending: &Delivery,
+            record: &AttemptRecord,
+        ) -> Result<RecordOutcome, StoreError> {
+            self.refused()?;
+            self.inner.record_first_attempt(pending, record).await
+        }
+    }
+}
 
 forward_port! { impl EventClaims for Spy { forward all; } }
 
@@ -110,6 +157,7 @@ impl Queued {
             .iter()
             .filter_map(|t| match t {
                 Task::Delivery(job) => Some(job.clone()),
+                Task::First(first) => Some(first.job.clone()),
                 Task::Recovery(_) => None,
             })
             .collect()

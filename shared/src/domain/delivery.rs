@@ -211,6 +211,55 @@ pub struct Job {
     pub rate_slot: Option<i64>,
 }
 
+/// A delivery that has no record yet, as its first job carries it: the queue message is the
+/// pending delivery, and its first attempt writes the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDelivery {
+    pub event_id: EventId,
+    pub event: EventName,
+    /// The event's delivered fields without `hookId`; `None` when too large to carry in every
+    /// job, and then stored once for the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<String>,
+    pub event_created_at: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Queued again by a fan-out that resumed: an earlier copy may have been attempted, so the
+    /// sender looks for a record first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+impl PendingDelivery {
+    /// The delivery as it stands before its first attempt, its body built from `fields`.
+    pub fn delivery(&self, job: &Job, fields: &str) -> Delivery {
+        Delivery {
+            hook_id: job.hook_id.clone(),
+            id: job.delivery_id.clone(),
+            event_id: self.event_id.clone(),
+            event: self.event,
+            body: crate::domain::event::delivered_body(fields, &job.hook_id),
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: Some(job.due_at),
+            reason: None,
+            event_created_at: self.event_created_at,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            sync: false,
+        }
+    }
+}
+
+/// The first job of a delivery that has no record yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstJob {
+    #[serde(flatten)]
+    pub job: Job,
+    pub pending: PendingDelivery,
+}
+
 impl Job {
     /// The job for the delivery's next attempt (the first one after those on record), due at
     /// `due_at`.

@@ -64,8 +64,21 @@ impl Event {
     /// The body one hook receives: `{"hookId": …}` followed by the event's fields, byte-identical
     /// for every attempt of that delivery.
     pub fn delivered_body(&self, hook: &HookId) -> String {
-        let hook = serde_json::to_string(hook.as_str()).expect("a string serializes");
-        format!("{{\"hookId\":{hook},{}", &self.fields_json[1..])
+        delivered_body(&self.fields_json, hook)
+    }
+
+    /// The delivered fields without `hookId` (a JSON object), the same for every hook.
+    pub fn fields_json(&self) -> &str {
+        &self.fields_json
+    }
+}
+
+/// The body `hook` receives of an event whose delivered fields are `fields_json`.
+pub fn delivered_body(fields_json: &str, hook: &HookId) -> String {
+    let hook = serde_json::to_string(hook.as_str()).expect("a string serializes");
+    match fields_json.get(1..) {
+        Some(rest) if rest != "}" => format!("{{\"hookId\":{hook},{rest}"),
+        _ => format!("{{\"hookId\":{hook}}}"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The queue envelope: what one queue message carries, a delivery attempt or a recovery step,
 //! told apart by shape so a delivery job keeps its wire form.
 
-use crate::domain::delivery::Job;
+use crate::domain::delivery::{FirstJob, Job};
 use crate::domain::recovery::RecoveryStep;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(untagged)]
 pub enum Task {
     Recovery(RecoveryStep),
+    /// Before `Delivery`: a first job also reads as a plain job.
+    First(FirstJob),
     Delivery(Job),
 }
 
@@ -18,6 +20,7 @@ impl Task {
     pub fn due_at(&self) -> i64 {
         match self {
             Task::Recovery(step) => step.due_at,
+            Task::First(first) => first.job.due_at,
             Task::Delivery(job) => job.due_at,
         }
     }

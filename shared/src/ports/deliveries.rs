@@ -3,6 +3,7 @@
 use super::{Page, StoreError};
 use crate::domain::catalog::EventName;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus};
+use crate::domain::event::EventId;
 use crate::domain::hook::HookId;
 use async_trait::async_trait;
 
@@ -20,6 +21,17 @@ pub struct AttemptRecord {
     pub status: DeliveryStatus,
     pub next_attempt_at: Option<i64>,
     pub reason: Option<String>,
+}
+
+/// An event's delivered fields (without `hookId`), kept once for the jobs of its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFields {
+    pub event_id: EventId,
+    /// When it was fanned out (its deliveries' `createdAt`).
+    pub created_at: i64,
+    pub fields: String,
+    /// Unix seconds after which it may be deleted.
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +107,41 @@ pub trait DeliveryLog: Send + Sync {
         after: Option<&DeliveryId>,
         limit: usize,
     ) -> Result<Page<Delivery>, StoreError>;
+    /// Records the first attempt (or end) of a delivery no record holds yet: `pending` as it
+    /// stood before, `record` what became of it. `AlreadyRecorded` when a record exists (another
+    /// copy of the job wrote it).
+    async fn record_first_attempt(
+        &self,
+        pending: &Delivery,
+        record: &AttemptRecord,
+    ) -> Result<RecordOutcome, StoreError> {
+        let (stored, created) = self
+            .insert_missing_deliveries(std::slice::from_ref(pending))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("an insert answered nothing".into()))?;
+        if !created && (stored.status != DeliveryStatus::Pending || !stored.attempts.is_empty()) {
+            return Ok(RecordOutcome::AlreadyRecorded);
+        }
+        self.record_attempt(record).await
+    }
+    /// Keeps the delivered fields of events too large to travel in each of their jobs.
+    async fn put_event_fields(&self, events: &[EventFields]) -> Result<(), StoreError> {
+        let _ = events;
+        Err(StoreError::Unavailable(
+            "this store keeps bodies with their deliveries".into(),
+        ))
+    }
+    /// The fields [`DeliveryLog::put_event_fields`] kept for the event `event` fanned out at
+    /// `created_at`.
+    async fn event_fields(
+        &self,
+        event: &EventId,
+        created_at: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (event, created_at);
+        Ok(None)
+    }
     /// Makes a finished delivery pending again for a re-send; `None` when it does not exist,
     /// `Conflict` when it is still pending or (with `expected_attempts`) has another number
     /// of attempts on record than the re-send expects.

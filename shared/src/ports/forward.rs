@@ -42,8 +42,8 @@ pub mod types {
     pub use crate::domain::hook::{Hook, HookId, HookPosition};
     pub use crate::domain::recovery::{Recovery, RecoveryId};
     pub use crate::ports::{
-        AttemptRecord, DeliveryFilter, EventClaim, HourlyCount, Page, RecordOutcome, StoreError,
-        Subscriber,
+        AttemptRecord, DeliveryFilter, EventClaim, EventFields, HourlyCount, Page, RecordOutcome,
+        StoreError, Subscriber,
     };
     pub use serde_json::Value;
 }
@@ -64,7 +64,8 @@ macro_rules! forward_port {
     (impl DeliveryLog for $fake:ty { forward all; $($own:tt)* }) => {
         $crate::forward_port!(impl DeliveryLog for $fake {
             forward insert_deliveries, insert_missing_deliveries, delete_deliveries,
-                get_delivery, record_attempt, page_deliveries, reopen_delivery;
+                get_delivery, record_attempt, record_first_attempt, put_event_fields,
+                event_fields, page_deliveries, reopen_delivery;
             $($own)*
         });
     };
@@ -153,6 +154,16 @@ macro_rules! forward_port {
     (@signature record_attempt, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         record_attempt(record: &$crate::ports::forward::types::AttemptRecord)
             -> $crate::ports::forward::types::RecordOutcome); };
+    (@signature record_first_attempt, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        record_first_attempt(
+            pending: &$crate::ports::forward::types::Delivery,
+            record: &$crate::ports::forward::types::AttemptRecord
+        ) -> $crate::ports::forward::types::RecordOutcome); };
+    (@signature put_event_fields, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        put_event_fields(events: &[$crate::ports::forward::types::EventFields]) -> ()); };
+    (@signature event_fields, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        event_fields(event: &$crate::ports::forward::types::EventId, created_at: i64)
+            -> Option<String>); };
     (@signature page_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         page_deliveries(
             hook: &$crate::ports::forward::types::HookId,

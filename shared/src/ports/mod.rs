@@ -15,10 +15,10 @@ mod queue;
 mod recoveries;
 
 pub use claims::{EventClaim, EventClaims};
-pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryLog, RecordOutcome};
+pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryLog, EventFields, RecordOutcome};
 pub use health::{HealthStore, HourlyCount};
 pub use hooks::{HookStore, Subscriber};
-pub use queue::{JobQueue, JobSource, QueueError, QueueMessage, ReceivedMessage};
+pub use queue::{JobQueue, JobSource, MAX_RECEIVES, QueueError, QueueMessage, ReceivedMessage};
 pub use recoveries::RecoveryStore;
 
 use crate::domain::delivery::DeliveryId;

@@ -5,6 +5,10 @@ use crate::domain::delivery::Job;
 use crate::domain::task::Task;
 use async_trait::async_trait;
 
+/// Receives of one message after which the queue moves it to its dead-letter queue (the
+/// template's `maxReceiveCount`).
+pub const MAX_RECEIVES: u32 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue did not accept {failed} of {total} jobs: {reason}")]
@@ -15,11 +19,27 @@ pub enum QueueError {
     },
 }
 
+impl QueueError {
+    /// True when none of the jobs may have been queued.
+    pub fn queued_none(&self) -> bool {
+        match self {
+            QueueError::NotAccepted { failed, total, .. } => failed >= total,
+        }
+    }
+}
+
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Enqueues every task, each visible at its due time (or within the queue's longest
     /// delay). Succeeds only when every task was accepted.
     async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError>;
+
+    /// True when a message of this queue may stand for a delivery no record holds yet (the
+    /// queue is durable on its own): new deliveries then travel in their first jobs and their
+    /// first attempts write their records.
+    fn carries_deliveries(&self) -> bool {
+        false
+    }
 
     /// Enqueues delivery jobs.
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
@@ -28,11 +48,14 @@ pub trait JobQueue: Send + Sync {
     }
 }
 
-/// A received queue message: its receipt id (SQS message id) and the job JSON.
+/// A received queue message: its receipt id (SQS message id), the job JSON, and how many times
+/// it was received (SQS `ApproximateReceiveCount`; more than 1 when an earlier receive may
+/// have processed it).
 #[derive(Debug, Clone)]
 pub struct QueueMessage {
     pub id: String,
     pub body: String,
+    pub receive_count: u32,
 }
 
 /// A received message with what it takes to acknowledge it.

@@ -6,9 +6,14 @@
 
 use super::DynamoStore;
 use super::item::{Item, corrupt, n, s, unavailable};
-use crate::domain::delivery::{Delivery, DeliveryId, SUCCESS_CAPTURE_BYTES, truncate_at_char};
+use crate::domain::delivery::{
+    Attempt, Delivery, DeliveryId, SUCCESS_CAPTURE_BYTES, truncate_at_char,
+};
+use crate::domain::event::EventId;
 use crate::domain::hook::HookId;
-use crate::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, Page, RecordOutcome, StoreError};
+use crate::ports::{
+    AttemptRecord, DeliveryFilter, DeliveryLog, EventFields, Page, RecordOutcome, StoreError,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -143,6 +148,34 @@ impl DynamoStore {
         Ok(())
     }
 }
+
+/// An attempt as its delivery's item keeps it: a long answer cut to its start (and marked),
+/// with the whole answer to keep apart.
+fn inline_attempt(
+    attempt: &Attempt,
+) -> Result<(AttributeValue, Option<(u32, String)>), StoreError> {
+    let mut inline = attempt.clone();
+    let mut spilled = None;
+    if let Some(body) = &mut inline.response_body
+        && body.len() > INLINE_ANSWER_BYTES
+    {
+        spilled = Some((attempt.number, body.clone()));
+        truncate_at_char(body, INLINE_ANSWER_BYTES);
+    }
+    let mut value = serde_dynamo::to_attribute_value(&inline).map_err(corrupt)?;
+    if spilled.is_some()
+        && let AttributeValue::M(fields) = &mut value
+    {
+        fields.insert("answerItem".into(), AttributeValue::Bool(true));
+    }
+    Ok((value, spilled))
+}
+
+/// Where an event's fields are kept for the jobs of its deliveries (one item per event).
+fn fields_pk(event: &EventId, created_at: i64) -> String {
+    format!("fields#{created_at}#{event}")
+}
+const FIELDS_SK: &str = "fields";
 
 /// The sort key of attempt `number`'s whole answer.
 fn answer_sk(id: &DeliveryId, number: u32) -> String {
@@ -299,19 +332,8 @@ impl DeliveryLog for DynamoStore {
             .expression_attribute_values(":expected", n(record.expected_attempts.into()));
         let mut spilled = None;
         if let Some(attempt) = &record.attempt {
-            let mut inline = attempt.clone();
-            if let Some(body) = &mut inline.response_body
-                && body.len() > INLINE_ANSWER_BYTES
-            {
-                spilled = Some((attempt.number, body.clone()));
-                truncate_at_char(body, INLINE_ANSWER_BYTES);
-            }
-            let mut value = serde_dynamo::to_attribute_value(&inline).map_err(corrupt)?;
-            if spilled.is_some()
-                && let AttributeValue::M(fields) = &mut value
-            {
-                fields.insert("answerItem".into(), AttributeValue::Bool(true));
-            }
+            let (value, long) = inline_attempt(attempt)?;
+            spilled = long;
             set.push("attempts = list_append(attempts, :attempt)");
             set.push("attemptCount = :count");
             update = update
@@ -343,25 +365,81 @@ impl DeliveryLog for DynamoStore {
         if let Updated::Refused(_) = recorded {
             return Ok(RecordOutcome::AlreadyRecorded);
         }
-        if let Some((number, body)) = spilled {
-            // After the attempt: should this write fail, the log shows the answer's start.
-            let mut item = Item::new();
-            item.insert(
-                "pk".into(),
-                s(&delivery_pk(&record.hook_id, &record.delivery_id)),
-            );
-            item.insert("sk".into(), s(&answer_sk(&record.delivery_id, number)));
-            item.insert("expiresAt".into(), n(record.expires_at));
-            put_body(&mut item, &body);
-            self.client
-                .put_item()
-                .table_name(&self.deliveries_table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(unavailable)?;
-        }
+        self.keep_answer(record, spilled).await?;
         Ok(RecordOutcome::Recorded)
+    }
+
+    async fn record_first_attempt(
+        &self,
+        pending: &Delivery,
+        record: &AttemptRecord,
+    ) -> Result<RecordOutcome, StoreError> {
+        let mut d = pending.clone();
+        d.status = record.status;
+        d.next_attempt_at = record.next_attempt_at;
+        d.reason = record.reason.clone();
+        let mut item = self.delivery_item(&d)?;
+        let mut spilled = None;
+        if let Some(attempt) = &record.attempt {
+            let (value, long) = inline_attempt(attempt)?;
+            spilled = long;
+            item.insert("attempts".into(), AttributeValue::L(vec![value]));
+            item.insert("attemptCount".into(), n(1));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.deliveries_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        if let Err(e) = result {
+            return match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => {
+                    Ok(RecordOutcome::AlreadyRecorded)
+                }
+                other => Err(unavailable(other)),
+            };
+        }
+        self.keep_answer(record, spilled).await?;
+        Ok(RecordOutcome::Recorded)
+    }
+
+    async fn put_event_fields(&self, events: &[EventFields]) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(events.len());
+        for e in events {
+            let mut item = Item::new();
+            item.insert("pk".into(), s(&fields_pk(&e.event_id, e.created_at)));
+            item.insert("sk".into(), s(FIELDS_SK));
+            item.insert("expiresAt".into(), n(e.expires_at));
+            put_body(&mut item, &e.fields);
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(unavailable)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.write_deliveries(requests).await
+    }
+
+    async fn event_fields(
+        &self,
+        event: &EventId,
+        created_at: i64,
+    ) -> Result<Option<String>, StoreError> {
+        match self
+            .read_item(
+                &self.deliveries_table,
+                &fields_pk(event, created_at),
+                FIELDS_SK,
+            )
+            .await?
+        {
+            Some(mut item) => take_body(&mut item),
+            None => Ok(None),
+        }
     }
 
     async fn page_deliveries(
@@ -441,6 +519,34 @@ impl DeliveryLog for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Keeps an attempt's whole answer (`spilled`: its number and text) in its own item. After
+    /// the attempt's record: should this write fail, the log shows the answer's start.
+    async fn keep_answer(
+        &self,
+        record: &AttemptRecord,
+        spilled: Option<(u32, String)>,
+    ) -> Result<(), StoreError> {
+        let Some((number, body)) = spilled else {
+            return Ok(());
+        };
+        let mut item = Item::new();
+        item.insert(
+            "pk".into(),
+            s(&delivery_pk(&record.hook_id, &record.delivery_id)),
+        );
+        item.insert("sk".into(), s(&answer_sk(&record.delivery_id, number)));
+        item.insert("expiresAt".into(), n(record.expires_at));
+        put_body(&mut item, &body);
+        self.client
+            .put_item()
+            .table_name(&self.deliveries_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Puts the whole answers kept in items of their own (attempts `spilled`) back into `d`.
     async fn with_answers(
         &self,

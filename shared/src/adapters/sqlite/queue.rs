@@ -116,6 +116,7 @@ impl SqliteQueue {
                 },
             );
             out.push(QueueMessage {
+                receive_count: 1,
                 id: id.to_string(),
                 body,
             });
