@@ -196,6 +196,19 @@ impl Sender {
         }
     }
 
+    /// Processes one received message on its own (adding its attempt to the counters at once).
+    pub async fn process_received(
+        &self,
+        message: &QueueMessage,
+    ) -> Result<JobOutcome, SenderError> {
+        let batch = Batch::new(self.store.clone());
+        let outcome = self
+            .process_message(&message.body, message.receive_count, &batch)
+            .await;
+        self.health.flush(&batch.tally, &batch).await;
+        outcome
+    }
+
     /// Processes one delivery job on its own (adding its attempt to the counters at once).
     pub async fn process(&self, job: &Job) -> Result<JobOutcome, SenderError> {
         let batch = Batch::new(self.store.clone());

@@ -1,6 +1,7 @@
 //! Two senders holding the same job at once (an SQS duplicate, or a visibility timeout that
 //! expired mid-attempt): both may send, the receiver de-duplicates on `webhook-id`, and the
-//! attempt, its follow-up job and its stats are recorded exactly once.
+//! attempt, its follow-up job and its stats are recorded exactly once. The job is the queued
+//! message itself, which carries its delivery until the first attempt writes the record.
 
 use crate::support::{faulty_pipeline, settings};
 use serde_json::json;
@@ -9,10 +10,11 @@ use std::time::Duration;
 use webhooks::adapters::sqlite::SqliteQueue;
 use webhooks::app::sender::{JobOutcome, Sender};
 use webhooks::domain::clock::now_ms;
-use webhooks::domain::delivery::{DeliveryId, DeliveryStatus, Job};
+use webhooks::domain::delivery::{DeliveryId, DeliveryStatus};
 use webhooks::domain::hook::HookId;
+use webhooks::domain::task::Task;
 use webhooks::net::client::DeliveryClient;
-use webhooks::ports::{DeliveryLog, HealthStore, Store};
+use webhooks::ports::{DeliveryLog, HealthStore, QueueMessage, Store};
 use webhooks_tests::faulty_store::{FaultyStore, Gate};
 use webhooks_tests::receiver::Receiver;
 
@@ -23,8 +25,8 @@ async fn one_record_at_a_time(gate: &Gate, store: &dyn Store, hook: &HookId, id:
     gate.release_one();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let stored = store.get_delivery(hook, id).await.unwrap().unwrap();
-        if !stored.attempts.is_empty() {
+        let stored = store.get_delivery(hook, id).await.unwrap();
+        if stored.is_some_and(|d| !d.attempts.is_empty()) {
             break;
         }
         assert!(
@@ -36,13 +38,22 @@ async fn one_record_at_a_time(gate: &Gate, store: &dyn Store, hook: &HookId, id:
     gate.release_one();
 }
 
-async fn first_job(
-    store: &dyn Store,
-    hook: &HookId,
-) -> (Job, webhooks::domain::delivery::Delivery) {
-    let deliveries = webhooks_tests::deliveries_between(store, hook, 0, now_ms()).await;
-    assert_eq!(deliveries.len(), 1);
-    (Job::for_delivery(&deliveries[0], 0), deliveries[0].clone())
+/// The one queued message (a first job, carrying its delivery) and its delivery's id; no
+/// record exists yet.
+async fn first_job(p: &crate::support::Pipeline, hook: &HookId) -> (QueueMessage, DeliveryId) {
+    assert!(
+        webhooks_tests::deliveries_between(p.moto.store.as_ref(), hook, 0, now_ms())
+            .await
+            .is_empty(),
+        "the first attempt writes the record"
+    );
+    let received = p.moto.queue.receive(10, 1).await.unwrap();
+    assert_eq!(received.len(), 1);
+    let message = received[0].message.clone();
+    let Ok(Task::First(first)) = serde_json::from_str::<Task>(&message.body) else {
+        panic!("a first job: {}", message.body);
+    };
+    (message, first.job.delivery_id)
 }
 
 #[tokio::test]
@@ -57,12 +68,12 @@ async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry
         .post_event(json!({"event": "Role.Deleted", "data": {"id": "r_9"}}))
         .await;
     assert_eq!(r.status, 202);
-    let (job, delivery) = first_job(p.moto.store.as_ref(), &hook_id).await;
+    let (job, delivery) = first_job(&p, &hook_id).await;
 
-    // Both senders read the delivery as pending before either records: hold their records
-    // until both have sent.
+    // Both senders hold the message before either records: hold their records until both
+    // have sent.
     let faulty = FaultyStore::new(p.moto.store.clone());
-    let gate = faulty.hold("record_attempt");
+    let gate = faulty.hold("record_first_attempt");
     let queue = SqliteQueue::in_memory(Duration::from_secs(30), 5);
     let s = settings("1s,1s");
     let sender = || {
@@ -74,8 +85,12 @@ async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry
         )
     };
     let (one, two) = (sender(), sender());
-    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery.id);
-    let (a, b, ()) = tokio::join!(one.process(&job), two.process(&job), opener);
+    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery);
+    let (a, b, ()) = tokio::join!(
+        one.process_received(&job),
+        two.process_received(&job),
+        opener
+    );
     let mut outcomes = [a.unwrap(), b.unwrap()];
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(outcomes, [JobOutcome::RetryScheduled, JobOutcome::Skipped]);
@@ -84,12 +99,12 @@ async fn two_senders_with_one_failing_job_record_one_attempt_and_queue_one_retry
     assert_eq!(seen.len(), 2, "both senders sent");
     assert!(
         seen.iter()
-            .all(|r| r.header("webhook-id") == delivery.id.to_string())
+            .all(|r| r.header("webhook-id") == delivery.to_string())
     );
     let stored = p
         .moto
         .store
-        .get_delivery(&hook_id, &delivery.id)
+        .get_delivery(&hook_id, &delivery)
         .await
         .unwrap()
         .unwrap();
@@ -115,9 +130,9 @@ async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
     let hook_id = HookId::parse(hook["id"].as_str().unwrap()).unwrap();
     p.post_event(json!({"event": "Role.Created", "data": {}}))
         .await;
-    let (job, delivery) = first_job(p.moto.store.as_ref(), &hook_id).await;
+    let (job, delivery) = first_job(&p, &hook_id).await;
     let faulty = FaultyStore::new(p.moto.store.clone());
-    let gate = faulty.hold("record_attempt");
+    let gate = faulty.hold("record_first_attempt");
     let queue = SqliteQueue::in_memory(Duration::from_secs(30), 5);
     let s = settings("1s");
     let senders: Vec<Arc<Sender>> = (0..2)
@@ -130,8 +145,12 @@ async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
             )
         })
         .collect();
-    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery.id);
-    let (a, b, ()) = tokio::join!(senders[0].process(&job), senders[1].process(&job), opener);
+    let opener = one_record_at_a_time(&gate, p.moto.store.as_ref(), &hook_id, &delivery);
+    let (a, b, ()) = tokio::join!(
+        senders[0].process_received(&job),
+        senders[1].process_received(&job),
+        opener
+    );
     let mut outcomes = [a.unwrap(), b.unwrap()];
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(outcomes, [JobOutcome::Delivered, JobOutcome::Skipped]);
@@ -139,14 +158,21 @@ async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
     let stored = p
         .moto
         .store
-        .get_delivery(&hook_id, &delivery.id)
+        .get_delivery(&hook_id, &delivery)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(stored.status, DeliveryStatus::Success);
     assert_eq!(stored.attempts.len(), 1);
     assert!(queue.is_empty());
-    // A third copy arriving later sends nothing.
-    assert_eq!(senders[0].process(&job).await.unwrap(), JobOutcome::Skipped);
+    // A third copy arriving later (a second receive) sends nothing.
+    let again = QueueMessage {
+        receive_count: 2,
+        ..job.clone()
+    };
+    assert_eq!(
+        senders[0].process_received(&again).await.unwrap(),
+        JobOutcome::Skipped
+    );
     assert_eq!(receiver.received().len(), 2);
 }

@@ -423,11 +423,13 @@ async fn pump_until_settled(p: &Pipeline, hooks: &[HookId], timeout: Duration) {
     loop {
         let mut pending = 0;
         for hook in hooks {
-            pending += deliveries_of(p.moto.store.as_ref(), hook)
-                .await
+            let deliveries = deliveries_of(p.moto.store.as_ref(), hook).await;
+            // No record yet: the first job still carries the delivery.
+            pending += deliveries
                 .iter()
                 .filter(|d| d.status == DeliveryStatus::Pending)
-                .count();
+                .count()
+                .max(usize::from(deliveries.is_empty()));
         }
         if pending == 0 {
             return;

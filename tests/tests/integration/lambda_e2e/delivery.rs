@@ -358,6 +358,19 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
     assert_eq!(got[1].header("webhook-signature").split(' ').count(), 2);
     assert_verified(&got[1], &rotated_key, &[SIGNING_KEY]);
 
+    // The same message received a second time: the function passes SQS's receive count on,
+    // so the sender reads the record, finds the success and sends nothing.
+    let mut again = record.clone();
+    again["attributes"]["ApproximateReceiveCount"] = json!("2");
+    let answer = sender.invoke(&http, &json!({"Records": [again]})).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "not sent again after its success"
+    );
+
     let logs = api
         .request(
             &http,
