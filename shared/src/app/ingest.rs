@@ -487,3 +487,129 @@ impl Ingest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::api::bodies::NewHook;
+    use crate::config::{Defaults, Settings};
+    use crate::domain::event::parse_ingest;
+    use crate::domain::hook::UrlPolicy;
+    use crate::ports::HookStore;
+    use std::sync::Mutex;
+
+    /// A queue whose messages carry deliveries, taking only its first `room` tasks.
+    struct Narrow {
+        room: usize,
+        taken: Mutex<Vec<Task>>,
+    }
+
+    #[async_trait::async_trait]
+    impl JobQueue for Narrow {
+        fn carries_deliveries(&self) -> bool {
+            true
+        }
+
+        async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError> {
+            let mut taken = self.taken.lock().unwrap();
+            let fits = tasks.len().min(self.room.saturating_sub(taken.len()));
+            taken.extend(tasks[..fits].iter().cloned());
+            if fits == tasks.len() {
+                return Ok(());
+            }
+            Err(QueueError::NotAccepted {
+                failed: tasks.len() - fits,
+                total: tasks.len(),
+                reason: "full".into(),
+            })
+        }
+    }
+
+    /// An ingest over the embedded store with two hooks of `User.Created`, queuing into a
+    /// carrying queue with room for `room` jobs.
+    async fn ingest(room: usize) -> (Ingest, Arc<Narrow>) {
+        let store = SqliteStore::in_memory();
+        for name in ["a", "b"] {
+            let hook = NewHook::parse(
+                &json!({"name": name, "events": ["User.Created"],
+                        "config": {"url": "https://hooks.example.com/in"}}),
+                UrlPolicy { allow_http: false },
+            )
+            .unwrap()
+            .into_hook(now_ms());
+            store.create_hook(&hook).await.unwrap();
+        }
+        let queue = Arc::new(Narrow {
+            room,
+            taken: Mutex::default(),
+        });
+        let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+        let ingest = Ingest::new(
+            store,
+            queue.clone(),
+            DeliveryClient::from_settings(&settings),
+            Duration::from_secs(3_600),
+            false,
+        );
+        (ingest, queue)
+    }
+
+    fn event(id: &str) -> IngestBody {
+        let body = json!({"event": "User.Created", "id": id, "data": {"id": "u1"}});
+        parse_ingest(body.to_string().as_bytes(), time::OffsetDateTime::now_utc()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn jobs_carry_their_deliveries_and_no_record_is_written() {
+        let (ingest, queue) = ingest(10).await;
+        let accepted = ingest.accept(event("evt_carried"), false).await.unwrap();
+        assert_eq!(accepted.answers[0]["deliveries"], 2);
+        let taken = queue.taken.lock().unwrap().clone();
+        assert_eq!(taken.len(), 2);
+        for task in &taken {
+            let Task::First(first) = task else {
+                panic!("a first job: {task:?}");
+            };
+            assert!(first.pending.fields.as_deref().unwrap().contains("\"u1\""));
+            let stored = ingest
+                .store
+                .get_delivery(&first.job.hook_id, &first.job.delivery_id)
+                .await
+                .unwrap();
+            assert!(stored.is_none(), "the first attempt writes the record");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_after_some_jobs_were_queued_keeps_the_claim() {
+        let (ingest, _) = ingest(1).await;
+        assert!(ingest.accept(event("evt_partly"), false).await.is_err());
+        // One job is out: a repeat must not mint new delivery ids, so the claim stays (a
+        // repeat waits, then resumes with the same ids).
+        assert!(matches!(
+            ingest.accept(event("evt_partly"), false).await,
+            Err(IngestError::InProgress)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_nothing_queued_releases_the_claim() {
+        let (ingest, queue) = ingest(0).await;
+        assert!(ingest.accept(event("evt_none"), false).await.is_err());
+        assert!(queue.taken.lock().unwrap().is_empty());
+        let narrow = Narrow {
+            room: 10,
+            taken: Mutex::default(),
+        };
+        let retry = Ingest {
+            queue: Arc::new(narrow),
+            ..ingest
+        };
+        let accepted = retry.accept(event("evt_none"), false).await.unwrap();
+        assert_eq!(
+            accepted.answers[0]["deliveries"], 2,
+            "the repeat fans out at once"
+        );
+    }
+}
