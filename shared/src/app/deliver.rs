@@ -10,6 +10,7 @@ use super::{HookReader, PortError};
 use crate::domain::clock::now_ms;
 use crate::domain::decision::{Decision, GONE_REASON, decide};
 use crate::domain::delivery::{Delivery, DeliveryStatus, FirstJob, Job, PendingDelivery};
+use crate::domain::event::EventId;
 use crate::domain::hook::{Hook, HookId};
 use crate::domain::retry::RetrySchedule;
 use crate::domain::task::Task;
@@ -24,6 +25,11 @@ use std::time::{Duration, SystemTime};
 
 /// A job that arrives this much before its due time is re-queued instead of run.
 const EARLY_TOLERANCE_MS: i64 = 1_000;
+/// Kept event fields remembered for the next jobs of the same event (its other hooks).
+const REMEMBERED_FIELDS: usize = 32;
+
+/// One large event's fields, read once (`None`: not kept, or gone).
+type KeptFields = tokio::sync::OnceCell<Option<Arc<String>>>;
 
 /// What became of one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,9 @@ pub struct Deliveries {
     health: Arc<Health>,
     /// The operational endpoint as a hook, when notices go to one.
     operational: Option<Hook>,
+    /// The fields of large events read lately, by event id and fan-out time: jobs of one event
+    /// in one batch wait for a single read.
+    fields: std::sync::Mutex<std::collections::HashMap<(EventId, i64), Arc<KeptFields>>>,
 }
 
 impl Deliveries {
@@ -69,6 +78,7 @@ impl Deliveries {
             schedule,
             health,
             operational,
+            fields: Default::default(),
         }
     }
 
@@ -123,21 +133,16 @@ impl Deliveries {
         let (delivery, unrecorded) = match (found, first) {
             (Some(delivery), _) => (delivery, false),
             (None, Some(pending)) => {
-                let fields = match &pending.fields {
-                    Some(fields) => fields.clone(),
-                    None => match self
-                        .store
-                        .event_fields(&pending.event_id, pending.created_at)
-                        .await?
-                    {
-                        Some(fields) => fields,
+                let delivery = match &pending.fields {
+                    Some(fields) => pending.delivery(job, fields),
+                    None => match self.kept_fields(pending).await? {
+                        Some(fields) => pending.delivery(job, &fields),
                         None => {
                             tracing::warn!(hook_id = %job.hook_id, delivery_id = %job.delivery_id, "job for an event whose body is gone");
                             return Ok(JobOutcome::Skipped);
                         }
                     },
                 };
-                let delivery = pending.delivery(job, &fields);
                 if receive_count >= MAX_RECEIVES {
                     // The queue's last try before its dead-letter queue: written now, so the
                     // log shows it and a recovery finds it whatever happens next.
@@ -206,6 +211,30 @@ impl Deliveries {
         }
         self.attempt(&hook, &delivery, unrecorded, job.attempt, tally)
             .await
+    }
+
+    /// The fields kept for a large event, read once for the jobs of its hooks.
+    async fn kept_fields(
+        &self,
+        pending: &PendingDelivery,
+    ) -> Result<Option<Arc<String>>, StoreError> {
+        let cell = {
+            let mut remembered = self.fields.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (pending.event_id.clone(), pending.created_at);
+            if !remembered.contains_key(&key) && remembered.len() >= REMEMBERED_FIELDS {
+                remembered.clear();
+            }
+            remembered.entry(key).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            Ok(self
+                .store
+                .event_fields(&pending.event_id, pending.created_at)
+                .await?
+                .map(Arc::new))
+        })
+        .await
+        .cloned()
     }
 
     /// The hook a job is for: the operational endpoint, or a stored hook.

@@ -95,6 +95,11 @@ async fn a_repeat_after_a_refused_event_delivers_under_the_same_ids() {
         let body: Value = serde_json::from_slice(&receiver.received()[0].body).unwrap();
         assert_eq!(body["data"]["bio"].as_str().map(str::len), Some(8_000));
     }
+    assert_eq!(
+        faulty.calls("event_fields"),
+        1,
+        "the kept fields are read once for both hooks"
+    );
 }
 
 #[tokio::test]

@@ -706,15 +706,33 @@ impl Merge {
                 let next = DeliveryId::parse(&bound).map_err(corrupt)?;
                 return Ok((items, Some(next)));
             }
-            let blocking = self
+            // Read on, at once, every unfinished shard that may hold an item newer than the
+            // newest one read: a share of what the page still needs each.
+            let newest_read = self
                 .shards
                 .iter()
-                .position(|s| !s.done && s.frontier.as_ref() == Some(&bound))
-                .expect("the bound is an unfinished shard's frontier");
-            let want = (self.limit - items.len()).clamp(2, self.budget.max(2));
-            let result = self.read(blocking, want).await.map_err(unavailable)?;
-            self.budget = self.budget.saturating_sub(want);
-            self.shards[blocking].take(result)?;
+                .filter_map(|s| s.read.front().map(|(d, _)| d.id.to_string()))
+                .max();
+            let next: Vec<usize> = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.done)
+                .filter(|(_, s)| match (&s.frontier, &newest_read) {
+                    (Some(frontier), Some(newest)) => frontier > newest,
+                    _ => true,
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let unfinished = self.shards.iter().filter(|s| !s.done).count().max(1);
+            let want =
+                ((self.limit - items.len()).div_ceil(unfinished) + 1).clamp(2, self.budget.max(2));
+            let reads: Vec<_> = next.iter().map(|&i| self.read(i, want)).collect();
+            let results = futures::future::join_all(reads).await;
+            for (&i, result) in next.iter().zip(results) {
+                self.shards[i].take(result.map_err(unavailable)?)?;
+            }
+            self.budget = self.budget.saturating_sub(want * next.len());
         }
     }
 
