@@ -674,6 +674,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_first_job_deferred_by_the_rate_limit_is_written_before_it_waits() {
+        let w = World::new().await;
+        let url = format!("http://{}/204", w.receiver.addr);
+        let hook = NewHook::parse(
+            &serde_json::json!({"name": "slow", "events": ["User.Created"],
+                                "config": {"url": url, "rateLimit": 1}}),
+            UrlPolicy { allow_http: true },
+        )
+        .unwrap()
+        .into_hook(now_ms() - 1);
+        w.store.create_hook(&hook).await.unwrap();
+        let firsts: Vec<(FirstJob, String)> = (0..3).map(|_| w.first(&hook)).collect();
+        let texts: Vec<String> = firsts.iter().map(|(_, text)| text.clone()).collect();
+        // One a second: the first now, the second waits its second, the third is deferred.
+        assert!(w.batch(&texts).await.is_empty());
+        assert_eq!(w.receiver.ids().len(), 2);
+        let deferred: Vec<&FirstJob> = firsts
+            .iter()
+            .map(|(first, _)| first)
+            .filter(|f| !w.receiver.ids().contains(&f.job.delivery_id.to_string()))
+            .collect();
+        assert_eq!(deferred.len(), 1);
+        let kept = w
+            .stored(&deferred[0].job)
+            .await
+            .expect("the log shows the deferred delivery");
+        assert_eq!(kept.status, DeliveryStatus::Pending);
+        assert_eq!(kept.attempt_count(), 0);
+        let requeued = w.queue.tasks.lock().unwrap().clone();
+        assert!(
+            requeued.iter().any(|t| matches!(t, Task::Delivery(job)
+                if job.delivery_id == deferred[0].job.delivery_id && job.rate_slot.is_some())),
+            "queued again as a plain job for its slot: {requeued:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_first_job_for_a_deleted_hook_is_recorded_dropped() {
         let w = World::new().await;
         let hook = w.hook(204).await;
