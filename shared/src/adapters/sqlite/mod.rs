@@ -4,8 +4,10 @@
 
 mod database;
 pub mod queue;
+pub(crate) mod ready;
 mod schema;
 pub mod store;
+mod upgrade;
 
 pub use database::{Database, FILE_NAME, OpenError};
 pub use queue::SqliteQueue;

@@ -3,7 +3,7 @@
 //! this one holds the store and the encoding they share.
 
 mod claims;
-mod deliveries;
+pub(super) mod deliveries;
 mod health;
 mod hooks;
 mod recoveries;
