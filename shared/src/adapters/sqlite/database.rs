@@ -9,8 +9,11 @@
 use super::ready::{Key, Payload, Ready};
 use super::{schema, upgrade};
 use crate::domain::delivery::Job;
-use crate::ports::StoreError;
+use crate::domain::health::HealthCounts;
+use crate::domain::hook::HookId;
+use crate::ports::{HourlyCount, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -81,6 +84,9 @@ pub struct Database {
 pub(crate) struct Session {
     pub(crate) conn: Connection,
     open: bool,
+    /// Hourly counts added since the last commit, by hook and hour: written with it, one
+    /// row each however many batches added to them.
+    pub(crate) counts: HashMap<(HookId, i64), HealthCounts>,
     /// The group the next write joins.
     group: u64,
 }
@@ -123,6 +129,7 @@ impl Database {
                 conn,
                 open: false,
                 group: 1,
+                counts: HashMap::new(),
             }),
             path,
             opened,
@@ -248,8 +255,42 @@ impl Database {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let (value, group) = self.join(f)?;
+        self.committed_group(group).await?;
+        Ok(value)
+    }
+
+    /// Adds hourly counts; they are written by the commit of the open group, which this
+    /// waits for (in memory, at once).
+    pub(crate) async fn count(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
         if self.path.is_none() {
-            return Ok(value);
+            return self
+                .write(|conn| {
+                    super::store::add_counts(
+                        conn,
+                        counts.iter().map(|c| (&c.hook_id, c.hour, &c.counts)),
+                    )
+                })
+                .await;
+        }
+        let group = {
+            let mut session = self.lock();
+            self.open_group(&mut session)?;
+            for c in counts {
+                session
+                    .counts
+                    .entry((c.hook_id.clone(), c.hour))
+                    .or_default()
+                    .merge(&c.counts);
+            }
+            session.group
+        };
+        self.committed_group(group).await
+    }
+
+    /// Waits until `group` is committed.
+    async fn committed_group(&self, group: u64) -> Result<(), StoreError> {
+        if self.path.is_none() {
+            return Ok(());
         }
         let mut committed = self.committed.subscribe();
         let done = committed
@@ -258,8 +299,18 @@ impl Database {
             .map_err(|_| StoreError::Unavailable("the database closed".into()))?;
         match &done.failed {
             Some(e) if done.group == group => Err(StoreError::Unavailable(e.clone())),
-            _ => Ok(value),
+            _ => Ok(()),
         }
+    }
+
+    /// Opens a group unless one is open (in memory, the savepoint alone is the transaction).
+    fn open_group(&self, session: &mut Session) -> Result<(), StoreError> {
+        if !session.open && self.path.is_some() {
+            session.conn.execute_batch("BEGIN")?;
+            session.open = true;
+            self.opened.send_replace(());
+        }
+        Ok(())
     }
 
     /// As [`Database::write`], without waiting for the commit: for changes that may be lost
@@ -276,12 +327,7 @@ impl Database {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut session = self.lock();
-        // In memory, the savepoint alone is the transaction.
-        if !session.open && self.path.is_some() {
-            session.conn.execute_batch("BEGIN")?;
-            session.open = true;
-            self.opened.send_replace(());
-        }
+        self.open_group(&mut session)?;
         session
             .conn
             .prepare_cached("SAVEPOINT write")?
@@ -300,14 +346,23 @@ impl Database {
         }
     }
 
-    /// Commits the open group, if any.
-    fn commit(&self) {
+    /// Commits the open group, if any; what its writers are told is left to the caller.
+    fn commit(&self) -> Option<Committed> {
         let (group, failed) = {
             let mut session = self.lock();
             if !session.open {
-                return;
+                return None;
             }
-            let failed = match session.conn.execute_batch("COMMIT") {
+            let counts = std::mem::take(&mut session.counts);
+            let counts = counts.iter().map(|((hook, hour), c)| (hook, *hour, c));
+            let failed = match super::store::add_counts(&session.conn, counts)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    session
+                        .conn
+                        .execute_batch("COMMIT")
+                        .map_err(|e| e.to_string())
+                }) {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::error!(error = %e, "could not commit to the database");
@@ -319,10 +374,10 @@ impl Database {
             session.group += 1;
             (session.group - 1, failed)
         };
-        self.committed.send_replace(Committed { group, failed });
         if let Some(checkpoints) = &self.checkpoints {
             let _ = checkpoints.try_send(());
         }
+        Some(Committed { group, failed })
     }
 
     /// Deletes one batch of each kind of expired record (deliveries past their retention with
@@ -395,23 +450,38 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         let session = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
-        if session.open && session.conn.execute_batch("COMMIT").is_err() {
+        let counts = std::mem::take(&mut session.counts);
+        let counts = counts.iter().map(|((hook, hour), c)| (hook, *hour, c));
+        if session.open
+            && super::store::add_counts(&session.conn, counts)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    session
+                        .conn
+                        .execute_batch("COMMIT")
+                        .map_err(|e| e.to_string())
+                })
+                .is_err()
+        {
             let _ = session.conn.execute_batch("ROLLBACK");
         }
     }
 }
 
 /// Commits each group a moment after it opens, while the database lives, on a blocking
-/// thread.
-async fn commit_groups(db: Weak<Database>, mut opened: watch::Receiver<()>) {
+/// thread. That thread lets go of the database before the writers hear of the commit, so
+/// whoever drops the database last after a write closes the file.
+async fn commit_groups(weak: Weak<Database>, mut opened: watch::Receiver<()>) {
     while opened.changed().await.is_ok() {
         tokio::time::sleep(GROUP_WINDOW).await;
-        let Some(db) = db.upgrade() else { break };
-        if tokio::task::spawn_blocking(move || db.commit())
-            .await
-            .is_err()
-        {
+        let Some(db) = weak.upgrade() else { break };
+        let Ok(committed) = tokio::task::spawn_blocking(move || db.commit()).await else {
             break;
+        };
+        if let Some(committed) = committed
+            && let Some(db) = weak.upgrade()
+        {
+            db.committed.send_replace(committed);
         }
     }
 }

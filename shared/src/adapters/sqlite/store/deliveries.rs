@@ -284,52 +284,51 @@ impl DeliveryLog for SqliteStore {
         Ok(read_delivery(&self.db.lock(), hook, id)?.map(|(_, d)| d))
     }
 
+    /// Not waiting for the commit: an attempt lost with the process leaves its delivery
+    /// queued as before, so it is sent again under the same id.
     async fn record_attempt(&self, record: &AttemptRecord) -> Result<RecordOutcome, StoreError> {
-        let written = self
-            .db
-            .write(|conn| {
-                let Some((seq, status, count)) =
-                    read_state(conn, &record.hook_id, &record.delivery_id)?
-                else {
-                    return Ok(None);
-                };
-                if status != DeliveryStatus::Pending.as_str() || count != record.expected_attempts {
-                    return Ok(None);
-                }
-                let mut count = count;
-                if let Some(attempt) = &record.attempt {
-                    count += 1;
-                    insert_attempt(conn, seq, count, attempt)?;
-                }
-                // Still pending: the next attempt is queued with the record, so it is never
-                // left without a job; otherwise the delivery leaves the queue.
-                let due = match record.status {
-                    DeliveryStatus::Pending => record.next_attempt_at,
-                    _ => None,
-                };
-                conn.prepare_cached(
-                    "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, \
+        let written = self.db.write_soon(|conn| {
+            let Some((seq, status, count)) =
+                read_state(conn, &record.hook_id, &record.delivery_id)?
+            else {
+                return Ok(None);
+            };
+            if status != DeliveryStatus::Pending.as_str() || count != record.expected_attempts {
+                return Ok(None);
+            }
+            let mut count = count;
+            if let Some(attempt) = &record.attempt {
+                count += 1;
+                insert_attempt(conn, seq, count, attempt)?;
+            }
+            // Still pending: the next attempt is queued with the record, so it is never
+            // left without a job; otherwise the delivery leaves the queue.
+            let due = match record.status {
+                DeliveryStatus::Pending => record.next_attempt_at,
+                _ => None,
+            };
+            conn.prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, \
                      reason = ?5, due_at = ?6 WHERE seq = ?1",
-                )?
-                .execute(params![
-                    seq,
-                    record.status.as_str(),
-                    count,
-                    record.next_attempt_at,
-                    record.reason,
-                    due
-                ])?;
-                let job = due.map(|due_at| Job {
-                    hook_id: record.hook_id.clone(),
-                    delivery_id: record.delivery_id.clone(),
-                    attempt: count + 1,
-                    due_at,
-                    reopen: false,
-                    rate_slot: None,
-                });
-                Ok(Some((seq, job)))
-            })
-            .await?;
+            )?
+            .execute(params![
+                seq,
+                record.status.as_str(),
+                count,
+                record.next_attempt_at,
+                record.reason,
+                due
+            ])?;
+            let job = due.map(|due_at| Job {
+                hook_id: record.hook_id.clone(),
+                delivery_id: record.delivery_id.clone(),
+                attempt: count + 1,
+                due_at,
+                reopen: false,
+                rate_slot: None,
+            });
+            Ok(Some((seq, job)))
+        })?;
         let Some(written) = written else {
             return Ok(RecordOutcome::AlreadyRecorded);
         };

@@ -1,5 +1,6 @@
 //! Per-hook counters and failure state on SQLite: `hourly_stats`, `hook_health` and
-//! `rate_slots` rows, each read and written inside one transaction.
+//! `rate_slots` rows, each read and written inside one transaction; hourly counts are summed in
+//! memory until the group commit writes them.
 
 use super::{SqliteStore, from_json, to_json};
 use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
@@ -7,37 +8,13 @@ use crate::domain::hook::HookId;
 use crate::ports::{HealthStore, HourlyCount, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl HealthStore for SqliteStore {
+    /// Summed in memory and written by the next group commit, one row per hook and hour.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
-        self.db
-            .write(|tx| {
-                let mut read = tx.prepare_cached(
-                    "SELECT requests, successes, detail FROM hourly_stats \
-                     WHERE hook_id = ?1 AND hour = ?2",
-                )?;
-                let mut write = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, \
-                     detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for c in counts {
-                    let mut total = read
-                        .query_row(params![c.hook_id.as_str(), c.hour], hour_counts)
-                        .optional()?
-                        .unwrap_or_default();
-                    total.merge(&c.counts);
-                    write.execute(params![
-                        c.hook_id.as_str(),
-                        c.hour,
-                        total.attempts as i64,
-                        total.successes as i64,
-                        to_json(&total)
-                    ])?;
-                }
-                Ok(())
-            })
-            .await
+        self.db.count(counts).await
     }
 
     async fn reserve_slot(
@@ -136,8 +113,44 @@ impl HealthStore for SqliteStore {
         let rows = read.query_map(params![hook.as_str(), from_hour, to_hour], |r| {
             Ok((r.get::<_, i64>(3)?, hour_counts(r)?))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut hours: BTreeMap<i64, HealthCounts> = rows.collect::<Result<_, _>>()?;
+        // Counts not yet committed.
+        for ((pending, hour), counts) in &db.counts {
+            if pending == hook && (from_hour..=to_hour).contains(hour) {
+                hours.entry(*hour).or_default().merge(counts);
+            }
+        }
+        Ok(hours.into_iter().collect())
     }
+}
+
+/// Adds counts to their hourly rows.
+pub(crate) fn add_counts<'a>(
+    conn: &Connection,
+    counts: impl IntoIterator<Item = (&'a HookId, i64, &'a HealthCounts)>,
+) -> Result<(), StoreError> {
+    let mut read = conn.prepare_cached(
+        "SELECT requests, successes, detail FROM hourly_stats WHERE hook_id = ?1 AND hour = ?2",
+    )?;
+    let mut write = conn.prepare_cached(
+        "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (hook, hour, counts) in counts {
+        let mut total = read
+            .query_row(params![hook.as_str(), hour], hour_counts)
+            .optional()?
+            .unwrap_or_default();
+        total.merge(counts);
+        write.execute(params![
+            hook.as_str(),
+            hour,
+            total.attempts as i64,
+            total.successes as i64,
+            to_json(&total)
+        ])?;
+    }
+    Ok(())
 }
 
 fn read_health(conn: &Connection, hook: &str) -> Result<HookHealth, StoreError> {

@@ -5,6 +5,7 @@
 mod claims;
 pub(super) mod deliveries;
 mod health;
+pub(crate) use health::add_counts;
 mod hooks;
 mod recoveries;
 
