@@ -23,6 +23,9 @@ pub struct SqliteQueue {
 
 /// Where a task is queued.
 enum Placed {
+    /// Nowhere: its attempt is on record, or its delivery finished; the copy that made the
+    /// attempt is still queued until acknowledged.
+    Done,
     /// On its delivery's row, whose `due_at` already says so.
     Queued(i64, Job),
     /// On its delivery's row, once `due_at` is written.
@@ -31,11 +34,17 @@ enum Placed {
     Job(String),
 }
 
-/// A delivery job its row can carry: the next attempt of a pending delivery, neither a
-/// re-send nor deferred to a rate-limit slot. Returns the row and where it is queued now.
-fn carried_by_row(conn: &Connection, job: &Job) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
+/// What a delivery row says of a job for it (neither a re-send nor deferred to a rate-limit
+/// slot): the row and where it is queued now, when the job is its next attempt.
+enum Row {
+    Next(i64, Option<i64>),
+    Done,
+    Other,
+}
+
+fn carried_by_row(conn: &Connection, job: &Job) -> rusqlite::Result<Row> {
     if job.reopen || job.rate_slot.is_some() {
-        return Ok(None);
+        return Ok(Row::Other);
     }
     let row: Option<(i64, String, u32, Option<i64>)> = conn
         .prepare_cached(
@@ -45,22 +54,31 @@ fn carried_by_row(conn: &Connection, job: &Job) -> rusqlite::Result<Option<(i64,
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    Ok(row
-        .filter(|(_, status, attempts, _)| {
-            status == DeliveryStatus::Pending.as_str() && attempts + 1 == job.attempt
-        })
-        .map(|(seq, _, _, due)| (seq, due)))
+    Ok(match row {
+        Some((seq, status, attempts, due))
+            if status == DeliveryStatus::Pending.as_str() && attempts + 1 == job.attempt =>
+        {
+            Row::Next(seq, due)
+        }
+        Some((_, status, attempts, _))
+            if status != DeliveryStatus::Pending.as_str() || attempts >= job.attempt =>
+        {
+            Row::Done
+        }
+        _ => Row::Other,
+    })
 }
 
 fn place(conn: &Connection, task: &Task) -> rusqlite::Result<Placed> {
-    if let Task::Delivery(job) = task
-        && let Some((seq, due)) = carried_by_row(conn, job)?
-    {
-        return Ok(if due == Some(job.due_at) {
-            Placed::Queued(seq, job.clone())
-        } else {
-            Placed::Row(seq, job.clone())
-        });
+    if let Task::Delivery(job) = task {
+        match carried_by_row(conn, job)? {
+            Row::Next(seq, due) if due == Some(job.due_at) => {
+                return Ok(Placed::Queued(seq, job.clone()));
+            }
+            Row::Next(seq, _) => return Ok(Placed::Row(seq, job.clone())),
+            Row::Done => return Ok(Placed::Done),
+            Row::Other => {}
+        }
     }
     Ok(Placed::Job(
         serde_json::to_string(task).expect("tasks serialize"),
@@ -114,8 +132,10 @@ impl SqliteQueue {
         };
         if !dead.is_empty() {
             self.db.write_soon(|tx| {
-                for (key, body) in &dead {
-                    unqueue(tx, *key)?;
+                for (key, body, held) in &dead {
+                    if *held {
+                        unqueue(tx, *key)?;
+                    }
                     tx.prepare_cached("INSERT INTO dead_jobs (failed_at, body) VALUES (?1, ?2)")?
                         .execute(params![now, body])?;
                     tracing::error!(message_id = ?key, "job moved to the dead-letter table");
@@ -235,12 +255,15 @@ impl JobQueue for SqliteQueue {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| not_accepted(tasks.len(), e.into()))?
         };
-        let placed = if placed.iter().all(|p| matches!(p, Placed::Queued(..))) {
+        let placed: Vec<Option<(Key, Payload)>> = if placed
+            .iter()
+            .all(|p| matches!(p, Placed::Queued(..) | Placed::Done))
+        {
             placed
                 .into_iter()
                 .map(|p| match p {
-                    Placed::Queued(seq, job) => (Key::Delivery(seq), Payload::Delivery(job)),
-                    _ => unreachable!("all are queued"),
+                    Placed::Queued(seq, job) => Some((Key::Delivery(seq), Payload::Delivery(job))),
+                    _ => None,
                 })
                 .collect()
         } else {
@@ -249,22 +272,23 @@ impl JobQueue for SqliteQueue {
                     let mut keys = Vec::with_capacity(tasks.len());
                     for task in tasks {
                         keys.push(match place(tx, task)? {
+                            Placed::Done => None,
                             Placed::Queued(seq, job) => {
-                                (Key::Delivery(seq), Payload::Delivery(job))
+                                Some((Key::Delivery(seq), Payload::Delivery(job)))
                             }
                             Placed::Row(seq, job) => {
                                 tx.prepare_cached(
                                     "UPDATE deliveries SET due_at = ?2 WHERE seq = ?1",
                                 )?
                                 .execute(params![seq, job.due_at])?;
-                                (Key::Delivery(seq), Payload::Delivery(job))
+                                Some((Key::Delivery(seq), Payload::Delivery(job)))
                             }
                             Placed::Job(body) => {
                                 tx.prepare_cached(
                                     "INSERT INTO jobs (visible_at, body) VALUES (?1, ?2)",
                                 )?
                                 .execute(params![task.due_at(), body])?;
-                                (Key::Job(tx.last_insert_rowid()), Payload::Job(body))
+                                Some((Key::Job(tx.last_insert_rowid()), Payload::Job(body)))
                             }
                         });
                     }
@@ -274,7 +298,10 @@ impl JobQueue for SqliteQueue {
                 .map_err(|e| not_accepted(tasks.len(), e))?
         };
         self.db.queued(|ready| {
-            for ((key, payload), task) in placed.into_iter().zip(tasks) {
+            for (placed, task) in placed.into_iter().zip(tasks) {
+                let Some((key, payload)) = placed else {
+                    continue;
+                };
                 match (key, payload) {
                     (Key::Delivery(seq), Payload::Delivery(job)) => ready.put_delivery(seq, job),
                     (key, payload) => ready.put(key, task.due_at(), payload),

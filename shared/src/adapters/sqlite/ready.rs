@@ -34,6 +34,9 @@ struct Entry {
     /// nothing.
     generation: u64,
     receives: u32,
+    /// Whether the file still holds the entry; a recorded attempt takes it off its row while
+    /// it is in flight, and its acknowledgement then has nothing to write.
+    held: bool,
     payload: Payload,
 }
 
@@ -62,6 +65,7 @@ impl Ready {
                 visible_at,
                 generation: self.generation,
                 receives: 0,
+                held: true,
                 payload,
             },
         );
@@ -83,6 +87,15 @@ impl Ready {
         self.put(key, job.due_at, Payload::Delivery(job));
     }
 
+    /// The file no longer holds the entry: gone, unless it is in flight, when it stays (to
+    /// come back should its processing fail) until acknowledged.
+    pub(crate) fn release(&mut self, key: Key) {
+        match self.entries.get_mut(&key) {
+            Some(entry) if entry.receives > 0 => entry.held = false,
+            _ => self.remove(key),
+        }
+    }
+
     pub(crate) fn remove(&mut self, key: Key) {
         if let Some(entry) = self.entries.remove(&key) {
             self.order.remove(&(entry.visible_at, key));
@@ -90,14 +103,15 @@ impl Ready {
     }
 
     /// Takes up to `max` visible entries and hides them until `hidden_until`; entries received
-    /// `max_receives` times already are removed and returned as dead instead.
+    /// `max_receives` times already are removed and returned as dead instead, with whether the
+    /// file still holds them.
     pub(crate) fn take(
         &mut self,
         now: i64,
         max: usize,
         hidden_until: i64,
         max_receives: u32,
-    ) -> (Vec<Taken>, Vec<(Key, String)>) {
+    ) -> (Vec<Taken>, Vec<(Key, String, bool)>) {
         let mut taken = Vec::new();
         let mut dead = Vec::new();
         while taken.len() < max {
@@ -111,7 +125,7 @@ impl Ready {
             let entry = self.entries.get_mut(&key).expect("ordered entries exist");
             if entry.receives >= max_receives {
                 let entry = self.entries.remove(&key).expect("present");
-                dead.push((key, entry.payload.body()));
+                dead.push((key, entry.payload.body(), entry.held));
                 continue;
             }
             entry.receives += 1;
@@ -130,14 +144,17 @@ impl Ready {
         self.order.first().map(|(at, _)| *at)
     }
 
-    /// Removes the entry a receipt names, if it is still the one received; returns its key.
+    /// Removes the entry a receipt names, if it is still the one received; returns its key
+    /// when the file still holds it.
     pub(crate) fn acknowledge(&mut self, receipt: &str) -> Option<Key> {
         let (key, generation) = parse_receipt(receipt)?;
-        if self.entries.get(&key)?.generation != generation {
+        let entry = self.entries.get(&key)?;
+        if entry.generation != generation {
             return None;
         }
+        let held = entry.held;
         self.remove(key);
-        Some(key)
+        held.then_some(key)
     }
 
     pub(crate) fn len(&self) -> usize {

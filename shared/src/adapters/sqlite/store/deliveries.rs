@@ -191,12 +191,12 @@ fn read_state(
     .optional()
 }
 
-/// Queues (or forgets) the entries of delivery rows written by a call.
+/// Queues (or takes off their rows) the entries of delivery rows written by a call.
 fn requeue(ready: &mut Ready, queued: impl IntoIterator<Item = (i64, Option<Job>)>) {
     for (seq, job) in queued {
         match job {
             Some(job) => ready.put_delivery(seq, job),
-            None => ready.remove(Key::Delivery(seq)),
+            None => ready.release(Key::Delivery(seq)),
         }
     }
 }
@@ -267,12 +267,16 @@ impl DeliveryLog for SqliteStore {
                         .execute([seq])?;
                     tx.prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?
                         .execute([seq])?;
-                    removed.push((seq, None));
+                    removed.push(seq);
                 }
                 Ok(removed)
             })
             .await?;
-        self.db.queued(|ready| requeue(ready, removed));
+        self.db.queued(|ready| {
+            for seq in removed {
+                ready.remove(Key::Delivery(seq));
+            }
+        });
         Ok(())
     }
 
