@@ -9,9 +9,9 @@
 use super::ready::{Key, Payload, Ready};
 use super::{schema, upgrade};
 use crate::domain::delivery::Job;
-use crate::domain::health::HealthCounts;
+use crate::domain::health::{HealthCounts, HookHealth};
 use crate::domain::hook::HookId;
-use crate::ports::{HourlyCount, StoreError};
+use crate::ports::StoreError;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,9 +84,8 @@ pub struct Database {
 pub(crate) struct Session {
     pub(crate) conn: Connection,
     open: bool,
-    /// Hourly counts added since the last commit, by hook and hour: written with it, one
-    /// row each however many batches added to them.
-    pub(crate) counts: HashMap<(HookId, i64), HealthCounts>,
+    /// Changes the next commit writes.
+    pub(crate) pending: Pending,
     /// The group the next write joins.
     group: u64,
 }
@@ -95,6 +94,22 @@ impl std::ops::Deref for Session {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// Per-hook state kept in memory until the group commit writes it: one row per hook (and hour)
+/// per commit, however many batches changed it.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// Hourly counts to add, by hook and hour.
+    pub(crate) counts: HashMap<(HookId, i64), HealthCounts>,
+    /// Failure states to write (`None`: to delete), by hook.
+    pub(crate) health: HashMap<String, Option<HookHealth>>,
+}
+
+impl Pending {
+    fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+        super::store::write_pending(conn, self)
     }
 }
 
@@ -129,7 +144,7 @@ impl Database {
                 conn,
                 open: false,
                 group: 1,
-                counts: HashMap::new(),
+                pending: Pending::default(),
             }),
             path,
             opened,
@@ -259,32 +274,30 @@ impl Database {
         Ok(value)
     }
 
-    /// Adds hourly counts; they are written by the commit of the open group, which this
-    /// waits for (in memory, at once).
-    pub(crate) async fn count(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
+    /// Runs `f` on the changes the open group's commit writes, and waits for that commit (in
+    /// memory, they are written at once).
+    pub(crate) async fn at_commit<T>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Pending) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if self.path.is_none() {
             return self
                 .write(|conn| {
-                    super::store::add_counts(
-                        conn,
-                        counts.iter().map(|c| (&c.hook_id, c.hour, &c.counts)),
-                    )
+                    let mut pending = Pending::default();
+                    let value = f(conn, &mut pending)?;
+                    pending.write(conn)?;
+                    Ok(value)
                 })
                 .await;
         }
-        let group = {
+        let (value, group) = {
             let mut session = self.lock();
             self.open_group(&mut session)?;
-            for c in counts {
-                session
-                    .counts
-                    .entry((c.hook_id.clone(), c.hour))
-                    .or_default()
-                    .merge(&c.counts);
-            }
-            session.group
+            let session = &mut *session;
+            (f(&session.conn, &mut session.pending)?, session.group)
         };
-        self.committed_group(group).await
+        self.committed_group(group).await?;
+        Ok(value)
     }
 
     /// Waits until `group` is committed.
@@ -353,9 +366,9 @@ impl Database {
             if !session.open {
                 return None;
             }
-            let counts = std::mem::take(&mut session.counts);
-            let counts = counts.iter().map(|((hook, hour), c)| (hook, *hour, c));
-            let failed = match super::store::add_counts(&session.conn, counts)
+            let pending = std::mem::take(&mut session.pending);
+            let failed = match pending
+                .write(&session.conn)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
                     session
@@ -450,10 +463,10 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         let session = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
-        let counts = std::mem::take(&mut session.counts);
-        let counts = counts.iter().map(|((hook, hour), c)| (hook, *hour, c));
+        let pending = std::mem::take(&mut session.pending);
         if session.open
-            && super::store::add_counts(&session.conn, counts)
+            && pending
+                .write(&session.conn)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
                     session

@@ -1,7 +1,8 @@
 //! Per-hook counters and failure state on SQLite: `hourly_stats`, `hook_health` and
-//! `rate_slots` rows, each read and written inside one transaction; hourly counts are summed in
-//! memory until the group commit writes them.
+//! `rate_slots` rows. Hourly counts and failure states are kept in memory until the group commit
+//! writes them, so the batches of one commit cost one row per hook (and hour).
 
+use super::super::database::Pending;
 use super::{SqliteStore, from_json, to_json};
 use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
 use crate::domain::hook::HookId;
@@ -14,7 +15,18 @@ use std::collections::BTreeMap;
 impl HealthStore for SqliteStore {
     /// Summed in memory and written by the next group commit, one row per hook and hour.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
-        self.db.count(counts).await
+        self.db
+            .at_commit(|_, pending| {
+                for c in counts {
+                    pending
+                        .counts
+                        .entry((c.hook_id.clone(), c.hour))
+                        .or_default()
+                        .merge(&c.counts);
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn reserve_slot(
@@ -40,22 +52,20 @@ impl HealthStore for SqliteStore {
             .await
     }
 
+    /// Kept in memory and written by the next group commit, one row per hook.
     async fn record_health(
         &self,
         hook: &HookId,
         batch: &BatchHealth,
     ) -> Result<(HookHealth, HookHealth), StoreError> {
-        let hook = hook.as_str().to_string();
-        let batch = batch.clone();
         self.db
-            .write(move |tx| {
-                let before: HookHealth = read_health(tx, &hook)?;
-                let after = before.apply(&batch);
+            .at_commit(|conn, pending| {
+                let before = read_health(conn, pending, hook.as_str())?;
+                let after = before.apply(batch);
                 if after != before {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![hook, to_json(&after)])?;
+                    pending
+                        .health
+                        .insert(hook.as_str().to_string(), Some(after.clone()));
                 }
                 Ok((before, after))
             })
@@ -63,7 +73,8 @@ impl HealthStore for SqliteStore {
     }
 
     async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
-        read_health(&self.db.lock(), hook.as_str())
+        let session = self.db.lock();
+        read_health(&session.conn, &session.pending, hook.as_str())
     }
 
     async fn claim_notice(
@@ -72,28 +83,25 @@ impl HealthStore for SqliteStore {
         now_ms: i64,
         window_ms: i64,
     ) -> Result<bool, StoreError> {
-        let hook = hook.as_str().to_string();
         self.db
-            .write(move |tx| {
-                let mut health = read_health(tx, &hook)?;
+            .at_commit(|conn, pending| {
+                let mut health = read_health(conn, pending, hook.as_str())?;
                 if health.noticed_at.is_some_and(|at| at > now_ms - window_ms) {
                     return Ok(false);
                 }
                 health.noticed_at = Some(now_ms);
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
-                )?
-                .execute(params![hook, to_json(&health)])?;
+                pending
+                    .health
+                    .insert(hook.as_str().to_string(), Some(health));
                 Ok(true)
             })
             .await
     }
 
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
-        let hook = hook.as_str().to_string();
         self.db
-            .write(move |tx| {
-                tx.execute("DELETE FROM hook_health WHERE hook_id = ?1", [hook])?;
+            .at_commit(|_, pending| {
+                pending.health.insert(hook.as_str().to_string(), None);
                 Ok(())
             })
             .await
@@ -115,7 +123,7 @@ impl HealthStore for SqliteStore {
         })?;
         let mut hours: BTreeMap<i64, HealthCounts> = rows.collect::<Result<_, _>>()?;
         // Counts not yet committed.
-        for ((pending, hour), counts) in &db.counts {
+        for ((pending, hour), counts) in &db.pending.counts {
             if pending == hook && (from_hour..=to_hour).contains(hour) {
                 hours.entry(*hour).or_default().merge(counts);
             }
@@ -124,11 +132,8 @@ impl HealthStore for SqliteStore {
     }
 }
 
-/// Adds counts to their hourly rows.
-pub(crate) fn add_counts<'a>(
-    conn: &Connection,
-    counts: impl IntoIterator<Item = (&'a HookId, i64, &'a HealthCounts)>,
-) -> Result<(), StoreError> {
+/// Writes what the group kept in memory: hourly counts added to their rows, failure states.
+pub(crate) fn write_pending(conn: &Connection, pending: &Pending) -> Result<(), StoreError> {
     let mut read = conn.prepare_cached(
         "SELECT requests, successes, detail FROM hourly_stats WHERE hook_id = ?1 AND hour = ?2",
     )?;
@@ -136,7 +141,7 @@ pub(crate) fn add_counts<'a>(
         "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, detail) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (hook, hour, counts) in counts {
+    for ((hook, hour), counts) in &pending.counts {
         let mut total = read
             .query_row(params![hook.as_str(), hour], hour_counts)
             .optional()?
@@ -150,10 +155,26 @@ pub(crate) fn add_counts<'a>(
             to_json(&total)
         ])?;
     }
+    for (hook, health) in &pending.health {
+        match health {
+            Some(health) => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
+                )?
+                .execute(params![hook, to_json(health)])?,
+            None => conn
+                .prepare_cached("DELETE FROM hook_health WHERE hook_id = ?1")?
+                .execute([hook])?,
+        };
+    }
     Ok(())
 }
 
-fn read_health(conn: &Connection, hook: &str) -> Result<HookHealth, StoreError> {
+/// The hook's failure state: as the open group left it, else as the file holds it.
+fn read_health(conn: &Connection, pending: &Pending, hook: &str) -> Result<HookHealth, StoreError> {
+    if let Some(health) = pending.health.get(hook) {
+        return Ok(health.clone().unwrap_or_default());
+    }
     let record: Option<String> = conn
         .prepare_cached("SELECT record FROM hook_health WHERE hook_id = ?1")?
         .query_row([hook], |r| r.get(0))

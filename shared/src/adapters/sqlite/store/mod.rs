@@ -5,7 +5,7 @@
 mod claims;
 pub(super) mod deliveries;
 mod health;
-pub(crate) use health::add_counts;
+pub(crate) use health::write_pending;
 mod hooks;
 mod recoveries;
 
