@@ -12,12 +12,13 @@ use tokio::sync::Notify;
 use webhooks::adapters::sqlite::{Database, FILE_NAME, SqliteStore};
 use webhooks::domain::catalog::EventName;
 use webhooks::domain::clock::now_ms;
-use webhooks::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
+use webhooks::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use webhooks::domain::event::EventId;
 use webhooks::domain::health::{HealthCounts, Outcome};
 use webhooks::domain::hook::HookId;
 use webhooks::ports::{
     DeliveryFilter, DeliveryLog, EventClaim, EventClaims, HealthStore, HookStore, HourlyCount,
+    RecoveryStore,
 };
 use webhooks_tests::dev_server::{DevServer, dev_server_binary};
 use webhooks_tests::free_port;
@@ -364,6 +365,73 @@ async fn data_persists_under_dot_webhooks_by_default_and_one_process_owns_it() {
     std::fs::remove_dir_all(memory).ok();
 }
 
+/// The tables of schema 5, whose deliveries were JSON records, as that version created them.
+const V5_CREATE: &str = "
+CREATE TABLE hooks (
+    id TEXT PRIMARY KEY,
+    position TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+    event TEXT NOT NULL,
+    hook_id TEXT NOT NULL,
+    sync INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (event, hook_id)
+) WITHOUT ROWID;
+CREATE TABLE deliveries (
+    hook_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (hook_id, id)
+);
+CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    claimed_at INTEGER NOT NULL,
+    first_claimed_at INTEGER NOT NULL,
+    window_ends_at INTEGER NOT NULL,
+    answer TEXT
+) WITHOUT ROWID;
+CREATE INDEX events_by_expiry ON events (window_ends_at);
+CREATE TABLE hourly_stats (
+    hook_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    successes INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (hook_id, hour)
+) WITHOUT ROWID;
+CREATE TABLE hook_health (
+    hook_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE rate_slots (
+    hook_id TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE recoveries (
+    hook_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (hook_id, id)
+) WITHOUT ROWID;
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    visible_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX jobs_by_visibility ON jobs (visible_at);
+CREATE TABLE dead_jobs (
+    id INTEGER PRIMARY KEY,
+    failed_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+";
+
 fn delivery(hook: &HookId, at_ms: i64, expires_at_s: i64) -> Delivery {
     let event_id = EventId::generate();
     Delivery {
@@ -430,11 +498,11 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
     let dir = temp_dir("upgrade");
     let hook = HookId::generate();
     let hour = now_ms().div_euclid(3_600_000);
-    drop(Database::open(&dir).unwrap());
     {
         let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
         // The file as schema 1 left it: hourly counters without their detail, and none of the
         // tables added since.
+        conn.execute_batch(V5_CREATE).unwrap();
         conn.execute_batch(
             "ALTER TABLE hourly_stats DROP COLUMN detail; DROP TABLE hook_health; \
              DROP TABLE rate_slots; ALTER TABLE subscriptions DROP COLUMN sync; \
@@ -488,5 +556,279 @@ async fn a_file_of_the_previous_schema_is_upgraded_and_keeps_its_counters() {
         .unwrap();
     assert_eq!(version, webhooks::adapters::sqlite::SCHEMA_VERSION);
     drop(conn);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A delivery as schema 5 stored it, for `hook`.
+fn v5_delivery(
+    hook: &HookId,
+    status: DeliveryStatus,
+    attempts: u32,
+    next_attempt_at: Option<i64>,
+) -> Delivery {
+    let now = now_ms();
+    let event_id = EventId::generate();
+    let attempts = (1..=attempts)
+        .map(|number| Attempt {
+            number,
+            started_at: now - 10_000 + i64::from(number),
+            duration_ms: 7,
+            response_status: Some(if number == 1 { 503 } else { 204 }),
+            response_body: Some("busy".into()),
+            error_kind: (number == 1).then_some(ErrorKind::Http),
+            error: None,
+        })
+        .collect();
+    Delivery {
+        hook_id: hook.clone(),
+        id: DeliveryId::derive(now - 20_000, &event_id, hook),
+        body: format!(
+            "{{\"hookId\":\"{hook}\",\"event\":\"PostSignIn\",\"userId\":\"{event_id}\"}}"
+        ),
+        event_id,
+        event: EventName::PostSignIn,
+        status,
+        attempts,
+        next_attempt_at,
+        reason: None,
+        event_created_at: now - 20_000,
+        created_at: now - 20_000,
+        expires_at: now / 1000 + 86_400,
+        sync: false,
+    }
+}
+
+#[tokio::test]
+async fn a_file_of_schema_5_is_upgraded_in_place_and_its_pending_deliveries_are_sent() {
+    let dir = temp_dir("upgrade5");
+    let receiver = Receiver::start(&[]).await;
+    let now = now_ms();
+    let hook = webhooks::api::bodies::NewHook::parse(
+        &json!({"name": "h", "events": ["PostSignIn"], "config": {"url": receiver.url("/v5")}}),
+        webhooks::domain::hook::UrlPolicy { allow_http: true },
+    )
+    .unwrap()
+    .into_hook(now - 60_000);
+    let done = v5_delivery(&hook.id, DeliveryStatus::Success, 2, None);
+    let retrying = v5_delivery(&hook.id, DeliveryStatus::Pending, 1, Some(now));
+    let fresh = v5_delivery(&hook.id, DeliveryStatus::Pending, 0, Some(now));
+    let deferred = v5_delivery(&hook.id, DeliveryStatus::Pending, 0, Some(now));
+    let mut own_body = v5_delivery(&hook.id, DeliveryStatus::Error, 1, None);
+    own_body.body = "{\"sample\":true}".into();
+    own_body.reason = Some("attempts exhausted".into());
+    let deliveries = [&done, &retrying, &fresh, &deferred, &own_body];
+    let job = |d: &Delivery, rate_slot: Option<i64>| {
+        json!({"hookId": d.hook_id, "deliveryId": d.id, "attempt": d.attempts.len() + 1,
+               "dueAt": now - 1_000, "rateSlot": rate_slot})
+        .to_string()
+    };
+    let recovery = webhooks::domain::recovery::Recovery {
+        id: webhooks::domain::recovery::RecoveryId::generate(),
+        hook_id: hook.id.clone(),
+        since: now - 86_400_000,
+        until: now,
+        status: webhooks::domain::recovery::RecoveryStatus::Done,
+        resent: 3,
+        steps: 2,
+        cursor: None,
+        created_at: now - 5_000,
+        updated_at: now - 4_000,
+    };
+    let health = webhooks::domain::health::HookHealth {
+        failing_since: Some(now - 9_000),
+        failed_attempts: 4,
+        last_success_at: Some(now - 50_000),
+        noticed_at: None,
+    };
+    let hour = now.div_euclid(3_600_000);
+    let claimed = EventId::generate();
+    let answer = json!({"id": claimed, "deliveries": 1});
+    {
+        let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+        conn.execute_batch(V5_CREATE).unwrap();
+        conn.execute_batch("PRAGMA user_version = 5; PRAGMA journal_mode = WAL;")
+            .unwrap();
+        let position = format!(
+            "default#{}",
+            webhooks::domain::hook::HookPosition::of(&hook).sort_key()
+        );
+        conn.execute(
+            "INSERT INTO hooks (id, position, record) VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                hook.id.as_str(),
+                position,
+                serde_json::to_string(&hook).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO subscriptions (event, hook_id, sync) VALUES ('default#PostSignIn', ?1, 0)",
+            [hook.id.as_str()],
+        )
+        .unwrap();
+        for d in deliveries {
+            conn.execute(
+                "INSERT INTO deliveries (hook_id, id, event, status, expires_at, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    d.hook_id.as_str(),
+                    d.id.to_string(),
+                    d.event.as_str(),
+                    d.status.as_str(),
+                    d.expires_at,
+                    serde_json::to_string(d).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        for body in [
+            job(&retrying, None),
+            job(&fresh, None),
+            job(&deferred, Some(now - 500)),
+        ] {
+            conn.execute(
+                "INSERT INTO jobs (visible_at, body) VALUES (?1, ?2)",
+                rusqlite::params![now - 1_000, body],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO dead_jobs (failed_at, body) VALUES (?1, '{\"dead\":true}')",
+            [now],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (id, claimed_at, first_claimed_at, window_ends_at, answer) \
+             VALUES (?1, ?2, ?2, ?3, ?4)",
+            rusqlite::params![
+                format!("default#{claimed}"),
+                now - 1_000,
+                now + 86_400_000,
+                answer.to_string()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO hourly_stats (hook_id, hour, requests, successes, detail) \
+             VALUES (?1, ?2, 9, 6, '{}')",
+            rusqlite::params![hook.id.as_str(), hour],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO hook_health (hook_id, record) VALUES (?1, ?2)",
+            rusqlite::params![hook.id.as_str(), serde_json::to_string(&health).unwrap()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO rate_slots (hook_id, next_at) VALUES (?1, ?2)",
+            rusqlite::params![hook.id.as_str(), now - 100],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO recoveries (hook_id, id, updated_at, record) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                hook.id.as_str(),
+                recovery.id.to_string(),
+                recovery.updated_at,
+                serde_json::to_string(&recovery).unwrap()
+            ],
+        )
+        .unwrap();
+    }
+
+    {
+        let db = Database::open(&dir).unwrap();
+        let store = SqliteStore::new(db.clone());
+        assert_eq!(store.get_hook(&hook.id).await.unwrap(), Some(hook.clone()));
+        assert_eq!(
+            store
+                .subscribers(EventName::PostSignIn)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        for d in deliveries {
+            assert_eq!(
+                store
+                    .get_delivery(&d.hook_id, &d.id)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(d),
+                "every field and attempt reads back"
+            );
+        }
+        let page = store
+            .page_deliveries(&hook.id, &DeliveryFilter::between(0, now), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), deliveries.len());
+        assert!(matches!(
+            store.claim_event(&claimed, now, 1_000, 1_000).await.unwrap(),
+            EventClaim::Accepted(a) if a == answer
+        ));
+        let hours = store.hourly_health(&hook.id, hour, hour).await.unwrap();
+        assert_eq!((hours[0].1.attempts, hours[0].1.successes), (9, 6));
+        assert_eq!(store.hook_health(&hook.id).await.unwrap(), health);
+        assert_eq!(
+            store.get_recovery(&hook.id, &recovery.id).await.unwrap(),
+            Some(recovery.clone())
+        );
+        let queue =
+            webhooks::adapters::sqlite::SqliteQueue::new(db.clone(), Duration::from_secs(30), 5);
+        assert_eq!(queue.len(), 3, "every queued job is still queued");
+        assert_eq!(queue.dead_letters(), ["{\"dead\":true}"]);
+        drop((queue, store, db));
+    }
+    let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, webhooks::adapters::sqlite::SCHEMA_VERSION);
+    let bodies: i64 = conn
+        .query_row("SELECT count(*) FROM bodies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bodies, 5);
+    drop(conn);
+
+    let binary = binary().await;
+    let data = dir.to_string_lossy().into_owned();
+    let mut server = DevServer::start_on(&binary, free_port(), &env(&data, "1s"));
+    server.ready().await;
+    let got = receiver.wait_for(3, Duration::from_secs(20)).await;
+    let mut sent: Vec<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    sent.sort();
+    let mut pending: Vec<String> = [&retrying, &fresh, &deferred]
+        .iter()
+        .map(|d| d.id.to_string())
+        .collect();
+    pending.sort();
+    assert_eq!(sent, pending, "each pending delivery is sent once");
+    for r in &got {
+        let d = deliveries
+            .iter()
+            .find(|d| d.id.to_string() == r.header("webhook-id"))
+            .unwrap();
+        assert_eq!(r.body_text(), d.body, "the body byte for byte");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    assert_eq!(receiver.count(), 3);
+
+    let db = Database::open(&dir).unwrap();
+    let store = SqliteStore::new(db.clone());
+    let after = store
+        .get_delivery(&hook.id, &retrying.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, DeliveryStatus::Success);
+    assert_eq!(after.attempts.len(), 2);
+    assert_eq!(after.attempts[0], retrying.attempts[0]);
+    drop((store, db));
     std::fs::remove_dir_all(dir).ok();
 }

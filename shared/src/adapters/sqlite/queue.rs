@@ -1,52 +1,97 @@
 //! The job queue on SQLite, with SQS's semantics: delayed visibility, a visibility timeout
-//! while a message is being processed, delete on acknowledge, and a dead-letter table. Jobs
-//! are rows of the same database as the deliveries, so they survive a restart; which ones are
-//! being processed is kept in memory (after a restart nothing is), so a receive writes nothing.
+//! while a message is being processed, delete on acknowledge, and a dead-letter table. A
+//! delivery's next attempt is queued on its own row (`due_at`); other tasks are `jobs` rows.
+//! Both survive a restart; their order and what is in flight live in memory, so a receive
+//! reads and writes nothing.
 
 use super::Database;
+use super::ready::{Key, Payload};
 use crate::domain::clock::now_ms;
+use crate::domain::delivery::{DeliveryStatus, Job};
 use crate::domain::task::Task;
 use crate::ports::{JobQueue, JobSource, QueueError, QueueMessage, ReceivedMessage, StoreError};
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 pub struct SqliteQueue {
     db: Arc<Database>,
-    ready: Notify,
     visibility: Duration,
     max_receives: u32,
-    in_flight: Mutex<HashMap<i64, Flight>>,
 }
 
-/// A received job: hidden until then, and how often it was received.
-struct Flight {
-    hidden_until: i64,
-    receives: u32,
+/// Where a task is queued.
+enum Placed {
+    /// Nowhere: its attempt is on record, or its delivery finished; the copy that made the
+    /// attempt is still queued until acknowledged.
+    Done,
+    /// On its delivery's row, whose `due_at` already says so.
+    Queued(i64, Job),
+    /// On its delivery's row, once `due_at` is written.
+    Row(i64, Job),
+    /// As a `jobs` row.
+    Job(String),
 }
 
-/// What one look at the queue found: messages, or how long until the next one is due.
-enum Look {
-    Messages(Vec<QueueMessage>),
-    WaitFor(Duration),
+/// What a delivery row says of a job for it (neither a re-send nor deferred to a rate-limit
+/// slot): the row and where it is queued now, when the job is its next attempt.
+enum Row {
+    Next(i64, Option<i64>),
+    Done,
+    Other,
+}
+
+fn carried_by_row(conn: &Connection, job: &Job) -> rusqlite::Result<Row> {
+    if job.reopen || job.rate_slot.is_some() {
+        return Ok(Row::Other);
+    }
+    let row: Option<(i64, String, u32, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT seq, status, attempts, due_at FROM deliveries WHERE hook_id = ?1 AND id = ?2",
+        )?
+        .query_row([job.hook_id.as_str(), &job.delivery_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((seq, status, attempts, due))
+            if status == DeliveryStatus::Pending.as_str() && attempts + 1 == job.attempt =>
+        {
+            Row::Next(seq, due)
+        }
+        Some((_, status, attempts, _))
+            if status != DeliveryStatus::Pending.as_str() || attempts >= job.attempt =>
+        {
+            Row::Done
+        }
+        _ => Row::Other,
+    })
+}
+
+fn place(conn: &Connection, task: &Task) -> rusqlite::Result<Placed> {
+    if let Task::Delivery(job) = task {
+        match carried_by_row(conn, job)? {
+            Row::Next(seq, due) if due == Some(job.due_at) => {
+                return Ok(Placed::Queued(seq, job.clone()));
+            }
+            Row::Next(seq, _) => return Ok(Placed::Row(seq, job.clone())),
+            Row::Done => return Ok(Placed::Done),
+            Row::Other => {}
+        }
+    }
+    Ok(Placed::Job(
+        serde_json::to_string(task).expect("tasks serialize"),
+    ))
 }
 
 impl SqliteQueue {
     pub fn new(db: Arc<Database>, visibility: Duration, max_receives: u32) -> Arc<Self> {
         Arc::new(Self {
             db,
-            ready: Notify::new(),
             visibility,
             max_receives,
-            in_flight: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn flights(&self) -> MutexGuard<'_, HashMap<i64, Flight>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A queue on its own in-memory database.
@@ -58,12 +103,12 @@ impl SqliteQueue {
     /// them for the visibility timeout.
     pub async fn receive(&self, max: usize) -> Vec<QueueMessage> {
         loop {
-            let notified = self.ready.notified();
+            let notified = self.db.queued.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let wait = match self.look(max) {
-                Ok(Look::Messages(messages)) => return messages,
-                Ok(Look::WaitFor(wait)) => wait,
+                Ok(Ok(messages)) => return messages,
+                Ok(Err(wait)) => wait,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the job queue");
                     Duration::from_millis(200)
@@ -76,108 +121,68 @@ impl SqliteQueue {
         }
     }
 
-    fn look(&self, max: usize) -> Result<Look, StoreError> {
+    /// The messages due now, or how long until the next one is.
+    fn look(&self, max: usize) -> Result<Result<Vec<QueueMessage>, Duration>, StoreError> {
         let now = now_ms();
-        let mut flights = self.flights();
-        let hidden = flights.values().filter(|f| f.hidden_until > now).count();
-        let due: Vec<(i64, String)> = self
-            .db
-            .lock()
-            .prepare_cached(
-                "SELECT id, body FROM jobs WHERE visible_at <= ?1 \
-                 ORDER BY visible_at, id LIMIT ?2",
-            )?
-            .query_map(params![now, (max + hidden) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
         let hidden_until = now + self.visibility.as_millis() as i64;
-        let mut out = Vec::new();
-        let mut dead = Vec::new();
-        for (id, body) in due {
-            if out.len() == max {
-                break;
-            }
-            let receives = match flights.get(&id) {
-                Some(f) if f.hidden_until > now => continue,
-                Some(f) => f.receives,
-                None => 0,
-            };
-            if receives >= self.max_receives {
-                flights.remove(&id);
-                dead.push((id, body));
-                continue;
-            }
-            flights.insert(
-                id,
-                Flight {
-                    hidden_until,
-                    receives: receives + 1,
-                },
-            );
-            out.push(QueueMessage {
-                receive_count: 1,
-                id: id.to_string(),
-                body,
-            });
-        }
-        drop(flights);
+        let (taken, dead, next) = {
+            let mut ready = self.db.ready();
+            let (taken, dead) = ready.take(now, max, hidden_until, self.max_receives);
+            (taken, dead, ready.next_visible())
+        };
         if !dead.is_empty() {
             self.db.write_soon(|tx| {
-                for (id, body) in &dead {
-                    tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
-                        .execute([id])?;
+                for (key, body, held) in &dead {
+                    if *held {
+                        unqueue(tx, *key)?;
+                    }
                     tx.prepare_cached("INSERT INTO dead_jobs (failed_at, body) VALUES (?1, ?2)")?
                         .execute(params![now, body])?;
-                    tracing::error!(message_id = id, "job moved to the dead-letter table");
+                    tracing::error!(message_id = ?key, "job moved to the dead-letter table");
                 }
                 Ok(())
             })?;
         }
-        if !out.is_empty() {
-            return Ok(Look::Messages(out));
+        if !taken.is_empty() {
+            return Ok(Ok(taken
+                .into_iter()
+                .map(|t| QueueMessage {
+                    id: t.receipt,
+                    body: t.body,
+                    receive_count: t.receives,
+                })
+                .collect()));
         }
-        let next_due: Option<i64> = self
-            .db
-            .lock()
-            .prepare_cached(
-                "SELECT visible_at FROM jobs WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
-            )?
-            .query_row([now], |r| r.get(0))
-            .optional()?;
-        let next_visible = self.flights().values().map(|f| f.hidden_until).min();
-        let next = [next_due, next_visible].into_iter().flatten().min();
         let wait = next.map_or(1000, |at| (at - now).clamp(1, 1000));
-        Ok(Look::WaitFor(Duration::from_millis(wait as u64)))
+        Ok(Err(Duration::from_millis(wait as u64)))
     }
 
-    /// Deletes processed messages.
+    /// Deletes processed messages. A delivery whose attempt was recorded has left the queue
+    /// (or been queued again) with the record already: its receipt then writes nothing.
     pub fn acknowledge<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), StoreError> {
-        let ids: Vec<i64> = ids.into_iter().filter_map(|id| id.parse().ok()).collect();
-        // Deleted before they stop being in flight, so no receive can see them in between.
+        let keys: Vec<Key> = {
+            let mut ready = self.db.ready();
+            ids.into_iter()
+                .filter_map(|id| ready.acknowledge(id))
+                .collect()
+        };
+        if keys.is_empty() {
+            return Ok(());
+        }
         self.db.write_soon(|tx| {
-            let mut delete = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
-            for id in &ids {
-                delete.execute([id])?;
+            for key in &keys {
+                unqueue(tx, *key)?;
             }
             Ok(())
-        })?;
-        let mut flights = self.flights();
-        for id in &ids {
-            flights.remove(id);
-        }
-        Ok(())
+        })
     }
 
     /// Messages still queued or in flight.
     pub fn len(&self) -> usize {
-        self.db
-            .lock()
-            .query_row("SELECT count(*) FROM jobs", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0) as usize
+        self.db.ready().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,6 +199,19 @@ impl SqliteQueue {
             .and_then(|rows| rows.collect())
             .unwrap_or_default()
     }
+}
+
+/// Removes an entry from the file.
+fn unqueue(conn: &Connection, key: Key) -> Result<(), StoreError> {
+    match key {
+        Key::Delivery(seq) => conn
+            .prepare_cached("UPDATE deliveries SET due_at = NULL WHERE seq = ?1")?
+            .execute([seq])?,
+        Key::Job(id) => conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+            .execute([id])?,
+    };
+    Ok(())
 }
 
 fn not_accepted(total: usize, e: StoreError) -> QueueError {
@@ -227,20 +245,70 @@ impl JobSource for SqliteQueue {
 
 #[async_trait]
 impl JobQueue for SqliteQueue {
+    /// Tasks whose delivery rows are queued for them already (a fresh delivery's first
+    /// attempt, a recorded attempt's next one) write nothing.
     async fn enqueue_tasks(&self, tasks: &[Task]) -> Result<(), QueueError> {
-        self.db
-            .write(|tx| {
-                let mut insert =
-                    tx.prepare_cached("INSERT INTO jobs (visible_at, body) VALUES (?1, ?2)")?;
-                for task in tasks {
-                    let body = serde_json::to_string(task).expect("tasks serialize");
-                    insert.execute(params![task.due_at(), body])?;
+        let placed = {
+            let conn = self.db.lock();
+            tasks
+                .iter()
+                .map(|t| place(&conn, t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| not_accepted(tasks.len(), e.into()))?
+        };
+        let placed: Vec<Option<(Key, Payload)>> = if placed
+            .iter()
+            .all(|p| matches!(p, Placed::Queued(..) | Placed::Done))
+        {
+            placed
+                .into_iter()
+                .map(|p| match p {
+                    Placed::Queued(seq, job) => Some((Key::Delivery(seq), Payload::Delivery(job))),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            self.db
+                .write(|tx| {
+                    let mut keys = Vec::with_capacity(tasks.len());
+                    for task in tasks {
+                        keys.push(match place(tx, task)? {
+                            Placed::Done => None,
+                            Placed::Queued(seq, job) => {
+                                Some((Key::Delivery(seq), Payload::Delivery(job)))
+                            }
+                            Placed::Row(seq, job) => {
+                                tx.prepare_cached(
+                                    "UPDATE deliveries SET due_at = ?2 WHERE seq = ?1",
+                                )?
+                                .execute(params![seq, job.due_at])?;
+                                Some((Key::Delivery(seq), Payload::Delivery(job)))
+                            }
+                            Placed::Job(body) => {
+                                tx.prepare_cached(
+                                    "INSERT INTO jobs (visible_at, body) VALUES (?1, ?2)",
+                                )?
+                                .execute(params![task.due_at(), body])?;
+                                Some((Key::Job(tx.last_insert_rowid()), Payload::Job(body)))
+                            }
+                        });
+                    }
+                    Ok(keys)
+                })
+                .await
+                .map_err(|e| not_accepted(tasks.len(), e))?
+        };
+        self.db.queued(|ready| {
+            for (placed, task) in placed.into_iter().zip(tasks) {
+                let Some((key, payload)) = placed else {
+                    continue;
+                };
+                match (key, payload) {
+                    (Key::Delivery(seq), Payload::Delivery(job)) => ready.put_delivery(seq, job),
+                    (key, payload) => ready.put(key, task.due_at(), payload),
                 }
-                Ok(())
-            })
-            .await
-            .map_err(|e| not_accepted(tasks.len(), e))?;
-        self.ready.notify_waiters();
+            }
+        });
         Ok(())
     }
 }

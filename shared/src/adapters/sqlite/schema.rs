@@ -1,12 +1,13 @@
 //! The tables, created once per database file; `user_version` names the schema so a file of
-//! another program (or another schema) is refused rather than written to. Deliveries (rows of
-//! a kilobyte or more) live in a rowid table with a unique index on their key: a key-ordered
-//! table of large rows would rebalance on nearly every insert.
+//! another program (or another schema) is refused rather than written to. A delivery is a small
+//! row that doubles as its queue entry (`due_at`); the body its event's deliveries share is
+//! stored once, and each attempt is a row of its own, so an attempt appends instead of rewriting.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
-/// What brings a file of an earlier version up to date, by the version each step starts from.
+/// What brings a file of an earlier version up to version 5, by the version each step starts
+/// from; from there `upgrade.rs` rewrites version 5's JSON delivery records as rows.
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -34,6 +35,46 @@ CREATE TABLE hook_health (
 ) WITHOUT ROWID;
 ";
 
+/// The delivery log: bodies (`shared`: the body follows the hook's `{"hookId":…,` prefix),
+/// deliveries (`due_at` set while queued; `seq` is what attempts and the queue refer to) and
+/// their attempts.
+pub const DELIVERIES: &str = "
+CREATE TABLE bodies (
+    id INTEGER PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    shared INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX bodies_by_expiry ON bodies (expires_at);
+CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY,
+    hook_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    due_at INTEGER,
+    next_attempt_at INTEGER,
+    reason TEXT,
+    body_id INTEGER NOT NULL,
+    event_created_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    sync INTEGER NOT NULL,
+    UNIQUE (hook_id, id)
+);
+CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);
+CREATE INDEX deliveries_due ON deliveries (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE attempts (
+    delivery INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (delivery, number)
+) WITHOUT ROWID;
+";
+
+/// Every table but the delivery log's ([`DELIVERIES`]).
 pub const CREATE: &str = "
 CREATE TABLE hooks (
     id TEXT PRIMARY KEY,
@@ -46,16 +87,6 @@ CREATE TABLE subscriptions (
     sync INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event, hook_id)
 ) WITHOUT ROWID;
-CREATE TABLE deliveries (
-    hook_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    status TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    UNIQUE (hook_id, id)
-);
-CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
     claimed_at INTEGER NOT NULL,
@@ -87,12 +118,13 @@ CREATE TABLE recoveries (
     record TEXT NOT NULL,
     PRIMARY KEY (hook_id, id)
 ) WITHOUT ROWID;
+-- Queued tasks a delivery row cannot carry (recovery steps, re-sends, rate-limit deferrals);
+-- the queue keeps their order in memory.
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
     visible_at INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE INDEX jobs_by_visibility ON jobs (visible_at);
 CREATE TABLE dead_jobs (
     id INTEGER PRIMARY KEY,
     failed_at INTEGER NOT NULL,

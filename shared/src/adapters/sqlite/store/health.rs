@@ -1,39 +1,28 @@
 //! Per-hook counters and failure state on SQLite: `hourly_stats`, `hook_health` and
-//! `rate_slots` rows, each read and written inside one transaction.
+//! `rate_slots` rows. Hourly counts and failure states are kept in memory until the group commit
+//! writes them, so the batches of one commit cost one row per hook (and hour).
 
+use super::super::database::Pending;
 use super::{SqliteStore, from_json, to_json};
 use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
 use crate::domain::hook::HookId;
 use crate::ports::{HealthStore, HourlyCount, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl HealthStore for SqliteStore {
+    /// Summed in memory and written by the next group commit, one row per hook and hour.
     async fn count_attempts(&self, counts: &[HourlyCount]) -> Result<(), StoreError> {
         self.db
-            .write(|tx| {
-                let mut read = tx.prepare_cached(
-                    "SELECT requests, successes, detail FROM hourly_stats \
-                     WHERE hook_id = ?1 AND hour = ?2",
-                )?;
-                let mut write = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, \
-                     detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
+            .at_commit(|_, pending| {
                 for c in counts {
-                    let mut total = read
-                        .query_row(params![c.hook_id.as_str(), c.hour], hour_counts)
-                        .optional()?
-                        .unwrap_or_default();
-                    total.merge(&c.counts);
-                    write.execute(params![
-                        c.hook_id.as_str(),
-                        c.hour,
-                        total.attempts as i64,
-                        total.successes as i64,
-                        to_json(&total)
-                    ])?;
+                    pending
+                        .counts
+                        .entry((c.hook_id.clone(), c.hour))
+                        .or_default()
+                        .merge(&c.counts);
                 }
                 Ok(())
             })
@@ -63,22 +52,20 @@ impl HealthStore for SqliteStore {
             .await
     }
 
+    /// Kept in memory and written by the next group commit, one row per hook.
     async fn record_health(
         &self,
         hook: &HookId,
         batch: &BatchHealth,
     ) -> Result<(HookHealth, HookHealth), StoreError> {
-        let hook = hook.as_str().to_string();
-        let batch = batch.clone();
         self.db
-            .write(move |tx| {
-                let before: HookHealth = read_health(tx, &hook)?;
-                let after = before.apply(&batch);
+            .at_commit(|conn, pending| {
+                let before = read_health(conn, pending, hook.as_str())?;
+                let after = before.apply(batch);
                 if after != before {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![hook, to_json(&after)])?;
+                    pending
+                        .health
+                        .insert(hook.as_str().to_string(), Some(after.clone()));
                 }
                 Ok((before, after))
             })
@@ -86,7 +73,8 @@ impl HealthStore for SqliteStore {
     }
 
     async fn hook_health(&self, hook: &HookId) -> Result<HookHealth, StoreError> {
-        read_health(&self.db.lock(), hook.as_str())
+        let session = self.db.lock();
+        read_health(&session.conn, &session.pending, hook.as_str())
     }
 
     async fn claim_notice(
@@ -95,28 +83,25 @@ impl HealthStore for SqliteStore {
         now_ms: i64,
         window_ms: i64,
     ) -> Result<bool, StoreError> {
-        let hook = hook.as_str().to_string();
         self.db
-            .write(move |tx| {
-                let mut health = read_health(tx, &hook)?;
+            .at_commit(|conn, pending| {
+                let mut health = read_health(conn, pending, hook.as_str())?;
                 if health.noticed_at.is_some_and(|at| at > now_ms - window_ms) {
                     return Ok(false);
                 }
                 health.noticed_at = Some(now_ms);
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
-                )?
-                .execute(params![hook, to_json(&health)])?;
+                pending
+                    .health
+                    .insert(hook.as_str().to_string(), Some(health));
                 Ok(true)
             })
             .await
     }
 
     async fn reset_health(&self, hook: &HookId) -> Result<(), StoreError> {
-        let hook = hook.as_str().to_string();
         self.db
-            .write(move |tx| {
-                tx.execute("DELETE FROM hook_health WHERE hook_id = ?1", [hook])?;
+            .at_commit(|_, pending| {
+                pending.health.insert(hook.as_str().to_string(), None);
                 Ok(())
             })
             .await
@@ -136,11 +121,60 @@ impl HealthStore for SqliteStore {
         let rows = read.query_map(params![hook.as_str(), from_hour, to_hour], |r| {
             Ok((r.get::<_, i64>(3)?, hour_counts(r)?))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut hours: BTreeMap<i64, HealthCounts> = rows.collect::<Result<_, _>>()?;
+        // Counts not yet committed.
+        for ((pending, hour), counts) in &db.pending.counts {
+            if pending == hook && (from_hour..=to_hour).contains(hour) {
+                hours.entry(*hour).or_default().merge(counts);
+            }
+        }
+        Ok(hours.into_iter().collect())
     }
 }
 
-fn read_health(conn: &Connection, hook: &str) -> Result<HookHealth, StoreError> {
+/// Writes what the group kept in memory: hourly counts added to their rows, failure states.
+pub(crate) fn write_pending(conn: &Connection, pending: &Pending) -> Result<(), StoreError> {
+    let mut read = conn.prepare_cached(
+        "SELECT requests, successes, detail FROM hourly_stats WHERE hook_id = ?1 AND hour = ?2",
+    )?;
+    let mut write = conn.prepare_cached(
+        "INSERT OR REPLACE INTO hourly_stats (hook_id, hour, requests, successes, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ((hook, hour), counts) in &pending.counts {
+        let mut total = read
+            .query_row(params![hook.as_str(), hour], hour_counts)
+            .optional()?
+            .unwrap_or_default();
+        total.merge(counts);
+        write.execute(params![
+            hook.as_str(),
+            hour,
+            total.attempts as i64,
+            total.successes as i64,
+            to_json(&total)
+        ])?;
+    }
+    for (hook, health) in &pending.health {
+        match health {
+            Some(health) => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO hook_health (hook_id, record) VALUES (?1, ?2)",
+                )?
+                .execute(params![hook, to_json(health)])?,
+            None => conn
+                .prepare_cached("DELETE FROM hook_health WHERE hook_id = ?1")?
+                .execute([hook])?,
+        };
+    }
+    Ok(())
+}
+
+/// The hook's failure state: as the open group left it, else as the file holds it.
+fn read_health(conn: &Connection, pending: &Pending, hook: &str) -> Result<HookHealth, StoreError> {
+    if let Some(health) = pending.health.get(hook) {
+        return Ok(health.clone().unwrap_or_default());
+    }
     let record: Option<String> = conn
         .prepare_cached("SELECT record FROM hook_health WHERE hook_id = ?1")?
         .query_row([hook], |r| r.get(0))

@@ -3,8 +3,9 @@
 //! this one holds the store and the encoding they share.
 
 mod claims;
-mod deliveries;
+pub(super) mod deliveries;
 mod health;
+pub(crate) use health::write_pending;
 mod hooks;
 mod recoveries;
 
