@@ -47,7 +47,26 @@ mod tests {
         assert_eq!(text, serde_json::to_string(&job).unwrap());
         assert_eq!(
             serde_json::from_str::<Task>(&text).unwrap(),
-            Task::Delivery(job)
+            Task::Delivery(job.clone())
+        );
+        let first = crate::domain::delivery::FirstJob {
+            job: job.clone(),
+            pending: crate::domain::delivery::PendingDelivery {
+                event_id: crate::domain::event::EventId::parse("evt_1").unwrap(),
+                event: crate::domain::catalog::EventName::UserCreated,
+                fields: Some(r#"{"event":"User.Created"}"#.into()),
+                event_created_at: 1,
+                created_at: 2,
+                expires_at: 3,
+                resumed: false,
+            },
+        };
+        let text = serde_json::to_string(&Task::First(first.clone())).unwrap();
+        assert!(text.starts_with(&serde_json::to_string(&job).unwrap()[..30]));
+        assert_eq!(
+            serde_json::from_str::<Task>(&text).unwrap(),
+            Task::First(first),
+            "a first job keeps what it carries"
         );
         let step = RecoveryStep {
             hook_id: HookId::parse("hook_a").unwrap(),
