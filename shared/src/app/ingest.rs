@@ -391,13 +391,7 @@ impl Ingest {
             self.remove(&created).await;
             return Err(e.into());
         }
-        metrics::emit(&[
-            ("EventsIngested", events.len() as f64, Unit::Count),
-            ("DeliveriesEnqueued", jobs.len() as f64, Unit::Count),
-        ]);
-        for ((e, _), n) in events.iter().zip(&counts) {
-            tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
-        }
+        accepted(events, &counts, jobs.len());
         Ok(counts)
     }
 
@@ -468,13 +462,7 @@ impl Ingest {
         if !tasks.is_empty() {
             self.queue.enqueue_tasks(&tasks).await?;
         }
-        metrics::emit(&[
-            ("EventsIngested", events.len() as f64, Unit::Count),
-            ("DeliveriesEnqueued", tasks.len() as f64, Unit::Count),
-        ]);
-        for ((e, _), n) in events.iter().zip(&counts) {
-            tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
-        }
+        accepted(events, &counts, tasks.len());
         Ok(counts)
     }
 
@@ -485,6 +473,17 @@ impl Ingest {
         if let Err(cleanup) = self.store.delete_deliveries(deliveries).await {
             tracing::warn!(error = %cleanup, "could not remove the records of a refused event");
         }
+    }
+}
+
+/// Measures and logs a fan-out of `events` (`counts` deliveries each, `queued` jobs in all).
+fn accepted(events: &[(&Event, Option<Claim>)], counts: &[usize], queued: usize) {
+    metrics::emit(&[
+        ("EventsIngested", events.len() as f64, Unit::Count),
+        ("DeliveriesEnqueued", queued as f64, Unit::Count),
+    ]);
+    for ((e, _), n) in events.iter().zip(counts) {
+        tracing::info!(event_id = %e.id, event = %e.name, deliveries = n, "event accepted");
     }
 }
 

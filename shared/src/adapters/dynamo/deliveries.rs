@@ -94,27 +94,46 @@ impl DynamoStore {
     /// Writes the delivery unless its id exists; returns the record as stored and whether
     /// this call created it.
     async fn put_if_absent(&self, d: &Delivery) -> Result<(Delivery, bool), StoreError> {
+        match self.put_new(self.delivery_item(d)?).await? {
+            None => Ok((d.clone(), true)),
+            Some(existing) => Ok((delivery_from_item(existing)?, false)),
+        }
+    }
+
+    /// Puts `item` unless its key exists: `None` when written, else the item that was there.
+    async fn put_new(&self, item: Item) -> Result<Option<Item>, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.deliveries_table)
-            .set_item(Some(self.delivery_item(d)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok((d.clone(), true)),
+            Ok(_) => Ok(None),
             Err(e) => match e.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let existing = failed
-                        .item
-                        .ok_or_else(|| corrupt("a conflicting delivery without its item"))?;
-                    Ok((delivery_from_item(existing)?, false))
-                }
+                PutItemError::ConditionalCheckFailedException(failed) => failed
+                    .item
+                    .map(Some)
+                    .ok_or_else(|| corrupt("a conflicting item without its attributes")),
                 other => Err(unavailable(other)),
             },
         }
+    }
+
+    /// Puts every item, 25 to a batch write.
+    async fn put_all(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(unavailable)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.write_deliveries(requests).await
     }
 
     /// BatchWriteItem in 25s on the deliveries table, retrying unprocessed items with backoff.
@@ -263,16 +282,11 @@ fn delivery_from_item(mut item: Item) -> Result<Delivery, StoreError> {
 #[async_trait]
 impl DeliveryLog for DynamoStore {
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let mut requests = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            let item = self.delivery_item(d)?;
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(unavailable)?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        self.write_deliveries(requests).await
+        let items = deliveries
+            .iter()
+            .map(|d| self.delivery_item(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.put_all(items).await
     }
 
     async fn insert_missing_deliveries(
@@ -386,42 +400,26 @@ impl DeliveryLog for DynamoStore {
             item.insert("attempts".into(), AttributeValue::L(vec![value]));
             item.insert("attemptCount".into(), n(1));
         }
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.deliveries_table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        if let Err(e) = result {
-            return match e.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(_) => {
-                    Ok(RecordOutcome::AlreadyRecorded)
-                }
-                other => Err(unavailable(other)),
-            };
+        if self.put_new(item).await?.is_some() {
+            return Ok(RecordOutcome::AlreadyRecorded);
         }
         self.keep_answer(record, spilled).await?;
         Ok(RecordOutcome::Recorded)
     }
 
     async fn put_event_fields(&self, events: &[EventFields]) -> Result<(), StoreError> {
-        let mut requests = Vec::with_capacity(events.len());
-        for e in events {
-            let mut item = Item::new();
-            item.insert("pk".into(), s(&fields_pk(&e.event_id, e.created_at)));
-            item.insert("sk".into(), s(FIELDS_SK));
-            item.insert("expiresAt".into(), n(e.expires_at));
-            put_body(&mut item, &e.fields);
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(unavailable)?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        self.write_deliveries(requests).await
+        let items = events
+            .iter()
+            .map(|e| {
+                let mut item = Item::new();
+                item.insert("pk".into(), s(&fields_pk(&e.event_id, e.created_at)));
+                item.insert("sk".into(), s(FIELDS_SK));
+                item.insert("expiresAt".into(), n(e.expires_at));
+                put_body(&mut item, &e.fields);
+                item
+            })
+            .collect();
+        self.put_all(items).await
     }
 
     async fn event_fields(
