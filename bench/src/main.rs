@@ -37,7 +37,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S] [--only local|cost]\n       bench --cold-start --functions DIR [--runs N] [--only ingest|api|sender]"
+        "usage: bench --server PATH [--events N] [--in-flight N] [--rate EVENTS_PER_S] [--seconds S] [--only local|flood|cost]\n       bench --cold-start --functions DIR [--runs N] [--only ingest|api|sender]"
     );
     std::process::exit(2)
 }
@@ -187,7 +187,6 @@ async fn main() {
         }
         return;
     }
-    let ceiling = local::ceiling(args.events * HOOKS, args.in_flight).await;
     let flood = |events| Load::Flood {
         events,
         in_flight: args.in_flight,
@@ -198,6 +197,10 @@ async fn main() {
     };
     let file = local::run(&args.server, Persistence::File, HOOKS, flood(args.events)).await;
     row(&format!("flood, {HOOKS} hooks, persisted (default)"), &file);
+    if args.only.as_deref() == Some("flood") {
+        println!("{}", json!({"machine": machine(), "flood": file}));
+        return;
+    }
     let memory = local::run(&args.server, Persistence::Memory, HOOKS, flood(args.events)).await;
     row(&format!("flood, {HOOKS} hooks, :memory:"), &memory);
     // As many deliveries as the 10-hook flood, so the two compare.
@@ -226,6 +229,7 @@ async fn main() {
         &format!("steady {half} events/s (half the persisted flood's) × {HOOKS} hooks, persisted"),
         &steady_half,
     );
+    let ceiling = local::ceiling(args.events * HOOKS, args.in_flight).await;
     println!("bare reqwest POSTs/s to the same receiver (ceiling): {ceiling:.0}");
     let mut line = json!({
         "machine": machine(),

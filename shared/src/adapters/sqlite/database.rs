@@ -53,10 +53,10 @@ pub enum OpenError {
     },
 }
 
-/// Page cache (negative: KiB); savepoint journals in memory; no checkpoint in a commit (the
-/// checkpointer does them).
+/// Page cache of 4 MiB (negative: KiB; the OS caches the file behind it); savepoint journals in
+/// memory; no checkpoint in a commit (the checkpointer does them).
 const PRAGMAS: &str =
-    "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;";
+    "PRAGMA cache_size = -4096; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;";
 /// How long a group stays open for more writes before it commits.
 const GROUP_WINDOW: Duration = Duration::from_millis(1);
 /// WAL size past which the checkpointer copies it into the database (about 4000 pages).

@@ -5,6 +5,11 @@ mod import_logto;
 
 use webhooks::startup::local::{LocalConfig, LocalServer};
 
+/// mimalloc rather than glibc's allocator, whose malloc and free took a fifth of the server's
+/// CPU under a flood (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     webhooks::telemetry::init();
