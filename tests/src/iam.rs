@@ -73,7 +73,9 @@ fn applies(statement: &Value, action: &str, resource: &str) -> bool {
     } else {
         resource_matches("Resource")
     };
-    action_ok && resource_ok && statement.get("Condition").is_none()
+    // Conditions are not evaluated: one may hold for a Deny and fail for an Allow.
+    let conditional = statement.get("Condition").is_some();
+    action_ok && resource_ok && (!conditional || statement["Effect"] == "Deny")
 }
 
 /// A string or a list of strings.
@@ -173,6 +175,25 @@ mod tests {
         assert_eq!(
             decide(&not, "sqs:SendMessage", TABLE),
             Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn a_condition_never_allows_and_always_denies() {
+        let condition = json!({"Bool": {"aws:SecureTransport": "true"}});
+        let allow =
+            [json!({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": condition})];
+        assert_eq!(
+            decide(&allow, "sqs:SendMessage", "q"),
+            Decision::ImplicitDeny
+        );
+        let deny = [
+            json!({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+            json!({"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition}),
+        ];
+        assert_eq!(
+            decide(&deny, "sqs:SendMessage", "q"),
+            Decision::ExplicitDeny
         );
     }
 

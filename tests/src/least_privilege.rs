@@ -142,3 +142,50 @@ pub fn granted_rows(policies: &BTreeMap<String, Value>) -> BTreeSet<(String, Str
     }
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/hooks-1";
+
+    fn row(action: &str, used_by: &str) -> Row {
+        Row {
+            function: "api".into(),
+            action: action.into(),
+            resource: "${HooksTable.Arn}".into(),
+            used_by: used_by.into(),
+        }
+    }
+
+    #[test]
+    fn a_pair_is_used_only_by_a_call_needing_that_action_on_that_resource() {
+        let policy = Policy {
+            statements: vec![
+                json!({"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": ARN}),
+            ],
+            symbolic: vec![
+                json!({"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": "${HooksTable.Arn}"}),
+            ],
+            managed_policies: Vec::new(),
+        };
+        let rows = [
+            row("dynamodb:GetItem", "t"),
+            row("dynamodb:PutItem", "t"),
+            row("dynamodb:PutItem", "other"),
+        ];
+        let calls = [
+            Call {
+                operation: "dynamodb:GetItem".into(),
+                needs: vec![("dynamodb:GetItem".into(), ARN.into())],
+            },
+            Call {
+                operation: "dynamodb:PutItem".into(),
+                needs: vec![("dynamodb:PutItem".into(), format!("{ARN}-other"))],
+            },
+        ];
+        let unused = unused(&rows, "t", "api", &policy, &calls);
+        assert_eq!(unused, [&rows[1]]);
+    }
+}
