@@ -49,7 +49,12 @@ pub struct RecordingProxy {
 impl RecordingProxy {
     /// Listens on a free loopback port and forwards to moto at `target`. Calls `statements`
     /// deny are answered with AccessDenied; allowed non-SQS calls are re-signed with `admin`.
+    /// `queue_arn` gives the region and account of the ARNs it records.
     pub fn start(target: &str, admin: Keys, statements: Vec<Value>, queue_arn: &str) -> Self {
+        assert!(
+            target.starts_with("http://127.0.0.1:"),
+            "the proxy only forwards to a local emulator, not {target}"
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
