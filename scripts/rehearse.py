@@ -7,7 +7,12 @@ emulator's CloudFormation leaves out is named, never silently skipped. Prints on
 
 --least-privilege also prints an administrator's keys and, per function, temporary credentials
 of a role holding only that function's policy from the template (for an emulator that enforces
-IAM); --without adds credentials for a function's policy with one action removed.
+IAM); --without adds credentials for a function's policy with one action removed. Each
+function also carries its role's policy from the template, resolved to the stack's ARNs.
+
+    python scripts/rehearse.py --policies [--parameter Key=Value ...]
+
+prints each function's policy as the template writes it (`${HooksTable.Arn}`), offline.
 """
 
 import argparse
@@ -34,9 +39,11 @@ NOT_CREATED = {
     "AWS::ApiGatewayV2::Stage": "the HTTP API's stage and its access log settings",
     "AWS::CloudWatch::Alarm": "alarms; cfn-lint and checkov check them, the EMF tests check their metric names",
 }
-# Services whose resource ARNs moto's IAM checks; for the others it checks the action only,
-# against the resource "*", so their statements are widened to "*" (actions unchanged).
-RESOURCE_CHECKED = {"sqs"}
+# Moto's IAM matches an SQS request against its queue's ARN, but a DynamoDB, SSM or SNS request
+# against the resource "*", which no statement naming a table, parameter or topic matches. The
+# role copies hold the statements as written; the tests' recording proxy decides those calls
+# against the same statements with the real ARNs (tests/src/recording_proxy.rs).
+ACCOUNT = "123456789012"
 # Operations AWS authorizes by other actions (a transaction by each item's action, an SQS batch
 # by the single-message action), where moto asks for an action named after the operation: a
 # statement granting one of those actions also grants the operation's name here.
@@ -300,10 +307,7 @@ def role_credentials(client, role_arn, without=None):
             if not actions:
                 continue
             actions += [t for t, items in BY_OTHER_ACTIONS.items() if items & set(actions)]
-            statement = dict(statement, Action=actions)
-            if any(a.split(":")[0] not in RESOURCE_CHECKED for a in actions):
-                statement["Resource"] = "*"
-            statements.append(statement)
+            statements.append(dict(statement, Action=actions))
     if without and not any(without in as_list(s["Action"]) for s in original):
         sys.exit(f"{source} has no action {without} to remove")
     copy = f"{source[:40]}-{uuid.uuid4().hex[:8]}"
@@ -331,6 +335,85 @@ def role_credentials(client, role_arn, without=None):
     }
 
 
+def role_policies(template, parameters):
+    """Per binary: its role's statements and managed policies as the transformed template
+    writes them (conditional policies only when their condition holds)."""
+    found = {}
+    for logical, binary in binaries().items():
+        role = f"{logical}Role"
+        properties = template["Resources"][role]["Properties"]
+        statements = [
+            s for p in properties.get("Policies", []) for s in as_list(p["PolicyDocument"]["Statement"])
+        ]
+        for name, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Policy" or {"Ref": role} not in resource["Properties"]["Roles"]:
+                continue
+            if "Condition" in resource and not condition_holds(template, resource["Condition"], parameters):
+                continue
+            statements += as_list(resource["Properties"]["PolicyDocument"]["Statement"])
+        found[binary] = {"statements": statements, "managedPolicies": properties.get("ManagedPolicyArns", [])}
+    return found
+
+
+def resolve(node, value):
+    """`node` with Ref, Fn::GetAtt, Fn::Sub and Fn::Join replaced; `value(name)` gives what
+    `${name}` (a parameter, pseudo parameter, resource or `Resource.Attribute`) stands for."""
+    import re
+
+    if isinstance(node, list):
+        return [resolve(n, value) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "Ref" in node:
+        return value(node["Ref"])
+    if "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        return value(".".join(target) if isinstance(target, list) else target)
+    if "Fn::Sub" in node:
+        text, variables = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+        variables = {k: resolve(v, value) for k, v in variables.items()}
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: variables.get(m[1]) or value(m[1]), text)
+    if "Fn::Join" in node:
+        separator, parts = node["Fn::Join"]
+        return separator.join(resolve(parts, value))
+    return {k: resolve(v, value) for k, v in node.items()}
+
+
+def symbolic(name):
+    return "${" + name + "}"
+
+
+def concrete_value(template, resources, parameters, queues):
+    """What a name stands for in the stack created in the emulator."""
+    region = os.environ.get("AWS_REGION", "us-east-1")
+
+    def value(name):
+        pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": ACCOUNT}
+        if name in pseudo:
+            return pseudo[name]
+        if name in template["Parameters"]:
+            return parameters.get(name, template["Parameters"][name].get("Default", ""))
+        logical, _, attribute = name.partition(".")
+        kind = template["Resources"][logical]["Type"]
+        if not attribute:
+            return resources[logical]
+        if (kind, attribute) == ("AWS::DynamoDB::Table", "Arn"):
+            return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{resources[logical]}"
+        if (kind, attribute) == ("AWS::SQS::Queue", "Arn"):
+            return queues[logical]
+        sys.exit(f"{name}: not resolved here")
+
+    return value
+
+
+def policies(template, parameters, value):
+    """Per binary: statements and managed policies resolved with `value`."""
+    return {
+        binary: {k: resolve(v, value) for k, v in policy.items()}
+        for binary, policy in role_policies(template, parameters).items()
+    }
+
+
 def policy_document(answer):
     """A role policy as moto returns it: JSON, or the repr of a dict when CloudFormation made it."""
     import ast
@@ -350,16 +433,25 @@ def as_list(value):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--stack", required=True)
+    parser.add_argument("--endpoint")
+    parser.add_argument("--stack")
+    parser.add_argument(
+        "--policies", action="store_true", help="only print each function's policy as the template writes it"
+    )
     parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--least-privilege", action="store_true")
     parser.add_argument("--without", action="append", default=[], metavar="FUNCTION:ACTION")
     args = parser.parse_args()
     parameters = dict(p.split("=", 1) for p in args.parameter)
 
-    client = clients(args.endpoint)
     template = transformed()
+    if args.policies:
+        json.dump(policies(template, parameters, symbolic), sys.stdout)
+        print()
+        return
+    if not (args.endpoint and args.stack):
+        parser.error("--endpoint and --stack are required")
+    client = clients(args.endpoint)
     upload_code(client)
     resources, outputs = create_stack(client, template, args.stack, parameters)
     not_created = check_created(client, template, resources, parameters)
@@ -373,6 +465,10 @@ def main():
         "functions": functions(client, template, resources),
         "queueArns": queue_arns(client, template, resources),
     }
+    value = concrete_value(template, resources, parameters, result["queueArns"])
+    for binary, policy in policies(template, parameters, value).items():
+        policy["symbolic"] = policies(template, parameters, symbolic)[binary]["statements"]
+        result["functions"][binary]["policy"] = policy
     if args.least_privilege or args.without:
         result["administrator"] = administrator(client)
         for binary, function in result["functions"].items():

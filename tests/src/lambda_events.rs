@@ -3,13 +3,14 @@
 
 use serde_json::{Value, json};
 
-/// An API Gateway HTTP API (payload 2.0) request event.
+/// An API Gateway HTTP API (payload 2.0) request event; `path` may carry a query string.
 pub fn http_event(method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut event = json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": {
             "authorization": format!("Bearer {token}"),
             "content-type": "application/json",
@@ -29,6 +30,12 @@ pub fn http_event(method: &str, path: &str, token: &str, body: Option<&Value>) -
         },
         "isBase64Encoded": false
     });
+    let parameters: serde_json::Map<String, Value> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    if !parameters.is_empty() {
+        event["queryStringParameters"] = Value::Object(parameters);
+    }
     if let Some(body) = body {
         event["body"] = Value::String(body.to_string());
     }

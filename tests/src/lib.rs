@@ -6,10 +6,13 @@ pub mod dev_server;
 pub mod emf;
 pub mod faulty_store;
 pub mod hostile;
+pub mod iam;
 pub mod lambda_events;
+pub mod least_privilege;
 pub mod moto_server;
 pub mod provision;
 pub mod receiver;
+pub mod recording_proxy;
 pub mod slow_receiver;
 pub mod verifiers;
 

@@ -31,8 +31,7 @@ pub struct Keys {
     /// The policy statements these keys hold (for a role).
     #[serde(default, rename = "statements")]
     pub statements: Vec<serde_json::Value>,
-    /// The role's statements as the template wrote them, before the emulator's resources
-    /// were widened for these keys.
+    /// The role's statements as moto's CloudFormation resolved them.
     #[serde(default, rename = "granted")]
     pub granted: Vec<serde_json::Value>,
 }
@@ -79,6 +78,18 @@ pub struct Function {
     pub environment: BTreeMap<String, String>,
     /// Only with [`Deploy::least_privilege`].
     pub credentials: Option<Keys>,
+    /// Its role's policy as the transformed template writes it.
+    pub policy: Policy,
+}
+
+/// A role's policy from the template: statements resolved to this stack's ARNs, the same
+/// statements with the template's `${...}` expressions, and managed policy ARNs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub statements: Vec<serde_json::Value>,
+    pub symbolic: Vec<serde_json::Value>,
+    pub managed_policies: Vec<String>,
 }
 
 /// What `scripts/rehearse.py` reports about a stack it created.
@@ -254,7 +265,7 @@ pub fn function_variables(binary: &str) -> Vec<String> {
 }
 
 /// The Python of the virtual environment `scripts/test` sets up.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("WEBHOOKS_TEST_PYTHON")
         .ok()
         .filter(|v| !v.trim().is_empty())

@@ -15,6 +15,7 @@ mod hook_changes;
 mod hostile_input;
 mod idempotency;
 mod lambda_e2e;
+mod least_privilege;
 mod local_server;
 mod log_paging;
 mod logto_compat;

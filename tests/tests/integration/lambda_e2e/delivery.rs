@@ -2,7 +2,7 @@
 //! verifiers accept (before and after a key rotation), a mixed SQS batch of which exactly the
 //! broken jobs come back, and output of valid EMF and JSON logs without any secret in it.
 
-use super::{Setup, Watch, sqs_record};
+use super::{Recording, Setup, Watch, sqs_record};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ssm::types::ParameterType;
 use serde_json::{Value, json};
@@ -120,6 +120,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
 
     let receiver = Receiver::start(&[]).await;
     let failing = Receiver::start(&[500]).await;
+    let recording = Recording::default();
     let setup = Setup {
         stack: &stack,
         extra: &[
@@ -130,6 +131,7 @@ async fn lambda_binaries_deliver_signed_events_and_keep_secrets() {
             ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
         ],
         log_filter: "debug",
+        recording: &recording,
     };
     let mut api = Watch::start("api", &setup);
     let mut ingest = Watch::start("ingest", &setup);

@@ -3,7 +3,7 @@
 //! that key, and published to the SNS topic its role may publish to.
 
 use super::delivery::{assert_verified, put_secure};
-use super::{Setup, Watch, sqs_record};
+use super::{Recording, Setup, Watch, sqs_record};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -120,6 +120,7 @@ async fn the_lambda_sender_signs_notices_with_its_parameter_key_and_publishes_th
         sender_fn.environment
     );
 
+    let recording = Recording::default();
     let setup = Setup {
         stack: &stack,
         extra: &[
@@ -127,6 +128,7 @@ async fn the_lambda_sender_signs_notices_with_its_parameter_key_and_publishes_th
             ("WEBHOOKS_ALLOWED_CIDRS", "127.0.0.0/8"),
         ],
         log_filter: "info",
+        recording: &recording,
     };
     let mut api = Watch::start("api", &setup);
     let mut ingest = Watch::start("ingest", &setup);
@@ -266,5 +268,9 @@ async fn the_lambda_sender_signs_notices_with_its_parameter_key_and_publishes_th
     assert!(
         !output.contains(&OPS_KEY[6..]),
         "the operational key is in the output"
+    );
+    recording.assert_uses_its_grants(
+        &stack,
+        "the_lambda_sender_signs_notices_with_its_parameter_key_and_publishes_them",
     );
 }
