@@ -6,6 +6,8 @@ pub mod dev_server;
 pub mod emf;
 pub mod faulty_store;
 pub mod hostile;
+pub mod interleaving;
+pub mod item_store;
 pub mod lambda_events;
 pub mod moto_server;
 pub mod provision;
