@@ -7,6 +7,8 @@ pub mod emf;
 pub mod faulty_store;
 pub mod hostile;
 pub mod iam;
+pub mod interleaving;
+pub mod item_store;
 pub mod lambda_events;
 pub mod least_privilege;
 pub mod moto_server;

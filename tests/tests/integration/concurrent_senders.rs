@@ -2,9 +2,13 @@
 //! expired mid-attempt): both may send, the receiver de-duplicates on `webhook-id`, and the
 //! attempt, its follow-up job and its stats are recorded exactly once. The job is the queued
 //! message itself, which carries its delivery until the first attempt writes the record.
+//! Two sender processes sharing the queue race on every job its visibility timeout hands out
+//! again mid-attempt.
 
-use crate::support::{faulty_pipeline, settings};
+use crate::faults::Worker;
+use crate::support::{faulty_pipeline, pipeline, set_visibility_timeout, settings};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use webhooks::adapters::sqlite::SqliteQueue;
@@ -17,6 +21,7 @@ use webhooks::net::client::DeliveryClient;
 use webhooks::ports::{DeliveryLog, HealthStore, QueueMessage, Store};
 use webhooks_tests::faulty_store::{FaultyStore, Gate};
 use webhooks_tests::receiver::Receiver;
+use webhooks_tests::slow_receiver::SlowReceiver;
 
 /// Once both senders have sent and wait to record, lets their writes through one after the
 /// other (the emulator does not serialise conditional writes to one item as DynamoDB does).
@@ -175,4 +180,72 @@ async fn two_senders_with_one_succeeding_job_leave_one_success_on_record() {
         JobOutcome::Skipped
     );
     assert_eq!(receiver.received().len(), 2);
+}
+
+/// Both processes may send a job they both hold (each reads the record before the other
+/// writes it); its success is recorded and counted once.
+#[tokio::test]
+async fn two_sender_processes_racing_on_one_hooks_jobs_record_each_success_once() {
+    let p = pipeline("twoprocs", "1s").await;
+    // Each attempt outlasts the visibility timeout: the other process receives the job while
+    // the first one is still sending it.
+    set_visibility_timeout(&p.moto, 1).await;
+    let receiver = SlowReceiver::start(Duration::from_millis(1_300)).await;
+    let hook = p
+        .create_hook(&receiver.url("/two"), &["User.Created"])
+        .await;
+    let hook_id = HookId::parse(hook["id"].as_str().unwrap()).unwrap();
+    let workers = [
+        Worker::start(&p.moto.provisioned),
+        Worker::start(&p.moto.provisioned),
+    ];
+    const EVENTS: usize = 8;
+    for i in 0..EVENTS {
+        let r = p
+            .post_event(json!({"event": "User.Created", "data": {"id": format!("u_{i}")}}))
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    let deliveries = webhooks_tests::poll(
+        Duration::from_secs(30),
+        || webhooks_tests::deliveries_between(p.moto.store.as_ref(), &hook_id, 0, now_ms()),
+        |all| all.len() == EVENTS && all.iter().all(|d| d.status == DeliveryStatus::Success),
+    )
+    .await;
+    // Any copy still handed out is skipped, not sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(workers);
+
+    assert_eq!(deliveries.len(), EVENTS);
+    for d in &deliveries {
+        assert_eq!(d.status, DeliveryStatus::Success, "{}", d.id);
+        assert_eq!(
+            d.attempts.len(),
+            1,
+            "{}: the success is recorded once",
+            d.id
+        );
+    }
+    let mut per_delivery: HashMap<String, usize> = HashMap::new();
+    for a in receiver.arrivals() {
+        *per_delivery.entry(a.webhook_id).or_default() += 1;
+    }
+    assert_eq!(per_delivery.len(), EVENTS, "every delivery arrived");
+    assert!(
+        per_delivery.values().all(|n| *n <= 2),
+        "each process sent a delivery once at most: {per_delivery:?}"
+    );
+    assert!(
+        per_delivery.values().any(|n| *n >= 2),
+        "the two processes raced on a job (both sent it): {per_delivery:?}"
+    );
+    let hour = now_ms().div_euclid(3_600_000);
+    let hours = p
+        .moto
+        .store
+        .hourly_health(&hook_id, hour - 1, hour + 1)
+        .await
+        .unwrap();
+    let counted: u64 = hours.iter().map(|(_, c)| c.attempts).sum();
+    assert_eq!(counted, EVENTS as u64, "each recorded attempt counted once");
 }

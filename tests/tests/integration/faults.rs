@@ -93,10 +93,10 @@ fn memory_kib(field: &str) -> u64 {
 }
 
 /// The sender loop in a process of its own (`sender-worker`), SIGKILLed on drop.
-struct Worker(Child);
+pub(crate) struct Worker(Child);
 
 impl Worker {
-    fn start(provisioned: &Provisioned) -> Self {
+    pub(crate) fn start(provisioned: &Provisioned) -> Self {
         let endpoint = std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
             panic!("WEBHOOKS_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test")
         });

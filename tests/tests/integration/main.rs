@@ -2,6 +2,7 @@
 //! (never skips) when the emulator is missing; run them with scripts/test.
 
 mod concurrent_senders;
+mod conditional_writes;
 mod console;
 mod doc_links;
 mod duplicate_keys;

@@ -74,7 +74,7 @@ mod health;
 mod hooks;
 mod recoveries;
 
-contract!(writers_racing_from_one_read_leave_one_winner, "racing");
+contract!(stale_writes_in_sequence_lose_to_the_first, "stale");
 
 /// The hook ids of an event's subscribers.
 fn ids(subscribers: Vec<Subscriber>) -> Vec<HookId> {
@@ -106,9 +106,10 @@ fn attempt_record(hook: &Hook, id: &DeliveryId, status: u16) -> AttemptRecord {
     }
 }
 
-/// Two writers that read the same state and then write, in every conditional port method:
-/// the first wins, the second learns it lost, and the state is the first one's.
-async fn writers_racing_from_one_read_leave_one_winner(s: Arc<impl Store + ?Sized>) {
+/// Two writers that read the same state and then write one after the other, in every
+/// conditional port method: the first wins, the second learns it lost, and the state is the
+/// first one's. Writes at the same moment: `conditional_writes`.
+async fn stale_writes_in_sequence_lose_to_the_first(s: Arc<impl Store + ?Sized>) {
     let s = s.as_ref();
     let hook = new_hook(&["PostSignIn"]);
     s.create_hook(&hook).await.unwrap();
