@@ -278,14 +278,10 @@ async fn a_damaged_database_stops_start_up_and_is_left_untouched() {
         garbage,
         "the file is unchanged"
     );
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
     assert_eq!(
-        names,
+        files_in(&dir),
         vec![FILE_NAME.to_string()],
-        "nothing was added beside it"
+        "nothing was added beside it (no -wal or -shm file)"
     );
 
     // A file of another program is refused the same way.
@@ -297,8 +293,22 @@ async fn a_damaged_database_stops_start_up_and_is_left_untouched() {
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("tables of another program"), "{output}");
     assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    assert_eq!(
+        files_in(&other),
+        vec![FILE_NAME.to_string()],
+        "nothing was added beside it (no -wal or -shm file)"
+    );
     std::fs::remove_dir_all(dir).ok();
     std::fs::remove_dir_all(other).ok();
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// A SQLite file of some other program, where the store's file would be.
