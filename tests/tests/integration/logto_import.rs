@@ -195,6 +195,14 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         "HeaderSecret-Import-1"
     );
     assert_eq!(crm["config"]["retries"], 3);
+    for i in 0..99 {
+        let bulk = ours
+            .iter()
+            .find(|h| h["name"] == format!("bulk {i}"))
+            .unwrap_or_else(|| panic!("bulk {i} imported"));
+        assert_eq!(bulk["signingKey"], format!("BulkKey{i:025}"), "bulk {i}");
+        assert_eq!(bulk["config"]["url"], receiver.url(&format!("/bulk/{i}")));
+    }
     let legacy = ours
         .iter()
         .find(|h| h["config"]["url"] == receiver.url("/legacy"))
@@ -230,5 +238,15 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
     .unwrap();
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 imported, 102 skipped"), "{output}");
+    let after: Vec<Value> = http
+        .get(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 101, "the second run added no hook");
     server.stop();
 }
