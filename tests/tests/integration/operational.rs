@@ -27,22 +27,23 @@ const INGEST: &str = "ops-ingest";
 pub const OPS_KEY: &str = "whsec_T3BlcmF0aW9uYWwtbm90aWNlcy1rZXktMDEyMzQ1Njc=";
 
 /// The notices received, once each (a retried one arrives more than once with the same
-/// `webhook-id`), as `(event, hookId)` → body.
+/// `webhook-id`), as `(event, hookId)` → body; two notices of one event for one hook fail.
 fn notices(received: &[Received]) -> BTreeMap<(String, String), Value> {
     let mut by_id = BTreeMap::new();
     for r in received {
         by_id.insert(r.header("webhook-id").to_string(), r.json());
     }
-    by_id
-        .into_values()
-        .map(|body| {
-            let key = (
-                body["event"].as_str().unwrap().to_string(),
-                body["data"]["hookId"].as_str().unwrap().to_string(),
-            );
-            (key, body)
-        })
-        .collect()
+    let mut by_key = BTreeMap::new();
+    for body in by_id.into_values() {
+        let key = (
+            body["event"].as_str().unwrap().to_string(),
+            body["data"]["hookId"].as_str().unwrap().to_string(),
+        );
+        if let Some(earlier) = by_key.insert(key, body.clone()) {
+            panic!("two notices of one event for one hook: {earlier} and {body}");
+        }
+    }
+    by_key
 }
 
 fn key(event: &str, hook: &str) -> (String, String) {
@@ -410,13 +411,14 @@ async fn the_aws_path_sends_notices_to_the_endpoint_and_the_sns_topic() {
                 .and_then(|v| v.string_value())
                 .map(str::to_string);
             assert_eq!(attribute.as_deref(), body["event"].as_str(), "{body}");
-            published.insert(
+            let earlier = published.insert(
                 key(
                     body["event"].as_str().unwrap(),
                     body["data"]["hookId"].as_str().unwrap(),
                 ),
-                body,
+                body.clone(),
             );
+            assert!(earlier.is_none(), "published twice: {body}");
         }
         if published.len() == 2 {
             break;
