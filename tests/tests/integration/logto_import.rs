@@ -177,15 +177,7 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
     }
 
     let http = reqwest::Client::new();
-    let ours: Vec<Value> = http
-        .get(format!("{base}/api/hooks"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ours = held_hooks(&http, &base).await;
     assert_eq!(ours.len(), 101);
     let crm = ours.iter().find(|h| h["name"] == "crm").unwrap();
     assert_eq!(crm["signingKey"], CRM_KEY);
@@ -238,15 +230,19 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
     .unwrap();
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 imported, 102 skipped"), "{output}");
-    let after: Vec<Value> = http
-        .get(format!("{base}/api/hooks"))
+    let after = held_hooks(&http, &base).await;
+    assert_eq!(after.len(), 101, "the second run added no hook");
+    server.stop();
+}
+
+/// Every hook the server holds (the listing without paging parameters answers all).
+async fn held_hooks(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    http.get(format!("{base}/api/hooks"))
         .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    assert_eq!(after.len(), 101, "the second run added no hook");
-    server.stop();
+        .unwrap()
 }
