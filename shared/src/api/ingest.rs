@@ -2,7 +2,7 @@
 //! case ([`crate::app::ingest`]), answer. 202 once every delivery and its job were accepted
 //! (503 otherwise); with `?wait=true` (one event), 200 with the synchronous hooks' results.
 
-use super::{ApiError, LimitedBody, query_param, require_json};
+use super::{ApiError, LimitedBody, query_param, require_declared_json, require_json};
 use crate::app::ingest::{Accepted, Ingest};
 use crate::app::relay::LogtoSources;
 use crate::domain::event::{IngestBody, parse_ingest};
@@ -47,7 +47,7 @@ impl IngestHandler {
             Some("true") => true,
             Some(_) => return Err(ValidationError::new("wait", "must be true or false").into()),
         };
-        require_json(&headers)?;
+        require_declared_json(&headers)?;
         let body = parse_ingest(&bytes, time::OffsetDateTime::now_utc())?;
         let single = matches!(body, IngestBody::Single(_));
         let accepted = this.ingest.accept(body, wait).await?;

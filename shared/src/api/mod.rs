@@ -68,6 +68,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(http::header::CONTENT_TYPE) {
         None => Ok(()),
+        Some(_) => require_declared_json(headers),
+    }
+}
+
+/// As [`require_json`], and the type must be declared: events are never read from a body of
+/// unknown type.
+pub(crate) fn require_declared_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(http::header::CONTENT_TYPE) {
+        None => Err(ApiError::UnsupportedMediaType),
         Some(v) => {
             let essence = v
                 .to_str()

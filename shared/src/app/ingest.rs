@@ -11,7 +11,7 @@ use crate::domain::clock::now_ms;
 use crate::domain::delivery::{
     Delivery, DeliveryId, DeliveryStatus, FirstJob, Job, PendingDelivery,
 };
-use crate::domain::event::{Event, IngestBody};
+use crate::domain::event::{Event, EventId, IngestBody};
 use crate::domain::hook::{Hook, HookId, HookMode};
 use crate::domain::task::Task;
 use crate::domain::validation::ValidationError;
@@ -174,6 +174,7 @@ impl Ingest {
         };
         let mut counts = counts.into_iter();
         let mut answers: Vec<Value> = Vec::with_capacity(events.len());
+        let mut to_store: Vec<(EventId, Value)> = Vec::new();
         for (e, p) in events.iter().zip(&plan) {
             let answer = match p {
                 Plan::FanOut { claim } => {
@@ -196,14 +197,19 @@ impl Ingest {
                         )
                         .await;
                         answer["results"] = results.into();
-                    } else if sync > 0 {
-                        // Not called: the caller did not wait.
-                        answer["skippedSyncHooks"] = sync.into();
-                    }
-                    if claim.is_some()
-                        && let Err(err) = self.store.complete_event(&e.id, &answer).await
-                    {
-                        tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
+                        if claim.is_some()
+                            && let Err(err) = self.store.complete_event(&e.id, &answer).await
+                        {
+                            tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
+                        }
+                    } else {
+                        if sync > 0 {
+                            // Not called: the caller did not wait.
+                            answer["skippedSyncHooks"] = sync.into();
+                        }
+                        if claim.is_some() {
+                            to_store.push((e.id.clone(), answer.clone()));
+                        }
                     }
                     answer
                 }
@@ -211,6 +217,11 @@ impl Ingest {
                 Plan::SameAs(i) => answers[*i].clone(),
             };
             answers.push(answer);
+        }
+        if !to_store.is_empty()
+            && let Err(err) = self.store.complete_events(&to_store).await
+        {
+            tracing::warn!(events = to_store.len(), error = %err, "could not store the events' answers");
         }
         Ok(Accepted { answers })
     }
@@ -253,44 +264,53 @@ impl Ingest {
         Ok((subscribers, hooks))
     }
 
-    /// Claims the callers' event ids, so an event posted again within the window is not
-    /// fanned out again.
+    /// Claims the callers' event ids (all of a request's at once), so an event posted again
+    /// within the window is not fanned out again.
     async fn claim(&self, events: &[Event]) -> Result<Vec<Plan>, IngestError> {
-        let now = now_ms();
         let mut plan = Vec::with_capacity(events.len());
+        let mut claimed = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            if !e.caller_id {
-                plan.push(Plan::FanOut { claim: None });
-                continue;
-            }
-            if let Some(first) = events[..i].iter().position(|p| p.caller_id && p.id == e.id) {
+            if e.caller_id
+                && let Some(first) = events[..i].iter().position(|p| p.caller_id && p.id == e.id)
+            {
                 plan.push(Plan::SameAs(first));
                 continue;
             }
-            let claim = self
-                .store
-                .claim_event(&e.id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
-                .await;
-            match claim {
-                Ok(EventClaim::Claimed {
+            if e.caller_id {
+                claimed.push(i);
+            }
+            plan.push(Plan::FanOut { claim: None });
+        }
+        if claimed.is_empty() {
+            return Ok(plan);
+        }
+        let ids: Vec<_> = claimed.iter().map(|&i| events[i].id.clone()).collect();
+        let claims = self
+            .store
+            .claim_events(&ids, now_ms(), IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
+            .await?;
+        let mut in_progress = false;
+        for (i, claim) in claimed.into_iter().zip(claims) {
+            plan[i] = match claim {
+                EventClaim::Claimed {
                     first_claimed_at,
                     resumed,
-                }) => plan.push(Plan::FanOut {
+                } => Plan::FanOut {
                     claim: Some(Claim {
                         first_claimed_at,
                         resumed,
                     }),
-                }),
-                Ok(EventClaim::Accepted(answer)) => plan.push(Plan::Repeat(answer)),
-                Ok(EventClaim::InProgress) => {
-                    self.release(events, &plan).await;
-                    return Err(IngestError::InProgress);
+                },
+                EventClaim::Accepted(answer) => Plan::Repeat(answer),
+                EventClaim::InProgress => {
+                    in_progress = true;
+                    Plan::FanOut { claim: None }
                 }
-                Err(err) => {
-                    self.release(events, &plan).await;
-                    return Err(err.into());
-                }
-            }
+            };
+        }
+        if in_progress {
+            self.release(events, &plan).await;
+            return Err(IngestError::InProgress);
         }
         Ok(plan)
     }
@@ -610,5 +630,58 @@ mod tests {
             accepted.answers[0]["deliveries"], 2,
             "the repeat fans out at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_claims_and_answers_its_caller_ids_in_one_call_each() {
+        let store = crate::app::testing::Spy::new();
+        for name in ["a", "b"] {
+            let hook = NewHook::parse(
+                &json!({"name": name, "events": ["User.Created"],
+                        "config": {"url": "https://hooks.example.com/in"}}),
+                UrlPolicy { allow_http: false },
+            )
+            .unwrap()
+            .into_hook(now_ms());
+            store.create_hook(&hook).await.unwrap();
+        }
+        let settings = Settings::from_lookup(Defaults::local(), |_| None).unwrap();
+        let ingest = Ingest::new(
+            store.clone(),
+            crate::adapters::sqlite::SqliteQueue::in_memory(Duration::from_secs(30), 5),
+            DeliveryClient::from_settings(&settings),
+            Duration::from_secs(3_600),
+            false,
+        );
+        let batch = |ids: &[&str]| {
+            let events: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"event": "User.Created", "id": id, "data": {"id": "u1"}}))
+                .collect();
+            parse_ingest(
+                json!({ "events": events }).to_string().as_bytes(),
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap()
+        };
+        store.reset();
+        let ids = ["evt_b1", "evt_b2", "evt_b3", "evt_b1"];
+        let first = ingest.accept(batch(&ids), false).await.unwrap();
+        let calls = store.calls.lock().unwrap().clone();
+        let count = |name: &str| calls.iter().filter(|c| **c == name).count();
+        assert_eq!(count("claim_events"), 1, "{calls:?}");
+        assert_eq!(count("claim_event"), 0, "{calls:?}");
+        assert_eq!(count("insert_deliveries"), 1, "{calls:?}");
+        assert_eq!(count("complete_events"), 1, "{calls:?}");
+        assert_eq!(count("complete_event"), 0, "{calls:?}");
+        assert_eq!(first.answers.len(), 4);
+        assert_eq!(first.answers[3], first.answers[0]);
+
+        // The answers were stored: a repeat of the batch fans nothing out.
+        store.reset();
+        let again = ingest.accept(batch(&ids), false).await.unwrap();
+        assert_eq!(again.answers, first.answers);
+        let calls = store.calls.lock().unwrap().clone();
+        assert!(!calls.contains(&"insert_deliveries"), "{calls:?}");
     }
 }

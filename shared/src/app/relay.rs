@@ -50,8 +50,8 @@ impl LogtoSources {
                     "entry {n}: the source id must be 1 to 64 letters, digits, _ or -"
                 ));
             }
-            let key = SigningKey::import(key.trim())
-                .map_err(|e| format!("entry {n} ({id}): the signing key {e}"))?;
+            let key =
+                SigningKey::import(key.trim()).map_err(|e| format!("entry {n} ({id}): {e}"))?;
             if sources.insert(id.to_string(), key).is_some() {
                 return Err(format!("entry {n}: source {id} is listed twice"));
             }
@@ -150,6 +150,11 @@ mod tests {
             let e = LogtoSources::parse(bad).unwrap_err();
             assert!(!e.contains(KEY) && !e.contains("short"), "{e}");
         }
+        let e = LogtoSources::parse("prod=short").unwrap_err();
+        assert_eq!(
+            e,
+            "entry 1 (prod): signing key must be at least 24 characters long"
+        );
         assert!(LogtoSources::parse("").unwrap().is_empty());
     }
 

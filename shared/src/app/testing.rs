@@ -31,6 +31,8 @@ pub struct Spy {
     pub delivery_reads: Mutex<Vec<DeliveryId>>,
     /// Makes every attempt's record fail, as when the database is unreachable.
     pub refuse_records: std::sync::atomic::AtomicBool,
+    /// The name of each forwarded call, in order.
+    pub calls: Mutex<Vec<&'static str>>,
 }
 
 impl Spy {
@@ -42,6 +44,7 @@ impl Spy {
             hook_reads: Mutex::default(),
             delivery_reads: Mutex::default(),
             refuse_records: Default::default(),
+            calls: Mutex::default(),
         })
     }
 
@@ -51,6 +54,7 @@ impl Spy {
         self.health_writes.lock().unwrap().clear();
         self.hook_reads.lock().unwrap().clear();
         self.delivery_reads.lock().unwrap().clear();
+        self.calls.lock().unwrap().clear();
     }
 
     fn refused(&self) -> Result<(), StoreError> {
@@ -64,9 +68,15 @@ impl Spy {
     }
 }
 
+#[async_trait]
 impl Forwarding for Spy {
     fn inner(&self) -> &dyn Store {
         self.inner.as_ref()
+    }
+
+    async fn before(&self, method: &'static str) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(method);
+        Ok(())
     }
 }
 

@@ -158,10 +158,11 @@ impl CustomHeaders {
     }
 }
 
-/// A field name safe to echo in an error: printable ASCII, at most 64 characters.
+/// A field name safe to echo in an error: the caller's characters without control characters
+/// or whitespace, at most 64 of them.
 pub(crate) fn printable(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_graphic())
+        .filter(|c| !c.is_control() && !c.is_whitespace())
         .take(64)
         .collect()
 }

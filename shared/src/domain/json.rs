@@ -1,6 +1,8 @@
 //! Strict JSON for request bodies. serde_json keeps the last of repeated object keys, while a
 //! receiver's parser may keep the first: a body with a repeated key would be validated as one
-//! event and read as another downstream, so it is refused, naming the key.
+//! event and read as another downstream, so it is refused, naming the key. Any RFC 8259
+//! number is accepted (bodies are relayed as posted, so a number need not fit an f64), and
+//! nesting has a stated limit instead of the parser's recursion limit.
 
 use crate::domain::validation::ValidationError;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -8,8 +10,15 @@ use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
 
-/// Parses a whole body into a [`Value`], refusing repeated keys anywhere in it.
+/// How deep arrays and objects may nest in a body.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses a whole body into a [`Value`], refusing repeated keys anywhere in it. A number too
+/// large for an f64 reads as 0 here: only its type is ever checked, and the body's text is
+/// what is delivered.
 pub fn parse(bytes: &[u8]) -> Result<Value, ValidationError> {
+    let tamed = tame(bytes)?;
+    let bytes = tamed.as_deref().unwrap_or(bytes);
     let repeated = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Strict {
@@ -24,6 +33,99 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ValidationError> {
     })
 }
 
+/// Checks the nesting depth outside strings, and returns a copy of the body with each number
+/// an f64 cannot hold written as `0` (`None` when there is none). Syntax is left to the parser.
+fn tame(bytes: &[u8]) -> Result<Option<Vec<u8>>, ValidationError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut copy: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ValidationError::new(
+                        "",
+                        format!("body nests arrays and objects deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .map_or(bytes.len(), |n| i + n);
+                let token = &bytes[i..end];
+                let huge = is_number(token)
+                    && std::str::from_utf8(token)
+                        .ok()
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .is_some_and(f64::is_infinite);
+                if huge {
+                    let out = copy.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                    out.extend_from_slice(&bytes[copied..i]);
+                    out.push(b'0');
+                    copied = end;
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(copy.map(|mut out| {
+        out.extend_from_slice(&bytes[copied..]);
+        out
+    }))
+}
+
+/// RFC 8259's `number`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_number(token: &[u8]) -> bool {
+    fn digits(t: &[u8]) -> usize {
+        t.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let mut t = token.strip_prefix(b"-").unwrap_or(token);
+    match t.first() {
+        Some(b'0') => t = &t[1..],
+        Some(b'1'..=b'9') => t = &t[digits(t)..],
+        _ => return false,
+    }
+    if let Some(rest) = t.strip_prefix(b".") {
+        let n = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        t = &rest[n..];
+    }
+    if let Some(rest) = t.strip_prefix(b"e").or_else(|| t.strip_prefix(b"E")) {
+        let rest = rest
+            .strip_prefix(b"+")
+            .or_else(|| rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        let n = digits(rest);
+        if n == 0 {
+            return false;
+        }
+        t = &rest[n..];
+    }
+    t.is_empty()
+}
+
 /// Where a value sits in the document; rendered only when a key is repeated.
 #[derive(Clone, Copy)]
 enum Path<'a> {
@@ -33,16 +135,12 @@ enum Path<'a> {
 }
 
 impl Path<'_> {
-    /// The field path as errors show it elsewhere: `events[0].event`, keys in printable ASCII.
+    /// The field path as errors show it elsewhere: `events[0].event`, keys printable.
     fn render(&self) -> String {
         match self {
             Path::Root => String::new(),
             Path::Key(parent, key) => {
-                let key: String = key
-                    .chars()
-                    .filter(char::is_ascii_graphic)
-                    .take(64)
-                    .collect();
+                let key = crate::domain::hook::printable(key);
                 match parent.render() {
                     p if p.is_empty() => key,
                     p => format!("{p}.{key}"),
@@ -182,7 +280,34 @@ mod tests {
             assert_eq!(e.field, "", "{bad}");
             assert!(e.message.starts_with("body is not valid JSON"), "{bad}");
         }
-        let deep = "[".repeat(10_000);
-        assert!(parse(deep.as_bytes()).is_err(), "the recursion limit holds");
+    }
+
+    #[test]
+    fn any_number_parses_and_nesting_has_a_stated_limit() {
+        for body in [
+            r#"{"a":1e309,"b":[-1E+400,"1e309 in a string"],"c":12345678901234567890123}"#,
+            &format!(r#"{{"big":1{}}}"#, "0".repeat(400)),
+        ] {
+            let v = parse(body.as_bytes()).unwrap();
+            assert!(v.is_object(), "{body}");
+        }
+        assert_eq!(parse(br#"{"a":1e309}"#).unwrap()["a"], 0);
+        assert_eq!(parse(br#"{"a":"\"1e309"}"#).unwrap()["a"], "\"1e309");
+        for bad in [
+            "1e", "-", "01", "1.e5", "[1e309,]", "01e999", "1.e999", "-e999",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(nested(MAX_DEPTH).as_bytes()).is_ok());
+        let e = parse(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(e.message.contains("deeper than 64 levels"), "{e}");
+        let e = parse("[".repeat(10_000).as_bytes()).unwrap_err();
+        assert!(e.message.contains("deeper than"), "{e}");
+        let strings = format!(r#"["{}"]"#, "[{".repeat(100));
+        assert!(
+            parse(strings.as_bytes()).is_ok(),
+            "brackets in strings do not nest"
+        );
     }
 }

@@ -71,7 +71,8 @@ macro_rules! forward_port {
     };
     (impl EventClaims for $fake:ty { forward all; $($own:tt)* }) => {
         $crate::forward_port!(impl EventClaims for $fake {
-            forward claim_event, complete_event, release_event;
+            forward claim_event, claim_events, complete_event, complete_events,
+                release_event;
             $($own)*
         });
     };
@@ -190,6 +191,17 @@ macro_rules! forward_port {
         complete_event(
             id: &$crate::ports::forward::types::EventId,
             answer: &$crate::ports::forward::types::Value
+        ) -> ()); };
+    (@signature claim_events, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        claim_events(
+            ids: &[$crate::ports::forward::types::EventId],
+            now_ms: i64,
+            window_ms: i64,
+            stale_ms: i64
+        ) -> Vec<$crate::ports::forward::types::EventClaim>); };
+    (@signature complete_events, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        complete_events(
+            answers: &[($crate::ports::forward::types::EventId, $crate::ports::forward::types::Value)]
         ) -> ()); };
     (@signature release_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         release_event(id: &$crate::ports::forward::types::EventId) -> ()); };

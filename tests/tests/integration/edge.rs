@@ -215,7 +215,7 @@ async fn trailing_slashes_are_ignored_and_the_query_kept() {
         Method::POST,
         "/api/events/",
         Some(INGEST),
-        "",
+        "application/json",
         event,
     )
     .await;

@@ -15,6 +15,7 @@ mod health;
 mod hook_changes;
 mod hostile_input;
 mod idempotency;
+mod ingest_edges;
 mod lambda_e2e;
 mod least_privilege;
 mod local_server;

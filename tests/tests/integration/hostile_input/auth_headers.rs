@@ -154,8 +154,10 @@ async fn check_headers(
     if let Some(v) = &auth {
         headers.insert(AUTHORIZATION, v.clone());
     }
+    // Events are read only from a body declared as JSON; other routes take a missing type.
+    let missing_ok = !matches!(case.route, Route::PostEvent);
     let json_ok = match &case.content_type {
-        ContentType::Missing => Some(true),
+        ContentType::Missing => Some(missing_ok),
         ContentType::Json(_) => Some(true),
         ContentType::Other(_) => Some(false),
         ContentType::Unclear(_) => None,
@@ -170,7 +172,7 @@ async fn check_headers(
             headers.insert(CONTENT_TYPE, v);
             json_ok
         }
-        Some(Err(_)) | None => Some(true),
+        Some(Err(_)) | None => Some(missing_ok),
     };
     let (method, path, body, need_admin, reads_body) = match case.route {
         Route::PostEvent => (

@@ -419,10 +419,12 @@ async fn check_ingest(
     }
     match expect {
         Expect::Unknown => {
-            let parsed = serde_json::from_slice::<Value>(&bytes);
+            // RFC 8259 syntax, numbers of any size (IgnoredAny never converts them).
+            let parsed = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes);
             if r.status == StatusCode::ACCEPTED {
-                let body =
-                    parsed.map_err(|e| fail(format!("accepted a body that is not JSON: {e}")))?;
+                parsed.map_err(|e| fail(format!("accepted a body that is not JSON: {e}")))?;
+                // Event names only: a number beyond f64 reads as 0 here.
+                let body = webhooks::domain::json::parse(&bytes).unwrap_or(Value::Null);
                 prop_assert!(
                     names_only_catalog_events(&body),
                     "accepted events outside the catalog: {}",

@@ -198,10 +198,10 @@ fn rejected_at(r: &Answer, allowed: &[String]) -> TestCaseResult {
     Ok(())
 }
 
-/// The printable-ASCII form of a JSON key, as error paths show it.
+/// A JSON key as error paths show it: without control characters or whitespace.
 fn shown(key: &str) -> String {
     key.chars()
-        .filter(char::is_ascii_graphic)
+        .filter(|c| !c.is_control() && !c.is_whitespace())
         .take(64)
         .collect()
 }
