@@ -56,7 +56,7 @@ impl IngestHandler {
         } else {
             StatusCode::ACCEPTED
         };
-        Ok((status, Json(answer(accepted, single))).into_response())
+        Ok(answer(status, accepted, single))
     }
 
     /// `POST /api/ingest/logto/{sourceId}`: a body a Logto instance sent, accepted only with
@@ -77,16 +77,17 @@ impl IngestHandler {
             .ok_or(ApiError::SignatureInvalid)?;
         require_json(headers)?;
         let accepted = relayed.accept(&self.ingest).await?;
-        Ok((StatusCode::ACCEPTED, Json(answer(accepted, true))).into_response())
+        Ok(answer(StatusCode::ACCEPTED, accepted, true))
     }
 }
 
 /// The answer's body: the event's answer for one event, the list of them for a batch.
-fn answer(accepted: Accepted, single: bool) -> serde_json::Value {
+fn answer(status: StatusCode, accepted: Accepted, single: bool) -> Response {
     let mut answers = accepted.answers;
     if single {
-        answers.pop().expect("one answer per event")
+        let one = answers.pop().expect("one answer per event");
+        (status, Json(one)).into_response()
     } else {
-        answers.into()
+        (status, Json(answers)).into_response()
     }
 }

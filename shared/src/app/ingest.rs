@@ -5,7 +5,7 @@
 //! (one event), its synchronous hooks are also called and their results answered.
 
 use super::PortError;
-use super::sync_call::{self, MAX_SYNC_HOOKS};
+use super::sync_call::{self, MAX_SYNC_HOOKS, SyncResult};
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
 use crate::domain::delivery::{
@@ -13,12 +13,12 @@ use crate::domain::delivery::{
 };
 use crate::domain::event::{Event, EventId, IngestBody};
 use crate::domain::hook::{Hook, HookId, HookMode};
+use crate::domain::json::RawJson;
 use crate::domain::task::Task;
 use crate::domain::validation::ValidationError;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{EventClaim, EventFields, JobQueue, QueueError, Store, StoreError, Subscriber};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,10 +63,22 @@ impl From<QueueError> for IngestError {
 /// The events accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
-    /// One answer per event, in order: `{id, deliveries}`, with `results` of the synchronous
-    /// hooks when waited for, else `skippedSyncHooks` when it has some; an event id accepted
-    /// before gets the answer it got then.
-    pub answers: Vec<Value>,
+    /// One answer per event, in order (an [`EventAnswer`]); an event id accepted before gets
+    /// the answer it got then, byte for byte.
+    pub answers: Vec<RawJson>,
+}
+
+/// What the caller is told about one event: `{id, deliveries}`, with `results` of the
+/// synchronous hooks when waited for, else `skippedSyncHooks` when it has some.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventAnswer<'a> {
+    pub id: &'a EventId,
+    pub deliveries: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<SyncResult>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_sync_hooks: Option<usize>,
 }
 
 /// What to do with one event of a request.
@@ -74,7 +86,7 @@ enum Plan {
     /// Fan out; `claim` is set when the caller's id was claimed for it.
     FanOut { claim: Option<Claim> },
     /// Posted before: answer as the first time.
-    Repeat(Value),
+    Repeat(RawJson),
     /// The same id earlier in this batch.
     SameAs(usize),
 }
@@ -173,13 +185,17 @@ impl Ingest {
             }
         };
         let mut counts = counts.into_iter();
-        let mut answers: Vec<Value> = Vec::with_capacity(events.len());
-        let mut to_store: Vec<(EventId, Value)> = Vec::new();
+        let mut answers: Vec<RawJson> = Vec::with_capacity(events.len());
+        let mut to_store: Vec<(EventId, RawJson)> = Vec::new();
         for (e, p) in events.iter().zip(&plan) {
             let answer = match p {
                 Plan::FanOut { claim } => {
-                    let mut answer =
-                        json!({ "id": e.id, "deliveries": counts.next().unwrap_or(0) });
+                    let mut answer = EventAnswer {
+                        id: &e.id,
+                        deliveries: counts.next().unwrap_or(0),
+                        results: None,
+                        skipped_sync_hooks: None,
+                    };
                     let sync = subscribers[&e.name]
                         .iter()
                         .filter(|s| s.mode == HookMode::Sync)
@@ -196,22 +212,25 @@ impl Ingest {
                             expires_at,
                         )
                         .await;
-                        answer["results"] = results.into();
+                        answer.results = Some(results);
+                        let answer = RawJson::of(&answer);
                         if claim.is_some()
                             && let Err(err) = self.store.complete_event(&e.id, &answer).await
                         {
                             tracing::warn!(event_id = %e.id, error = %err, "could not store the event's answer");
                         }
+                        answer
                     } else {
                         if sync > 0 {
                             // Not called: the caller did not wait.
-                            answer["skippedSyncHooks"] = sync.into();
+                            answer.skipped_sync_hooks = Some(sync);
                         }
+                        let answer = RawJson::of(&answer);
                         if claim.is_some() {
                             to_store.push((e.id.clone(), answer.clone()));
                         }
+                        answer
                     }
-                    answer
                 }
                 Plan::Repeat(answer) => answer.clone(),
                 Plan::SameAs(i) => answers[*i].clone(),
@@ -516,6 +535,7 @@ mod tests {
     use crate::domain::event::parse_ingest;
     use crate::domain::hook::UrlPolicy;
     use crate::ports::HookStore;
+    use serde_json::{Value, json};
     use std::sync::Mutex;
 
     /// A queue whose messages carry deliveries, taking only its first `room` tasks.
@@ -583,7 +603,7 @@ mod tests {
     async fn jobs_carry_their_deliveries_and_no_record_is_written() {
         let (ingest, queue) = ingest(10).await;
         let accepted = ingest.accept(event("evt_carried"), false).await.unwrap();
-        assert_eq!(accepted.answers[0]["deliveries"], 2);
+        assert_eq!(accepted.answers[0].to_value()["deliveries"], 2);
         let taken = queue.taken.lock().unwrap().clone();
         assert_eq!(taken.len(), 2);
         for task in &taken {
@@ -627,7 +647,8 @@ mod tests {
         };
         let accepted = retry.accept(event("evt_none"), false).await.unwrap();
         assert_eq!(
-            accepted.answers[0]["deliveries"], 2,
+            accepted.answers[0].to_value()["deliveries"],
+            2,
             "the repeat fans out at once"
         );
     }

@@ -6,18 +6,45 @@ use super::attempt::{self, Request};
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use crate::domain::event::Event;
 use crate::domain::health::{BatchHealth, HealthCounts};
-use crate::domain::hook::Hook;
+use crate::domain::hook::{Hook, HookId};
+use crate::domain::json::RawJson;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
 use crate::ports::{HourlyCount, Store};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// Most synchronous hooks one event may have.
 pub const MAX_SYNC_HOOKS: usize = 5;
 
+/// What one synchronous hook answered, as its caller reads it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    pub hook_id: HookId,
+    pub delivery_id: DeliveryId,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<SyncBody>,
+    /// Why the call is not a success: `timeout`, `connect`, `tls`, `blocked` or `status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// Only part of the body arrived in time: `body` is what did.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The endpoint's answer: its JSON as sent, byte for byte, or else its text.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SyncBody {
+    Json(RawJson),
+    Text(String),
+}
+
 /// Calls every hook of `hooks` with `event` at once and answers, in the same order, one
-/// result each: `{hookId, deliveryId, status?, body?, durationMs, error?}`. `at` is the
-/// event's fan-out time, from which the delivery ids derive.
+/// result each. `at` is the event's fan-out time, from which the delivery ids derive.
 pub async fn call_all(
     store: &dyn Store,
     client: &DeliveryClient,
@@ -25,7 +52,7 @@ pub async fn call_all(
     event: &Event,
     at: i64,
     expires_at: i64,
-) -> Vec<Value> {
+) -> Vec<SyncResult> {
     let calls = hooks
         .iter()
         .map(|hook| call(store, client, hook, event, at, expires_at));
@@ -39,14 +66,20 @@ async fn call(
     event: &Event,
     at: i64,
     expires_at: i64,
-) -> Value {
+) -> SyncResult {
     let id = DeliveryId::derive(at, &event.id, &hook.id);
     let body = event.delivered_body(&hook.id);
     let request = Request {
         within: Some(hook.timeout_ms.unwrap_or_default().duration()),
         ..Request::to_hook(hook, &id, &body)
     };
-    let performed = attempt::perform(client, request).await;
+    let mut performed = attempt::perform(client, request).await;
+    let partial = performed.answer.status.is_some() && !performed.answer.body_complete;
+    if partial && performed.answer.error_kind.is_none() {
+        // A success only if the whole answer arrived in time.
+        performed.answer.error_kind = Some(ErrorKind::Timeout);
+        performed.answer.error = Some("the answer's body did not arrive within the timeout".into());
+    }
     let started_at = performed.started_at;
     let duration_ms = performed.duration_ms();
     let succeeded = performed.succeeded();
@@ -109,22 +142,21 @@ async fn call(
         ("SyncCalls", 1.0, Unit::Count),
         ("SyncCallDurationMs", duration_ms as f64, Unit::Milliseconds),
     ]);
-    let mut result = json!({
-        "hookId": hook.id,
-        "deliveryId": id,
-        "durationMs": duration_ms,
+    let body = answer.body.filter(|b| !b.is_empty()).map(|text| {
+        match RawJson::parse(&text).filter(|_| !partial) {
+            Some(json) => SyncBody::Json(json),
+            None => SyncBody::Text(text),
+        }
     });
-    if let Some(status) = answer.status {
-        result["status"] = status.into();
+    SyncResult {
+        hook_id: hook.id.clone(),
+        delivery_id: id,
+        duration_ms,
+        status: answer.status,
+        body,
+        error: answer.error_kind.map(error_name),
+        partial,
     }
-    if let Some(text) = answer.body.filter(|b| !b.is_empty()) {
-        // The endpoint's JSON as it answered; anything else (or a capture cut at 8 KiB) as text.
-        result["body"] = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    }
-    if let Some(kind) = answer.error_kind {
-        result["error"] = error_name(kind).into();
-    }
-    result
 }
 
 /// The `error` of a result: why the call got no usable answer.

@@ -13,6 +13,8 @@ pub struct Answer {
     pub error_kind: Option<ErrorKind>,
     pub error: Option<String>,
     pub retry_after: Option<String>,
+    /// The body was read to its end (or to the capture's limit) within the time limit.
+    pub body_complete: bool,
 }
 
 impl Answer {
@@ -28,6 +30,7 @@ impl Answer {
             error_kind: Some(kind),
             error: Some(error.into()),
             retry_after: None,
+            body_complete: false,
         }
     }
 }

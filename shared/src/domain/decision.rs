@@ -100,6 +100,7 @@ mod tests {
             error_kind: kind,
             error: None,
             retry_after: retry_after.map(str::to_string),
+            body_complete: true,
         }
     }
 

@@ -236,6 +236,41 @@ impl<'de> Visitor<'de> for Strict<'_, '_> {
     }
 }
 
+/// A JSON value kept as its text: what an endpoint answered is repeated byte for byte (its
+/// numbers and repeated keys as sent), which a parsed [`Value`] cannot do.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// `text` if it is one JSON value (surrounding whitespace dropped).
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok().map(RawJson)
+    }
+
+    /// The text of a serializable value.
+    pub fn of(value: &impl serde::Serialize) -> Self {
+        RawJson(serde_json::value::to_raw_value(value).expect("a value serializes to JSON"))
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value parsed: numbers beyond f64 read as 0, the last of repeated keys wins.
+    pub fn to_value(&self) -> Value {
+        let bytes = self.get().as_bytes();
+        let tamed = tame(bytes).ok().flatten();
+        serde_json::from_slice(tamed.as_deref().unwrap_or(bytes)).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

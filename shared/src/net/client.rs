@@ -163,11 +163,15 @@ impl DeliveryClient {
             while captured.len() < MAX_CAPTURE_BYTES {
                 match response.chunk().await {
                     Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
-                    Ok(None) | Err(_) => break,
+                    Ok(None) => return true,
+                    Err(_) => return false,
                 }
             }
+            true
         };
-        let _ = tokio::time::timeout_at(deadline, capture).await;
+        let body_complete = tokio::time::timeout_at(deadline, capture)
+            .await
+            .unwrap_or(false);
         drop(response);
         captured.truncate(MAX_CAPTURE_BYTES);
         let (error_kind, error) = if (200..300).contains(&status) {
@@ -185,6 +189,7 @@ impl DeliveryClient {
             error_kind,
             error,
             retry_after,
+            body_complete,
         }
     }
 }

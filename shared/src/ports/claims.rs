@@ -2,6 +2,7 @@
 
 use super::StoreError;
 use crate::domain::event::EventId;
+use crate::domain::json::RawJson;
 use async_trait::async_trait;
 use futures::future::join_all;
 
@@ -20,7 +21,7 @@ pub enum EventClaim {
         resumed: bool,
     },
     /// The event was accepted before, within the window: repeat this answer.
-    Accepted(serde_json::Value),
+    Accepted(RawJson),
     /// Another request is fanning this event out right now.
     InProgress,
 }
@@ -72,19 +73,12 @@ pub trait EventClaims: Send + Sync {
     }
     /// Stores the answer of a claimed event, repeated to later posts of the same id; it is
     /// durable when this returns.
-    async fn complete_event(
-        &self,
-        id: &EventId,
-        answer: &serde_json::Value,
-    ) -> Result<(), StoreError>;
+    async fn complete_event(&self, id: &EventId, answer: &RawJson) -> Result<(), StoreError>;
     /// Stores the answers of several claimed events. They may become durable after this
     /// returns (the embedded store commits them with its next group): an answer lost with the
     /// process leaves its claim unfinished, and a repeat resumes it once it is abandoned,
     /// finding the fan-out's records. By default one [`EventClaims::complete_event`] each.
-    async fn complete_events(
-        &self,
-        answers: &[(EventId, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    async fn complete_events(&self, answers: &[(EventId, RawJson)]) -> Result<(), StoreError> {
         for chunk in answers.chunks(AT_ONCE) {
             let calls = chunk
                 .iter()

@@ -40,6 +40,7 @@ pub mod types {
     pub use crate::domain::event::EventId;
     pub use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
     pub use crate::domain::hook::{Hook, HookId, HookPosition};
+    pub use crate::domain::json::RawJson;
     pub use crate::domain::recovery::{Recovery, RecoveryId};
     pub use crate::ports::{
         AttemptRecord, DeliveryFilter, EventClaim, EventFields, HourlyCount, Page, RecordOutcome,
@@ -190,7 +191,7 @@ macro_rules! forward_port {
     (@signature complete_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         complete_event(
             id: &$crate::ports::forward::types::EventId,
-            answer: &$crate::ports::forward::types::Value
+            answer: &$crate::ports::forward::types::RawJson
         ) -> ()); };
     (@signature claim_events, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         claim_events(
@@ -201,7 +202,7 @@ macro_rules! forward_port {
         ) -> Vec<$crate::ports::forward::types::EventClaim>); };
     (@signature complete_events, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         complete_events(
-            answers: &[($crate::ports::forward::types::EventId, $crate::ports::forward::types::Value)]
+            answers: &[($crate::ports::forward::types::EventId, $crate::ports::forward::types::RawJson)]
         ) -> ()); };
     (@signature release_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         release_event(id: &$crate::ports::forward::types::EventId) -> ()); };

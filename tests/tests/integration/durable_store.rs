@@ -652,7 +652,7 @@ async fn a_file_of_schema_5_is_upgraded_in_place_and_its_pending_deliveries_are_
     };
     let hour = now.div_euclid(3_600_000);
     let claimed = EventId::generate();
-    let answer = json!({"id": claimed, "deliveries": 1});
+    let answer = webhooks::domain::json::RawJson::of(&json!({"id": claimed, "deliveries": 1}));
     {
         let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
         conn.execute_batch(V5_CREATE).unwrap();
@@ -714,7 +714,7 @@ async fn a_file_of_schema_5_is_upgraded_in_place_and_its_pending_deliveries_are_
                 format!("default#{claimed}"),
                 now - 1_000,
                 now + 86_400_000,
-                answer.to_string()
+                answer.get()
             ],
         )
         .unwrap();

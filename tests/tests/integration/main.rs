@@ -35,6 +35,7 @@ mod sqs_queue;
 mod ssrf_client;
 mod store_contract;
 mod support;
+mod sync_answers;
 mod sync_hooks;
 mod template_metrics;
 mod tokens;

@@ -4,6 +4,7 @@
 use super::DynamoStore;
 use super::item::{conditional, corrupt, n, number_attr, s, unavailable};
 use crate::domain::event::EventId;
+use crate::domain::json::RawJson;
 use crate::ports::{EventClaim, EventClaims, NAMESPACE, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -79,23 +80,20 @@ impl EventClaims for DynamoStore {
             .await?;
         match item.as_ref().and_then(|i| i.get("answer")) {
             Some(AttributeValue::S(answer)) => Ok(EventClaim::Accepted(
-                serde_json::from_str(answer).map_err(corrupt)?,
+                RawJson::parse(answer)
+                    .ok_or_else(|| StoreError::Corrupt("an event's answer is not JSON".into()))?,
             )),
             _ => Ok(EventClaim::InProgress),
         }
     }
 
-    async fn complete_event(
-        &self,
-        id: &EventId,
-        answer: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    async fn complete_event(&self, id: &EventId, answer: &RawJson) -> Result<(), StoreError> {
         self.update_item()
             .table_name(&self.deliveries_table)
             .key("pk", s(&event_pk(id)))
             .key("sk", s(EVENT_SK))
             .update_expression("SET answer = :a")
-            .expression_attribute_values(":a", s(&answer.to_string()))
+            .expression_attribute_values(":a", s(answer.get()))
             .send()
             .await
             .map_err(unavailable)?;

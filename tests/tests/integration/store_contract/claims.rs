@@ -4,6 +4,7 @@ use serde_json::json;
 use std::sync::Arc;
 use webhooks::domain::clock::now_ms;
 use webhooks::domain::event::EventId;
+use webhooks::domain::json::RawJson;
 use webhooks::ports::{EventClaim, EventClaims};
 
 contract!(event_claims_repeat_wait_take_over_and_expire, "claims");
@@ -49,7 +50,11 @@ async fn event_claims_repeat_wait_take_over_and_expire(s: Arc<impl EventClaims +
             .unwrap(),
         resumed
     );
-    let answer = json!({"id": id.to_string(), "deliveries": 3});
+    // Kept as written: numbers beyond f64 and repeated keys of an endpoint's answer included.
+    let answer = RawJson::parse(&format!(
+        r#"{{"id":"{id}","deliveries":3,"results":[{{"body":{{"n":12345678901234567890123,"k":1,"k":2}}}}]}}"#
+    ))
+    .unwrap();
     s.complete_event(&id, &answer).await.unwrap();
     s.release_event(&id).await.unwrap();
     assert_eq!(
@@ -69,4 +74,22 @@ async fn event_claims_repeat_wait_take_over_and_expire(s: Arc<impl EventClaims +
             resumed: false,
         }
     );
+
+    // A request's claims and answers, several at once.
+    let ids: Vec<EventId> = (0..3)
+        .map(|i| EventId::parse(&format!("evt_{}_{i}", ulid::Ulid::new())).unwrap())
+        .collect();
+    let claims = s.claim_events(&ids, t0, WINDOW, STALE).await.unwrap();
+    assert_eq!(claims, vec![fresh.clone(); 3]);
+    let answers: Vec<(EventId, RawJson)> = ids
+        .iter()
+        .map(|id| (id.clone(), RawJson::of(&json!({"id": id, "deliveries": 0}))))
+        .collect();
+    s.complete_events(&answers).await.unwrap();
+    let again = s.claim_events(&ids, t0 + 1, WINDOW, STALE).await.unwrap();
+    let repeated: Vec<EventClaim> = answers
+        .into_iter()
+        .map(|(_, a)| EventClaim::Accepted(a))
+        .collect();
+    assert_eq!(again, repeated);
 }

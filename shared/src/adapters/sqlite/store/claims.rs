@@ -3,8 +3,9 @@
 //! the same connection, wait for theirs, which commits the claims too; a claim lost with the
 //! process is claimed again, and a lost answer is found again by resuming the claim.
 
-use super::{SqliteStore, from_json, namespaced, to_json};
+use super::{SqliteStore, namespaced};
 use crate::domain::event::EventId;
+use crate::domain::json::RawJson;
 use crate::ports::{EventClaim, EventClaims, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -36,28 +37,21 @@ impl EventClaims for SqliteStore {
         })
     }
 
-    async fn complete_event(
-        &self,
-        id: &EventId,
-        answer: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    async fn complete_event(&self, id: &EventId, answer: &RawJson) -> Result<(), StoreError> {
         self.db
             .write(|conn| {
                 conn.prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?
-                    .execute(params![namespaced(id.as_str()), to_json(answer)])?;
+                    .execute(params![namespaced(id.as_str()), answer.get()])?;
                 Ok(())
             })
             .await
     }
 
-    async fn complete_events(
-        &self,
-        answers: &[(EventId, serde_json::Value)],
-    ) -> Result<(), StoreError> {
+    async fn complete_events(&self, answers: &[(EventId, RawJson)]) -> Result<(), StoreError> {
         self.db.write_soon(|conn| {
             let mut update = conn.prepare_cached("UPDATE events SET answer = ?2 WHERE id = ?1")?;
             for (id, answer) in answers {
-                update.execute(params![namespaced(id.as_str()), to_json(answer)])?;
+                update.execute(params![namespaced(id.as_str()), answer.get()])?;
             }
             Ok(())
         })
@@ -96,7 +90,9 @@ fn claim(
     match existing {
         Some((claimed_at, first, window_ends_at, answer)) if window_ends_at > now_ms => {
             if let Some(answer) = answer {
-                return Ok(EventClaim::Accepted(from_json(&answer)?));
+                let answer = RawJson::parse(&answer)
+                    .ok_or_else(|| StoreError::Corrupt("an event's answer is not JSON".into()))?;
+                return Ok(EventClaim::Accepted(answer));
             }
             if claimed_at + stale_ms > now_ms {
                 return Ok(EventClaim::InProgress);
