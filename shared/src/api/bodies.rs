@@ -78,6 +78,7 @@ impl NewHook {
         let rate_limit = parse_rate_limit(config)?;
         let retries = parse_retries(config)?;
         let (mode, timeout_ms) = parse_mode(config)?;
+        settings_apply(config, mode)?;
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => true,
             Some(v) => parse_bool(v, "enabled")?,
@@ -137,6 +138,9 @@ impl HookPatch {
             .map(parse_mode)
             .transpose()?
             .unwrap_or_default();
+        if let Some(config) = obj.get("config") {
+            settings_apply(config, mode)?;
+        }
         Ok(Self {
             name: obj.get("name").map(parse_name).transpose()?,
             events: parse_event_fields(obj)?,
@@ -383,6 +387,26 @@ fn parse_mode(config: &Value) -> Result<(HookMode, Option<SyncTimeout>), Validat
         Some(v) => Some(SyncTimeout::parse(v)?),
     };
     Ok((mode, timeout))
+}
+
+/// Refuses a setting that does nothing in the hook's mode: `timeoutMs` limits synchronous
+/// calls only; `rateLimit` and `retries` shape queued deliveries only.
+fn settings_apply(config: &Value, mode: HookMode) -> Result<(), ValidationError> {
+    let set = |field: &str| config.get(field).is_some_and(|v| !v.is_null());
+    match mode {
+        HookMode::Async if set("timeoutMs") => Err(ValidationError::new(
+            "config.timeoutMs",
+            "applies to synchronous hooks only (config.mode \"sync\")",
+        )),
+        HookMode::Sync => match ["rateLimit", "retries"].into_iter().find(|f| set(f)) {
+            Some(field) => Err(ValidationError::new(
+                format!("config.{field}"),
+                "applies to asynchronous hooks only: synchronous calls are neither queued nor retried",
+            )),
+            None => Ok(()),
+        },
+        HookMode::Async => Ok(()),
+    }
 }
 
 /// Logto's deprecated `config.retries`: 0 to 3.

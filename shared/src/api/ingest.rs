@@ -35,6 +35,13 @@ impl IngestHandler {
         }
     }
 
+    /// Synchronous calls follow the health rules of `health`.
+    pub fn with_health(self, health: Arc<crate::app::health::Health>) -> Self {
+        Self {
+            ingest: self.ingest.with_health(health),
+        }
+    }
+
     /// The route's handler; the router has checked the token and the method.
     pub(super) async fn accept(
         State(this): State<Arc<Self>>,
@@ -50,7 +57,17 @@ impl IngestHandler {
         require_declared_json(&headers)?;
         let body = parse_ingest(&bytes, time::OffsetDateTime::now_utc())?;
         let single = matches!(body, IngestBody::Single(_));
-        let accepted = this.ingest.accept(body, wait).await?;
+        // On a task of its own: a caller that hangs up does not cut a fan-out or a synchronous
+        // call short, so what was done is recorded and a repeat of the id finds it.
+        let ingest = this.clone();
+        let accepted =
+            match tokio::spawn(async move { ingest.ingest.accept(body, wait).await }).await {
+                Ok(accepted) => accepted?,
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    Err(_) => return Err(ApiError::Unavailable),
+                },
+            };
         let status = if wait {
             StatusCode::OK
         } else {

@@ -53,6 +53,15 @@ impl Api {
         }
     }
 
+    /// Synchronous calls follow the health rules of `health` (the sender's): failures count
+    /// toward auto-disable, a 410 disables, notices are sent.
+    pub fn with_health(mut self, health: Arc<crate::app::health::Health>) -> Self {
+        let ingest = Arc::try_unwrap(self.ingest)
+            .unwrap_or_else(|_| panic!("the API is configured before it is shared"));
+        self.ingest = Arc::new(ingest.with_health(health));
+        self
+    }
+
     /// The Logto instances that may relay events to `POST /api/ingest/logto/{sourceId}`.
     pub fn with_logto_sources(mut self, sources: LogtoSources) -> Self {
         self.sources = Arc::new(sources);

@@ -5,7 +5,7 @@
 //! the endpoint did is an outcome, recorded.
 
 use super::attempt::{self, Performed, Request};
-use super::health::{Health, Tally};
+use super::health::{Health, KnownHook, Tally};
 use super::{HookReader, PortError};
 use crate::domain::clock::now_ms;
 use crate::domain::decision::{Decision, GONE_REASON, decide};
@@ -354,7 +354,23 @@ impl Deliveries {
         if self.record(delivery, unrecorded, &record).await? == RecordOutcome::AlreadyRecorded {
             return Ok(JobOutcome::Skipped);
         }
-        tally.add(&hook.id, *started_at, duration_ms, performed.outcome());
+        let gone = matches!(
+            decision,
+            Decision::Failed {
+                disable_hook: true,
+                ..
+            }
+        );
+        if gone {
+            // Its failure is written before the disable below, so a `Hook.FailingSince` notice
+            // precedes `Hook.Disabled`, which then carries the failure's figures.
+            tally.count(&hook.id, *started_at, duration_ms, performed.outcome());
+            self.health
+                .update(&hook.id, &[(*started_at, false)], &KnownHook(hook))
+                .await;
+        } else {
+            tally.add(&hook.id, *started_at, duration_ms, performed.outcome());
+        }
         if let Some(next) = next_attempt_at {
             self.enqueue_next(delivery, number + 1, next).await?;
         }

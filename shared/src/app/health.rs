@@ -33,17 +33,22 @@ pub struct Tally {
 impl Tally {
     /// Adds one attempt of `hook`, started at `at_ms`.
     pub fn add(&self, hook: &HookId, at_ms: i64, duration_ms: u64, outcome: Outcome) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        counts
-            .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
-            .or_default()
-            .record(at_ms, duration_ms, outcome);
+        self.count(hook, at_ms, duration_ms, outcome);
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(hook.clone())
             .or_default()
             .push((at_ms, outcome == Outcome::Succeeded));
+    }
+
+    /// Adds one attempt of `hook` to its counters only: its failure state was written already.
+    pub fn count(&self, hook: &HookId, at_ms: i64, duration_ms: u64, outcome: Outcome) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .entry((hook.clone(), at_ms.div_euclid(3_600_000)))
+            .or_default()
+            .record(at_ms, duration_ms, outcome);
     }
 
     /// The hourly counts and each hook's attempts, emptied.
@@ -59,6 +64,16 @@ impl Tally {
             })
             .collect();
         (counts, attempts.into_iter().collect())
+    }
+}
+
+/// A hook already read, for a health update that needs no other.
+pub struct KnownHook<'a>(pub &'a crate::domain::hook::Hook);
+
+#[async_trait::async_trait]
+impl HookReader for KnownHook<'_> {
+    async fn hook(&self, id: &HookId) -> Result<Option<crate::domain::hook::Hook>, StoreError> {
+        Ok((self.0.id == *id).then(|| self.0.clone()))
     }
 }
 

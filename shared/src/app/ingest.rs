@@ -5,6 +5,7 @@
 //! (one event), its synchronous hooks are also called and their results answered.
 
 use super::PortError;
+use super::health::Health;
 use super::sync_call::{self, MAX_SYNC_HOOKS, SyncResult};
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
@@ -108,6 +109,9 @@ pub struct Ingest {
     client: DeliveryClient,
     retention: Duration,
     preview_events: bool,
+    /// Where synchronous calls report their outcome (notices, auto-disable); without it only
+    /// the failure state is written.
+    health: Option<Arc<Health>>,
 }
 
 impl Ingest {
@@ -125,6 +129,15 @@ impl Ingest {
             client,
             retention,
             preview_events,
+            health: None,
+        }
+    }
+
+    /// Synchronous calls follow the health rules of `health`, as deliveries do.
+    pub fn with_health(self, health: Arc<Health>) -> Self {
+        Self {
+            health: Some(health),
+            ..self
         }
     }
 
@@ -210,6 +223,7 @@ impl Ingest {
                             e,
                             at,
                             expires_at,
+                            self.health.as_deref(),
                         )
                         .await;
                         answer.results = Some(results);
@@ -232,6 +246,9 @@ impl Ingest {
                         answer
                     }
                 }
+                Plan::Repeat(answer) if wait => {
+                    self.sync_calls_of_repeat(e, answer, &sync_hooks).await?
+                }
                 Plan::Repeat(answer) => answer.clone(),
                 Plan::SameAs(i) => answers[*i].clone(),
             };
@@ -243,6 +260,56 @@ impl Ingest {
             tracing::warn!(events = to_store.len(), error = %err, "could not store the events' answers");
         }
         Ok(Accepted { answers })
+    }
+
+    /// The answer to a `wait=true` repeat of an event: the first answer when it has results
+    /// or skipped no synchronous hook; else its synchronous hooks are called once (claimed
+    /// under [`EventId::sync_calls`], recorded like any call) and their results answered, to
+    /// this repeat and every later one that waits.
+    async fn sync_calls_of_repeat(
+        &self,
+        e: &Event,
+        first: &RawJson,
+        sync_hooks: &[Hook],
+    ) -> Result<RawJson, IngestError> {
+        let parsed = first.to_value();
+        if parsed.get("skippedSyncHooks").is_none() {
+            return Ok(first.clone());
+        }
+        let id = e.id.sync_calls();
+        let now = now_ms();
+        let at = match self
+            .store
+            .claim_event(&id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
+            .await?
+        {
+            EventClaim::Accepted(answer) => return Ok(answer),
+            EventClaim::InProgress => return Err(IngestError::InProgress),
+            EventClaim::Claimed {
+                first_claimed_at, ..
+            } => first_claimed_at,
+        };
+        let expires_at = (now + self.retention.as_millis() as i64) / 1000;
+        let results = sync_call::call_all(
+            self.store.as_ref(),
+            &self.client,
+            sync_hooks,
+            e,
+            at,
+            expires_at,
+            self.health.as_deref(),
+        )
+        .await;
+        let answer = RawJson::of(&EventAnswer {
+            id: &e.id,
+            deliveries: parsed["deliveries"].as_u64().unwrap_or(0) as usize,
+            results: Some(results),
+            skipped_sync_hooks: None,
+        });
+        if let Err(err) = self.store.complete_event(&id, &answer).await {
+            tracing::warn!(event_id = %e.id, error = %err, "could not store the synchronous results");
+        }
+        Ok(answer)
     }
 
     /// Each event name's subscribers; with `wait`, also the synchronous hooks of the (one)

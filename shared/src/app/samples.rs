@@ -6,7 +6,7 @@ use super::attempt::{self, Request};
 use crate::domain::catalog::EventName;
 use crate::domain::delivery::DeliveryId;
 use crate::domain::event::sample_event;
-use crate::domain::hook::{CustomHeaders, Hook, HookUrl};
+use crate::domain::hook::{CustomHeaders, Hook, HookMode, HookUrl};
 use crate::net::client::DeliveryClient;
 
 /// Why a sample failed.
@@ -31,9 +31,13 @@ pub async fn send(
     for event in events {
         let body = sample_event(*event, time::OffsetDateTime::now_utc()).delivered_body(&hook.id);
         let id = DeliveryId::generate();
+        // A synchronous hook's sample gets the time its calls get.
+        let within =
+            (hook.mode == HookMode::Sync).then(|| hook.timeout_ms.unwrap_or_default().duration());
         let request = Request {
             url,
             headers,
+            within,
             ..Request::to_hook(hook, &id, &body)
         };
         let answer = attempt::perform(client, request).await.answer;

@@ -122,6 +122,11 @@ impl Sender {
         })
     }
 
+    /// The health keeper its deliveries report to; synchronous calls report to it too.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
     /// Processes a batch concurrently, then adds its attempts to the hourly counters and
     /// failure states in one write each per hook; returns the ids of messages to retry.
     pub async fn process_batch(self: &Arc<Self>, messages: &[QueueMessage]) -> Vec<String> {

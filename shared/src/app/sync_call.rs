@@ -3,6 +3,8 @@
 //! and counted in stats and health. Never retried: the caller decides what a failure means.
 
 use super::attempt::{self, Request};
+use super::health::{Health, KnownHook};
+use crate::domain::decision::GONE_REASON;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use crate::domain::event::Event;
 use crate::domain::health::{BatchHealth, HealthCounts};
@@ -52,10 +54,11 @@ pub async fn call_all(
     event: &Event,
     at: i64,
     expires_at: i64,
+    health: Option<&Health>,
 ) -> Vec<SyncResult> {
     let calls = hooks
         .iter()
-        .map(|hook| call(store, client, hook, event, at, expires_at));
+        .map(|hook| call(store, client, hook, event, at, expires_at, health));
     futures::future::join_all(calls).await
 }
 
@@ -66,6 +69,7 @@ async fn call(
     event: &Event,
     at: i64,
     expires_at: i64,
+    health: Option<&Health>,
 ) -> SyncResult {
     let id = DeliveryId::derive(at, &event.id, &hook.id);
     let body = event.delivered_body(&hook.id);
@@ -117,17 +121,29 @@ async fn call(
         hour: started_at.div_euclid(3_600_000),
         counts,
     };
-    let health = BatchHealth::of(&[(started_at, succeeded)]);
-    let (recorded, counted, healthy) = tokio::join!(
+    let (recorded, counted, ()) = tokio::join!(
         store.insert_missing_deliveries(std::slice::from_ref(&delivery)),
         store.count_attempts(std::slice::from_ref(&hourly)),
-        store.record_health(&hook.id, &health),
+        keep_health(store, health, hook, started_at, succeeded),
     );
     if let Err(e) = recorded {
         tracing::warn!(hook_id = %hook.id, delivery_id = %id, error = %e, "could not record a synchronous call");
     }
-    if let Err(e) = counted.map(|_| ()).and(healthy.map(|_| ())) {
+    if let Err(e) = counted {
         tracing::warn!(hook_id = %hook.id, error = %e, "could not count a synchronous call");
+    }
+    if answer.status == Some(410)
+        && let Some(health) = health
+        && let Err(e) = health
+            .disable(
+                &hook.id,
+                GONE_REASON,
+                performed_at(started_at, duration_ms),
+                None,
+            )
+            .await
+    {
+        tracing::warn!(hook_id = %hook.id, error = %e, "could not disable the gone hook");
     }
     tracing::info!(
         hook_id = %hook.id,
@@ -157,6 +173,34 @@ async fn call(
         error: answer.error_kind.map(error_name),
         partial,
     }
+}
+
+/// Applies a call to the hook's failure state: by the health rules when `health` is given
+/// (notices, auto-disable), else to the state alone.
+async fn keep_health(
+    store: &dyn Store,
+    health: Option<&Health>,
+    hook: &Hook,
+    started_at: i64,
+    succeeded: bool,
+) {
+    match health {
+        Some(health) => {
+            health
+                .update(&hook.id, &[(started_at, succeeded)], &KnownHook(hook))
+                .await
+        }
+        None => {
+            let batch = BatchHealth::of(&[(started_at, succeeded)]);
+            if let Err(e) = store.record_health(&hook.id, &batch).await {
+                tracing::warn!(hook_id = %hook.id, error = %e, "could not record a synchronous call's health");
+            }
+        }
+    }
+}
+
+fn performed_at(started_at: i64, duration_ms: u64) -> i64 {
+    started_at + duration_ms as i64
 }
 
 /// The `error` of a result: why the call got no usable answer.

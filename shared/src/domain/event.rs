@@ -45,6 +45,15 @@ impl EventId {
         }
         Ok(Self(s.to_string()))
     }
+
+    /// The id under which a `wait=true` repeat claims the synchronous calls of this event when
+    /// it was first accepted without waiting (a caller's id never has this form by chance).
+    pub fn sync_calls(&self) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.0.as_bytes());
+        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("sync#{hex}"))
+    }
 }
 
 /// A validated event.

@@ -142,25 +142,20 @@ impl LocalServer {
         let settings = &config.settings;
         let tokens = Tokens::from_lists(&config.admin_tokens, &config.ingest_tokens);
         let client = DeliveryClient::from_settings(settings);
-        let app = router(
-            Api::new(
-                store.clone(),
-                queue.clone(),
-                client.clone(),
-                tokens,
-                settings,
-            )
-            .with_logto_sources(config.logto_sources.clone()),
-        );
         let sender = Sender::configured(
             store.clone(),
             queue.clone(),
-            client,
+            client.clone(),
             settings,
             Notices {
                 endpoint: config.operational.clone(),
                 ..Notices::default()
             },
+        );
+        let app = router(
+            Api::new(store.clone(), queue.clone(), client, tokens, settings)
+                .with_logto_sources(config.logto_sources.clone())
+                .with_health(sender.health()),
         );
 
         let (shutdown, stop) = watch::channel(false);

@@ -36,6 +36,7 @@ mod ssrf_client;
 mod store_contract;
 mod support;
 mod sync_answers;
+mod sync_health;
 mod sync_hooks;
 mod template_metrics;
 mod tokens;

@@ -4,23 +4,36 @@
 
 use crate::support::{ADMIN, INGEST, local_config, local_settings};
 use axum::body::{Body, Bytes};
+use axum::extract::State;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webhooks::startup::local::LocalServer;
 
 /// The exact text `/exact` answers: valid JSON no f64 or map can repeat.
 const EXACT: &str = r#"{"allow":true,"n":12345678901234567890123,"k":1,"k":2}"#;
 
-/// Endpoints: `/exact` answers [`EXACT`]; `/stall` sends 200 and half a JSON body, then
-/// nothing more.
-async fn endpoints() -> String {
-    async fn answer(uri: http::Uri) -> axum::response::Response {
-        match uri.path() {
-            "/exact" => axum::response::Response::builder()
+/// Paths called, in order.
+type Calls = Arc<Mutex<Vec<String>>>;
+
+/// Endpoints: `/exact` answers [`EXACT`] (`/slow` after 800 ms); `/stall` sends 200 and half
+/// a JSON body, then nothing more.
+async fn endpoints() -> (String, Calls) {
+    async fn answer(State(calls): State<Calls>, uri: http::Uri) -> axum::response::Response {
+        calls.lock().unwrap().push(uri.path().to_string());
+        let exact = || {
+            axum::response::Response::builder()
                 .header("content-type", "application/json")
                 .body(Body::from(EXACT))
-                .unwrap(),
+                .unwrap()
+        };
+        match uri.path() {
+            "/exact" => exact(),
+            "/slow" => {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                exact()
+            }
             _ => {
                 let first = futures::stream::once(async {
                     Ok::<_, std::io::Error>(Bytes::from_static(br#"{"allow":false,"#))
@@ -32,19 +45,26 @@ async fn endpoints() -> String {
             }
         }
     }
-    let app = axum::Router::new().fallback(answer);
+    let calls = Calls::default();
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    format!("http://{addr}")
+    (format!("http://{addr}"), calls)
 }
 
-async fn sync_hook(http: &reqwest::Client, base: &str, url: String) -> String {
+fn called(calls: &Calls, path: &str) -> usize {
+    calls.lock().unwrap().iter().filter(|p| *p == path).count()
+}
+
+async fn sync_hook(http: &reqwest::Client, base: &str, url: String, timeout_ms: u64) -> String {
     let r = http
         .post(format!("{base}/api/hooks"))
         .bearer_auth(ADMIN)
         .json(&json!({"name": "sync", "events": ["PostRegister"],
-            "config": {"url": url, "mode": "sync", "timeoutMs": 500}}))
+            "config": {"url": url, "mode": "sync", "timeoutMs": timeout_ms}}))
         .send()
         .await
         .unwrap();
@@ -72,10 +92,10 @@ async fn a_sync_answer_is_repeated_byte_for_byte_and_a_partial_one_is_a_timeout(
         .await
         .unwrap();
     let base = format!("http://{}", server.addr);
-    let endpoints = endpoints().await;
+    let (endpoints, calls) = endpoints().await;
     let http = reqwest::Client::new();
-    let exact = sync_hook(&http, &base, format!("{endpoints}/exact")).await;
-    let stall = sync_hook(&http, &base, format!("{endpoints}/stall")).await;
+    let exact = sync_hook(&http, &base, format!("{endpoints}/exact"), 3_000).await;
+    let stall = sync_hook(&http, &base, format!("{endpoints}/stall"), 500).await;
 
     let (status, text) = post_wait(&http, &base, "evt_sync_bytes").await;
     assert_eq!(status, 200, "{text}");
@@ -106,6 +126,7 @@ async fn a_sync_answer_is_repeated_byte_for_byte_and_a_partial_one_is_a_timeout(
     let (status, again) = post_wait(&http, &base, "evt_sync_bytes").await;
     assert_eq!(status, 200);
     assert_eq!(again, text);
+    assert_eq!((called(&calls, "/exact"), called(&calls, "/stall")), (1, 1));
 
     // The log agrees: the stalled call failed.
     let mut logged = Value::Null;
@@ -126,4 +147,86 @@ async fn a_sync_answer_is_repeated_byte_for_byte_and_a_partial_one_is_a_timeout(
     }
     assert_eq!(logged[0]["result"], "Error", "{logged}");
     assert_eq!(logged[0]["attempts"][0]["errorKind"], "timeout", "{logged}");
+}
+
+#[tokio::test]
+async fn a_call_is_recorded_though_the_caller_hung_up() {
+    let server = LocalServer::start(local_config(local_settings()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let (endpoints, calls) = endpoints().await;
+    let http = reqwest::Client::new();
+    sync_hook(&http, &base, format!("{endpoints}/slow"), 5_000).await;
+    let hung_up = http
+        .post(format!("{base}/api/events?wait=true"))
+        .bearer_auth(INGEST)
+        .timeout(Duration::from_millis(200))
+        .json(&json!({"event": "PostRegister", "id": "evt_hung_up"}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the caller gave up before the answer");
+    // The call goes on; once it is recorded, a repeat answers it without calling again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, text) = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, text) = post_wait(&http, &base, "evt_hung_up").await;
+        // 409 while the call is under way.
+        if status != 409 || std::time::Instant::now() > deadline {
+            break (status, text);
+        }
+    };
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&format!(r#""body":{EXACT}"#)), "{text}");
+    assert_eq!(called(&calls, "/slow"), 1);
+}
+
+#[tokio::test]
+async fn a_waiting_repeat_of_an_event_accepted_without_waiting_calls_its_sync_hooks_once() {
+    let server = LocalServer::start(local_config(local_settings()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let (endpoints, calls) = endpoints().await;
+    let http = reqwest::Client::new();
+    let hook = sync_hook(&http, &base, format!("{endpoints}/exact"), 3_000).await;
+    let first: Value = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostRegister", "id": "evt_later"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["skippedSyncHooks"], 1, "{first}");
+    assert_eq!(called(&calls, "/exact"), 0);
+
+    let (status, waited) = post_wait(&http, &base, "evt_later").await;
+    assert_eq!(status, 200, "{waited}");
+    let answer: Value = serde_json::from_str(&waited).unwrap();
+    assert_eq!(answer["results"][0]["hookId"], hook.as_str(), "{waited}");
+    assert_eq!(answer["results"][0]["status"], 200, "{waited}");
+    assert!(answer.get("skippedSyncHooks").is_none(), "{waited}");
+    assert_eq!(answer["deliveries"], first["deliveries"]);
+    assert_eq!(called(&calls, "/exact"), 1);
+
+    let (_, again) = post_wait(&http, &base, "evt_later").await;
+    assert_eq!(again, waited, "recorded, not called again");
+    let unwaited: Value = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostRegister", "id": "evt_later"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unwaited, first,
+        "a repeat without wait answers as the first time"
+    );
+    assert_eq!(called(&calls, "/exact"), 1);
 }
