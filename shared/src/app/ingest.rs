@@ -29,8 +29,9 @@ pub const PREVIEW_REFUSED: &str = "is a preview event; set WEBHOOKS_PREVIEW_EVEN
 
 /// How long a caller's event id is remembered.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-/// A claim left unfinished this long (its request died) may be taken over.
-const ABANDONED_CLAIM_MS: i64 = 60 * 1000;
+/// A claim left unfinished this long (its request died) may be taken over: longer than any
+/// request lives (the ingest function's timeout is 15 s; a sync call's at most 10 s).
+const ABANDONED_CLAIM_MS: i64 = 20 * 1000;
 /// The longest job (bytes of JSON) that carries its event's fields: ten fit one 64 KiB queue
 /// request. A larger event's fields are kept once, and its jobs refer to them.
 const MAX_CARRYING_JOB: usize = 6_400;

@@ -136,3 +136,57 @@ async fn error_messages_keep_the_callers_characters() {
     assert_eq!(status, 400);
     assert_eq!(answer["data"]["field"], "data.clé", "{answer}");
 }
+
+#[tokio::test]
+async fn a_restart_frees_the_claims_of_requests_that_died_with_the_process() {
+    use webhooks_tests::dev_server::{DevServer, dev_server_binary};
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(webhooks_tests::unique_prefix("claims-restart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data_dir = dir.to_str().unwrap().to_string();
+    let env = [
+        ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+        ("WEBHOOKS_INGEST_TOKEN", INGEST),
+        ("WEBHOOKS_DATA_DIR", data_dir.as_str()),
+    ];
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+    let mut server = DevServer::start(&binary, &env);
+    server.ready().await;
+    let r = http
+        .post(format!("{}/api/hooks", server.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "n", "events": ["User.Created"], "config": {"url": receiver.url("/in")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    server.kill9();
+
+    // A request that claimed `evt_died` and died with the process before its fan-out.
+    let now = webhooks::domain::clock::now_ms();
+    let db = rusqlite::Connection::open(dir.join("webhooks.sqlite3")).unwrap();
+    db.execute(
+        "INSERT INTO events (id, claimed_at, first_claimed_at, window_ends_at, answer) \
+         VALUES ('default#evt_died', ?1, ?1, ?2, NULL)",
+        rusqlite::params![now, now + 86_400_000],
+    )
+    .unwrap();
+    drop(db);
+
+    let mut server = DevServer::start(&binary, &env);
+    server.ready().await;
+    let (status, answer) = post(
+        &http,
+        &server.base,
+        r#"{"event":"User.Created","id":"evt_died"}"#.to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "taken over at once: {answer}");
+    assert_eq!(answer["deliveries"], 1);
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

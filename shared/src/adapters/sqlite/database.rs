@@ -249,6 +249,13 @@ impl Database {
             ))
             .map_err(sqlite)?;
         }
+        // This process owns the file: a claim left unfinished was a request of a process that
+        // died, and a repeat of its id may take it over at once.
+        conn.execute(
+            "UPDATE events SET claimed_at = 0 WHERE answer IS NULL AND claimed_at > 0",
+            [],
+        )
+        .map_err(sqlite)?;
         let ready = load_queue(&conn).map_err(sqlite)?;
         Ok(Self::serve(conn, Some(path), Some(owner), ready))
     }
