@@ -5,8 +5,11 @@
 use super::HookReader;
 use crate::domain::catalog::EventName;
 use crate::domain::clock::{iso, now_ms};
+use crate::domain::decision::GONE_REASON;
 use crate::domain::delivery::{DeliveryStatus, Job};
-use crate::domain::health::{BatchHealth, HealthCounts, HealthPolicy, HookHealth, Outcome};
+use crate::domain::health::{
+    BatchHealth, HealthChange, HealthCounts, HealthPolicy, HookHealth, Outcome,
+};
 use crate::domain::hook::HookId;
 use crate::metrics::{self, Unit};
 use crate::operational::{Notice, Notices, OPERATIONAL_HOOK_ID};
@@ -155,6 +158,35 @@ impl Health {
                 return;
             }
         };
+        self.changed(hook, &before, &after, now, hooks).await;
+    }
+
+    /// Acts on a change synchronous calls recorded elsewhere: its notices, the disable the
+    /// policy asks for, and a 410's disable. A disable that could not be written fails the
+    /// message, so its next receive tries again.
+    pub async fn act_on(
+        &self,
+        change: &HealthChange,
+        hooks: &dyn HookReader,
+    ) -> Result<(), StoreError> {
+        let hook = &change.health_of;
+        self.changed(hook, &change.before, &change.after, now_ms(), hooks)
+            .await;
+        if let Some(gone_at) = change.gone_at {
+            self.disable(hook, GONE_REASON, gone_at, None).await?;
+        }
+        Ok(())
+    }
+
+    /// What follows a recorded change of `hook`'s failure state from `before` to `after`.
+    async fn changed(
+        &self,
+        hook: &HookId,
+        before: &HookHealth,
+        after: &HookHealth,
+        now: i64,
+        hooks: &dyn HookReader,
+    ) {
         {
             let mut healthy = self.healthy.lock().unwrap_or_else(|p| p.into_inner());
             if after.failing_since.is_none() && after.failed_attempts == 0 {

@@ -6,7 +6,7 @@
 
 use super::PortError;
 use super::health::Health;
-use super::sync_call::{self, MAX_SYNC_HOOKS, SyncResult};
+use super::sync_call::{self, Keeper, MAX_SYNC_HOOKS, SyncResult};
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
 use crate::domain::delivery::{
@@ -110,8 +110,8 @@ pub struct Ingest {
     client: DeliveryClient,
     retention: Duration,
     preview_events: bool,
-    /// Where synchronous calls report their outcome (notices, auto-disable); without it only
-    /// the failure state is written.
+    /// Where synchronous calls report their outcome (notices, auto-disable); without it the
+    /// sender acts on the changes, through the queue.
     health: Option<Arc<Health>>,
 }
 
@@ -131,6 +131,15 @@ impl Ingest {
             retention,
             preview_events,
             health: None,
+        }
+    }
+
+    /// Who applies the health rules to synchronous calls: this process's keeper, else the
+    /// sender, through the queue.
+    fn keeper(&self) -> Keeper<'_> {
+        match &self.health {
+            Some(health) => Keeper::Rules(health),
+            None => Keeper::Sender(self.queue.as_ref()),
         }
     }
 
@@ -224,7 +233,7 @@ impl Ingest {
                             e,
                             at,
                             expires_at,
-                            self.health.as_deref(),
+                            self.keeper(),
                         )
                         .await;
                         answer.results = Some(results);
@@ -298,7 +307,7 @@ impl Ingest {
             e,
             at,
             expires_at,
-            self.health.as_deref(),
+            self.keeper(),
         )
         .await;
         let answer = RawJson::of(&EventAnswer {

@@ -198,6 +198,10 @@ impl Sender {
                 )
                 .await?),
             Task::Recovery(step) => self.recover(&step).await,
+            Task::Health(change) => {
+                self.health.act_on(&change, batch).await?;
+                Ok(JobOutcome::Skipped)
+            }
         }
     }
 

@@ -4,15 +4,18 @@
 
 use super::attempt::{self, Request};
 use super::health::{Health, KnownHook};
+use crate::domain::answer::Answer;
+use crate::domain::clock::now_ms;
 use crate::domain::decision::GONE_REASON;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, ErrorKind};
 use crate::domain::event::Event;
-use crate::domain::health::{BatchHealth, HealthCounts};
+use crate::domain::health::{BatchHealth, HealthChange, HealthCounts};
 use crate::domain::hook::{Hook, HookId};
 use crate::domain::json::RawJson;
+use crate::domain::task::Task;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
-use crate::ports::{HourlyCount, Store};
+use crate::ports::{HourlyCount, JobQueue, Store};
 use serde::Serialize;
 
 /// Most synchronous hooks one event may have.
@@ -54,11 +57,11 @@ pub async fn call_all(
     event: &Event,
     at: i64,
     expires_at: i64,
-    health: Option<&Health>,
+    keeper: Keeper<'_>,
 ) -> Vec<SyncResult> {
     let calls = hooks
         .iter()
-        .map(|hook| call(store, client, hook, event, at, expires_at, health));
+        .map(|hook| call(store, client, hook, event, at, expires_at, keeper));
     futures::future::join_all(calls).await
 }
 
@@ -69,7 +72,7 @@ async fn call(
     event: &Event,
     at: i64,
     expires_at: i64,
-    health: Option<&Health>,
+    keeper: Keeper<'_>,
 ) -> SyncResult {
     let id = DeliveryId::derive(at, &event.id, &hook.id);
     let body = event.delivered_body(&hook.id);
@@ -124,26 +127,13 @@ async fn call(
     let (recorded, counted, ()) = tokio::join!(
         store.insert_missing_deliveries(std::slice::from_ref(&delivery)),
         store.count_attempts(std::slice::from_ref(&hourly)),
-        keep_health(store, health, hook, started_at, succeeded),
+        keep_health(store, keeper, hook, started_at, &answer, duration_ms),
     );
     if let Err(e) = recorded {
         tracing::warn!(hook_id = %hook.id, delivery_id = %id, error = %e, "could not record a synchronous call");
     }
     if let Err(e) = counted {
         tracing::warn!(hook_id = %hook.id, error = %e, "could not count a synchronous call");
-    }
-    if answer.status == Some(410)
-        && let Some(health) = health
-        && let Err(e) = health
-            .disable(
-                &hook.id,
-                GONE_REASON,
-                performed_at(started_at, duration_ms),
-                None,
-            )
-            .await
-    {
-        tracing::warn!(hook_id = %hook.id, error = %e, "could not disable the gone hook");
     }
     tracing::info!(
         hook_id = %hook.id,
@@ -175,25 +165,61 @@ async fn call(
     }
 }
 
-/// Applies a call to the hook's failure state: by the health rules when `health` is given
-/// (notices, auto-disable), else to the state alone.
+/// Who applies the health rules to a synchronous call's outcome.
+#[derive(Clone, Copy)]
+pub enum Keeper<'a> {
+    /// The health keeper of this process: notices, auto-disable and a 410's disable at once.
+    Rules(&'a Health),
+    /// No keeper runs here (the ingest function): the call is written to the failure state,
+    /// and a change that may call for a notice or a disable is queued for the sender.
+    Sender(&'a dyn JobQueue),
+}
+
+/// Applies a call to the hook's failure state, by the health rules.
 async fn keep_health(
     store: &dyn Store,
-    health: Option<&Health>,
+    keeper: Keeper<'_>,
     hook: &Hook,
     started_at: i64,
-    succeeded: bool,
+    answer: &Answer,
+    duration_ms: u64,
 ) {
-    match health {
-        Some(health) => {
+    let succeeded = answer.succeeded();
+    let gone_at = (answer.status == Some(410)).then(|| performed_at(started_at, duration_ms));
+    match keeper {
+        Keeper::Rules(health) => {
             health
                 .update(&hook.id, &[(started_at, succeeded)], &KnownHook(hook))
-                .await
+                .await;
+            if let Some(at) = gone_at
+                && let Err(e) = health.disable(&hook.id, GONE_REASON, at, None).await
+            {
+                tracing::warn!(hook_id = %hook.id, error = %e, "could not disable the gone hook");
+            }
         }
-        None => {
+        Keeper::Sender(queue) => {
             let batch = BatchHealth::of(&[(started_at, succeeded)]);
-            if let Err(e) = store.record_health(&hook.id, &batch).await {
-                tracing::warn!(hook_id = %hook.id, error = %e, "could not record a synchronous call's health");
+            let (before, after) = match store.record_health(&hook.id, &batch).await {
+                Ok(states) => states,
+                Err(e) => {
+                    tracing::warn!(hook_id = %hook.id, error = %e, "could not record a synchronous call's health");
+                    return;
+                }
+            };
+            // A failure may start a failure, reach the disable policy or be a 410; a success
+            // may end a failure. Anything else changes nothing the sender acts on.
+            if succeeded && before.failing_since == after.failing_since {
+                return;
+            }
+            let change = HealthChange {
+                health_of: hook.id.clone(),
+                before,
+                after,
+                gone_at,
+                due_at: now_ms(),
+            };
+            if let Err(e) = queue.enqueue_tasks(&[Task::Health(change)]).await {
+                tracing::warn!(hook_id = %hook.id, error = %e, "could not queue a synchronous call's health change");
             }
         }
     }

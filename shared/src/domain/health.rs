@@ -199,6 +199,20 @@ pub struct HookHealth {
     pub noticed_at: Option<i64>,
 }
 
+/// A change of a hook's failure state that synchronous calls made where no health keeper
+/// runs (the ingest function): queued for the sender, which sends its notices and disables the
+/// hook when the policy, or a 410 answered at `gone_at`, says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthChange {
+    pub health_of: crate::domain::hook::HookId,
+    pub before: HookHealth,
+    pub after: HookHealth,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_at: Option<i64>,
+    pub due_at: i64,
+}
+
 /// One batch's attempts of one hook, as the failure state needs them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchHealth {

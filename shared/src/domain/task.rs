@@ -1,11 +1,12 @@
-//! The queue envelope: what one queue message carries, a delivery attempt or a recovery step,
-//! told apart by shape so a delivery job keeps its wire form.
+//! The queue envelope: what one queue message carries, a delivery attempt, a recovery step or
+//! a health change to act on, told apart by shape so a delivery job keeps its wire form.
 
 use crate::domain::delivery::{FirstJob, Job};
+use crate::domain::health::HealthChange;
 use crate::domain::recovery::RecoveryStep;
 use serde::{Deserialize, Serialize};
 
-/// What the queue carries: delivery attempts and recovery steps.
+/// What the queue carries: delivery attempts, recovery steps and health changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Task {
@@ -13,6 +14,7 @@ pub enum Task {
     /// Before `Delivery`: a first job also reads as a plain job.
     First(FirstJob),
     Delivery(Job),
+    Health(HealthChange),
 }
 
 impl Task {
@@ -22,6 +24,7 @@ impl Task {
             Task::Recovery(step) => step.due_at,
             Task::First(first) => first.job.due_at,
             Task::Delivery(job) => job.due_at,
+            Task::Health(change) => change.due_at,
         }
     }
 }
@@ -79,5 +82,18 @@ mod tests {
             serde_json::from_str::<Task>(&text).unwrap(),
             Task::Recovery(step)
         );
+        let change = Task::Health(crate::domain::health::HealthChange {
+            health_of: HookId::parse("hook_a").unwrap(),
+            before: Default::default(),
+            after: crate::domain::health::HookHealth {
+                failing_since: Some(4),
+                failed_attempts: 1,
+                ..Default::default()
+            },
+            gone_at: Some(5),
+            due_at: 6,
+        });
+        let text = serde_json::to_string(&change).unwrap();
+        assert_eq!(serde_json::from_str::<Task>(&text).unwrap(), change);
     }
 }

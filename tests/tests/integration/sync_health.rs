@@ -278,3 +278,44 @@ async fn settings_that_do_nothing_in_the_hooks_mode_are_refused() {
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["data"]["field"], "config.rateLimit", "{answer}");
 }
+
+#[tokio::test]
+async fn on_the_aws_path_the_sender_disables_a_sync_hook_that_answered_410() {
+    use crate::support::pipeline;
+    use http::Method;
+    let p = pipeline("sync-gone", "1s").await;
+    let gone = Receiver::start(&[410]).await;
+    let r = p
+        .admin(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"name": "sync gone", "events": ["PostRegister"],
+                "config": {"url": gone.url("/s"), "mode": "sync", "timeoutMs": 2000}})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body_json());
+    let id = r.body_json()["id"].as_str().unwrap().to_string();
+    let req = crate::support::request(
+        Method::POST,
+        "/api/events?wait=true",
+        INGEST,
+        Some(json!({"event": "PostRegister"})),
+    );
+    let answer = crate::support::send(&p.router, req).await;
+    assert_eq!(answer.body_json()["results"][0]["status"], 410);
+    // The ingest wrote the failure and queued the change; the sender disables the hook.
+    let hook = p
+        .admin(Method::GET, &format!("/api/hooks/{id}"), None)
+        .await;
+    assert_eq!(hook.body_json()["enabled"], true, "not by the ingest");
+    webhooks_tests::pump(&p.moto.queue, &p.sender, 2).await;
+    let hook = p
+        .admin(Method::GET, &format!("/api/hooks/{id}"), None)
+        .await;
+    let hook = hook.body_json();
+    assert_eq!(hook["enabled"], false, "{hook}");
+    assert!(
+        hook["disabledReason"].as_str().unwrap().contains("410"),
+        "{hook}"
+    );
+}
