@@ -218,7 +218,7 @@ impl Health {
                                 EventName::HookFailingSince,
                                 hook,
                                 subject.as_ref(),
-                                &after,
+                                after,
                                 now,
                             ))
                             .await
@@ -237,7 +237,7 @@ impl Health {
                         EventName::HookRecovered,
                         hook,
                         subject.as_ref(),
-                        &before,
+                        before,
                         now,
                     ))
                     .await;
@@ -250,7 +250,7 @@ impl Health {
         };
         if !self
             .policy
-            .disables(&after, subject.disable_after.map(|w| w.duration()), now)
+            .disables(after, subject.disable_after.map(|w| w.duration()), now)
         {
             return;
         }
@@ -260,7 +260,7 @@ impl Health {
             iso(since),
             after.failed_attempts
         );
-        match self.disable(hook, &reason, now, Some(&after)).await {
+        match self.disable(hook, &reason, now, Some(after)).await {
             Ok(true) => metrics::emit(&[("HooksAutoDisabled", 1.0, Unit::Count)]),
             Ok(false) => {}
             Err(e) => {
