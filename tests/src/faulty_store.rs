@@ -194,7 +194,7 @@ forward_port! {
 
 forward_port! {
     impl EventClaims for FaultyStore {
-        forward complete_event, release_event;
+        forward complete_event, answered, release_event;
 
         /// Sees the clock moved by [`FaultyStore::advance_claim_clock`].
         async fn claim_event(

@@ -15,7 +15,7 @@ use crate::domain::delivery::{
 use crate::domain::event::{Event, EventId, IngestBody};
 use crate::domain::hook::{Hook, HookId, HookMode};
 use crate::domain::json::RawJson;
-use crate::domain::task::Task;
+use crate::domain::task::{FanOutCheck, Task};
 use crate::domain::validation::ValidationError;
 use crate::metrics::{self, Unit};
 use crate::net::client::DeliveryClient;
@@ -35,6 +35,8 @@ const ABANDONED_CLAIM_MS: i64 = 20 * 1000;
 /// The longest job (bytes of JSON) that carries its event's fields: ten fit one 64 KiB queue
 /// request. A larger event's fields are kept once, and its jobs refer to them.
 const MAX_CARRYING_JOB: usize = 6_400;
+/// When a claimed event's fan-out is checked: once its claim would count as abandoned.
+const CHECK_FAN_OUT_AFTER_MS: i64 = ABANDONED_CLAIM_MS + 5_000;
 
 /// Why events were not accepted; none of them was then (claims released, records removed).
 #[derive(Debug, thiserror::Error)]
@@ -525,6 +527,7 @@ impl Ingest {
         let mut counts = Vec::with_capacity(events.len());
         let mut kept = Vec::new();
         let mut tasks: Vec<(HookId, Task)> = Vec::new();
+        let mut checks: Vec<Task> = Vec::new();
         for (e, claim) in events {
             let hooks: Vec<_> = subscribers[&e.name]
                 .iter()
@@ -548,6 +551,7 @@ impl Ingest {
                     expires_at,
                 });
             }
+            let mut checked = false;
             for hook in hooks {
                 let job = Job {
                     hook_id: hook.clone(),
@@ -566,6 +570,15 @@ impl Ingest {
                     expires_at,
                     resumed,
                 };
+                if claim.is_some() && !checked {
+                    checked = true;
+                    // One per claimed event, so a fan-out its request could not finish is
+                    // finished by the sender.
+                    checks.push(Task::Check(FanOutCheck {
+                        check_fan_out: pending.clone(),
+                        due_at: now + CHECK_FAN_OUT_AFTER_MS,
+                    }));
+                }
                 tasks.push((hook.clone(), Task::First(FirstJob { job, pending })));
             }
         }
@@ -574,12 +587,88 @@ impl Ingest {
         }
         // Grouped by hook, so a sender batch tends to hold one hook's jobs.
         tasks.sort_by(|a, b| a.0.cmp(&b.0));
-        let tasks: Vec<Task> = tasks.into_iter().map(|(_, t)| t).collect();
+        let jobs = tasks.len();
+        // The checks first: sent before any job they would complete.
+        let tasks: Vec<Task> = checks
+            .into_iter()
+            .chain(tasks.into_iter().map(|(_, t)| t))
+            .collect();
         if !tasks.is_empty() {
             self.queue.enqueue_tasks(&tasks).await?;
         }
-        accepted(events, &counts, tasks.len());
+        accepted(events, &counts, jobs);
         Ok(counts)
+    }
+
+    /// Finishes the fan-out of `check`'s event if its request died before answering: once
+    /// the claim counts as abandoned, it is taken over and every first job queued again
+    /// (marked resumed, under the same delivery ids), then the claim answered. An answered
+    /// claim, the usual case, costs one read.
+    pub async fn check_fan_out(&self, check: &FanOutCheck) -> Result<(), PortError> {
+        let pending = &check.check_fan_out;
+        let id = &pending.event_id;
+        if self.store.answered(id).await? {
+            return Ok(());
+        }
+        let now = now_ms();
+        let first_claimed_at = match self
+            .store
+            .claim_event(id, now, IDEMPOTENCY_WINDOW_MS, ABANDONED_CLAIM_MS)
+            .await?
+        {
+            EventClaim::Accepted(_) => return Ok(()),
+            EventClaim::InProgress => {
+                // Not abandoned yet: look again once it would be.
+                let again = FanOutCheck {
+                    due_at: now + ABANDONED_CLAIM_MS,
+                    ..check.clone()
+                };
+                self.queue.enqueue_tasks(&[Task::Check(again)]).await?;
+                return Ok(());
+            }
+            EventClaim::Claimed {
+                first_claimed_at, ..
+            } => first_claimed_at,
+        };
+        let fields = match &pending.fields {
+            Some(fields) => Some(fields.clone()),
+            None => self.store.event_fields(id, pending.created_at).await?,
+        };
+        let Some(fields) = fields else {
+            tracing::warn!(event_id = %id, "an unfinished fan-out's event is no longer kept");
+            self.store.release_event(id).await?;
+            return Ok(());
+        };
+        let event = Event::accepted(id.clone(), pending.event, pending.event_created_at, fields);
+        let subscribers =
+            Subscribers::from([(event.name, self.store.subscribers(event.name).await?)]);
+        let claim = Claim {
+            first_claimed_at,
+            resumed: true,
+        };
+        let counts = match self
+            .fan_out_in_jobs(&[(&event, Some(claim))], &subscribers)
+            .await
+        {
+            Ok(counts) => counts,
+            Err(e) => {
+                self.store.release_event(id).await?;
+                return Err(e);
+            }
+        };
+        let sync = subscribers[&event.name]
+            .iter()
+            .filter(|s| s.mode == HookMode::Sync)
+            .count();
+        let answer = RawJson::of(&EventAnswer {
+            id,
+            deliveries: counts.first().copied().unwrap_or(0),
+            results: None,
+            skipped_sync_hooks: (sync > 0).then_some(sync),
+        });
+        self.store.complete_event(id, &answer).await?;
+        tracing::info!(event_id = %id, "an unfinished fan-out was finished");
+        Ok(())
     }
 
     async fn remove(&self, deliveries: &[Delivery]) {
@@ -682,8 +771,13 @@ mod tests {
         let accepted = ingest.accept(event("evt_carried"), false).await.unwrap();
         assert_eq!(accepted.answers[0].to_value()["deliveries"], 2);
         let taken = queue.taken.lock().unwrap().clone();
-        assert_eq!(taken.len(), 2);
-        for task in &taken {
+        assert_eq!(taken.len(), 3);
+        let Task::Check(check) = &taken[0] else {
+            panic!("the fan-out's check first: {taken:?}");
+        };
+        assert_eq!(check.check_fan_out.event_id.as_str(), "evt_carried");
+        assert!(check.due_at >= now_ms() + ABANDONED_CLAIM_MS);
+        for task in &taken[1..] {
             let Task::First(first) = task else {
                 panic!("a first job: {task:?}");
             };
@@ -781,5 +875,66 @@ mod tests {
         assert_eq!(again.answers, first.answers);
         let calls = store.calls.lock().unwrap().clone();
         assert!(!calls.contains(&"insert_deliveries"), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_its_request_could_not_finish_is_finished_by_its_check() {
+        // Room for the check and one job of two: the request fails with the claim kept.
+        let (ingest, narrow) = ingest(2).await;
+        assert!(ingest.accept(event("evt_cut"), false).await.is_err());
+        let taken = narrow.taken.lock().unwrap().clone();
+        let Task::Check(check) = taken[0].clone() else {
+            panic!("{taken:?}");
+        };
+        let Task::First(sent) = &taken[1] else {
+            panic!("{taken:?}");
+        };
+        let queue = Arc::new(Narrow {
+            room: 10,
+            taken: Mutex::default(),
+        });
+        let ingest = Ingest {
+            queue: queue.clone(),
+            ..ingest
+        };
+        // While the claim is fresh the check looks again later.
+        ingest.check_fan_out(&check).await.unwrap();
+        let again = queue.taken.lock().unwrap().clone();
+        assert!(
+            matches!(&again[..], [Task::Check(c)] if c.due_at > check.due_at - CHECK_FAN_OUT_AFTER_MS),
+            "{again:?}"
+        );
+        queue.taken.lock().unwrap().clear();
+
+        // Abandoned (as a released claim is at once): the check takes it over, queues every
+        // first job again under the same ids, marked resumed, and answers the claim.
+        ingest
+            .store
+            .release_event(&sent.pending.event_id)
+            .await
+            .unwrap();
+        ingest.check_fan_out(&check).await.unwrap();
+        let resumed = queue.taken.lock().unwrap().clone();
+        let firsts: Vec<&FirstJob> = resumed
+            .iter()
+            .filter_map(|t| match t {
+                Task::First(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(firsts.len(), 2, "{resumed:?}");
+        assert!(firsts.iter().all(|f| f.pending.resumed));
+        assert!(
+            firsts
+                .iter()
+                .any(|f| f.job.delivery_id == sent.job.delivery_id)
+        );
+        let repeat = ingest.accept(event("evt_cut"), false).await.unwrap();
+        assert_eq!(repeat.answers[0].to_value()["deliveries"], 2);
+
+        // Answered: a later copy of the check reads, and queues nothing.
+        queue.taken.lock().unwrap().clear();
+        ingest.check_fan_out(&check).await.unwrap();
+        assert!(queue.taken.lock().unwrap().is_empty());
     }
 }

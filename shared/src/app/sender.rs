@@ -7,6 +7,7 @@
 
 use super::deliver::Deliveries;
 use super::health::{Health, Tally};
+use super::ingest::Ingest;
 use super::recovery::{self, StepOutcome};
 use super::{HookReader, PortError};
 use crate::config::Settings;
@@ -52,6 +53,8 @@ pub struct Sender {
     queue: Arc<dyn JobQueue>,
     deliveries: Deliveries,
     health: Arc<Health>,
+    /// Finishes the fan-outs whose requests died.
+    fan_outs: Ingest,
 }
 
 impl Sender {
@@ -106,7 +109,19 @@ impl Sender {
         policy: HealthPolicy,
         notices: Notices,
     ) -> Arc<Self> {
+        // A sender built without settings keeps what it re-queues 14 days (AWS's default).
+        let retention = match notices.retention {
+            r if r.is_zero() => std::time::Duration::from_secs(14 * 86_400),
+            r => r,
+        };
         let health = Arc::new(Health::new(store.clone(), queue.clone(), policy, notices));
+        let fan_outs = Ingest::new(
+            store.clone(),
+            queue.clone(),
+            client.clone(),
+            retention,
+            true,
+        );
         let deliveries = Deliveries::new(
             store.clone(),
             queue.clone(),
@@ -119,6 +134,7 @@ impl Sender {
             queue,
             deliveries,
             health,
+            fan_outs,
         })
     }
 
@@ -198,6 +214,10 @@ impl Sender {
                 )
                 .await?),
             Task::Recovery(step) => self.recover(&step).await,
+            Task::Check(check) => {
+                self.fan_outs.check_fan_out(&check).await?;
+                Ok(JobOutcome::Skipped)
+            }
             Task::Health(change) => {
                 self.health.act_on(&change, batch).await?;
                 Ok(JobOutcome::Skipped)

@@ -168,7 +168,7 @@ impl Queued {
             .filter_map(|t| match t {
                 Task::Delivery(job) => Some(job.clone()),
                 Task::First(first) => Some(first.job.clone()),
-                Task::Recovery(_) | Task::Health(_) => None,
+                Task::Recovery(_) | Task::Health(_) | Task::Check(_) => None,
             })
             .collect()
     }

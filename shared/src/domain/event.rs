@@ -80,6 +80,17 @@ impl Event {
     pub fn fields_json(&self) -> &str {
         &self.fields_json
     }
+
+    /// An event accepted before, as its jobs carried it: `fields_json` was validated then.
+    pub fn accepted(id: EventId, name: EventName, created_at_ms: i64, fields_json: String) -> Self {
+        Self {
+            id,
+            caller_id: true,
+            name,
+            created_at_ms,
+            fields_json,
+        }
+    }
 }
 
 /// The body `hook` receives of an event whose delivered fields are `fields_json`.

@@ -1,12 +1,24 @@
 //! The queue envelope: what one queue message carries, a delivery attempt, a recovery step or
 //! a health change to act on, told apart by shape so a delivery job keeps its wire form.
 
-use crate::domain::delivery::{FirstJob, Job};
+use crate::domain::delivery::{FirstJob, Job, PendingDelivery};
 use crate::domain::health::HealthChange;
 use crate::domain::recovery::RecoveryStep;
 use serde::{Deserialize, Serialize};
 
-/// What the queue carries: delivery attempts, recovery steps and health changes.
+/// An event's fan-out to finish should its request die: queued with the event's first jobs,
+/// due once the request's claim would count as abandoned. Normally the claim is answered by
+/// then and the check ends there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOutCheck {
+    /// The event as its jobs carry it (`created_at` is the claim's first time).
+    pub check_fan_out: PendingDelivery,
+    pub due_at: i64,
+}
+
+/// What the queue carries: delivery attempts, recovery steps, health changes and fan-out
+/// checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Task {
@@ -15,6 +27,7 @@ pub enum Task {
     First(FirstJob),
     Delivery(Job),
     Health(HealthChange),
+    Check(FanOutCheck),
 }
 
 impl Task {
@@ -25,6 +38,7 @@ impl Task {
             Task::First(first) => first.job.due_at,
             Task::Delivery(job) => job.due_at,
             Task::Health(change) => change.due_at,
+            Task::Check(check) => check.due_at,
         }
     }
 }

@@ -90,6 +90,8 @@ pub trait EventClaims: Send + Sync {
         }
         Ok(())
     }
+    /// Whether the event's claim holds an answer (its fan-out finished), read without writing.
+    async fn answered(&self, id: &EventId) -> Result<bool, StoreError>;
     /// Frees a claim whose fan-out failed, so the caller can retry at once; the retry is
     /// `resumed` with the same `first_claimed_at`.
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError>;

@@ -73,7 +73,7 @@ macro_rules! forward_port {
     (impl EventClaims for $fake:ty { forward all; $($own:tt)* }) => {
         $crate::forward_port!(impl EventClaims for $fake {
             forward claim_event, claim_events, complete_event, complete_events,
-                release_event;
+                answered, release_event;
             $($own)*
         });
     };
@@ -204,6 +204,8 @@ macro_rules! forward_port {
         complete_events(
             answers: &[($crate::ports::forward::types::EventId, $crate::ports::forward::types::RawJson)]
         ) -> ()); };
+    (@signature answered, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        answered(id: &$crate::ports::forward::types::EventId) -> bool); };
     (@signature release_event, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         release_event(id: &$crate::ports::forward::types::EventId) -> ()); };
 

@@ -195,3 +195,54 @@ async fn the_same_id_with_another_body_repeats_the_first_answer_and_sends_nothin
     assert_eq!(received[0]["event"], "User.Created");
     assert_eq!(received[0]["data"]["name"], "first");
 }
+
+#[tokio::test]
+async fn the_sender_finishes_a_fan_out_whose_request_died() {
+    use webhooks::domain::catalog::EventName;
+    use webhooks::domain::delivery::PendingDelivery;
+    use webhooks::domain::task::{FanOutCheck, Task};
+    use webhooks::ports::JobQueue;
+    let p = crate::support::pipeline("fan-out-check", "1s").await;
+    let (a, b) = two_hooks(&p).await;
+    // A request claimed `evt_died`, queued its check and died before any job went out.
+    let id = EventId::parse("evt_died").unwrap();
+    let first_claimed_at = now_ms() - 120_000;
+    p.moto
+        .store
+        .claim_event(&id, first_claimed_at, DAY_MS, 60_000)
+        .await
+        .unwrap();
+    let check = FanOutCheck {
+        check_fan_out: PendingDelivery {
+            event_id: id.clone(),
+            event: EventName::UserCreated,
+            fields: Some(r#"{"event":"User.Created","data":{"id":"u_died"}}"#.into()),
+            event_created_at: first_claimed_at,
+            created_at: first_claimed_at,
+            expires_at: now_ms() / 1000 + 3_600,
+            resumed: false,
+        },
+        due_at: now_ms(),
+    };
+    p.moto
+        .queue
+        .enqueue_tasks(&[Task::Check(check)])
+        .await
+        .unwrap();
+    pump_until(&p.moto.queue, &p.sender, WAIT, || {
+        !a.received().is_empty() && !b.received().is_empty()
+    })
+    .await;
+    for receiver in [&a, &b] {
+        let body = receiver.received()[0].json();
+        assert_eq!(body["data"]["id"], "u_died", "{body}");
+    }
+    // The claim is answered: a repeat of the id fans nothing out again.
+    let repeat = p
+        .post_event(json!({"event": "User.Created", "id": "evt_died", "data": {"id": "u_died"}}))
+        .await;
+    assert_eq!(repeat.status, 202, "{}", repeat.body_json());
+    assert_eq!(repeat.body_json()["deliveries"], 2);
+    pump(&p.moto.queue, &p.sender, 2).await;
+    assert_eq!((a.received().len(), b.received().len()), (1, 1));
+}

@@ -87,6 +87,13 @@ impl EventClaims for DynamoStore {
         }
     }
 
+    async fn answered(&self, id: &EventId) -> Result<bool, StoreError> {
+        let item = self
+            .read_item(&self.deliveries_table, &event_pk(id), EVENT_SK)
+            .await?;
+        Ok(item.is_some_and(|i| i.contains_key("answer")))
+    }
+
     async fn complete_event(&self, id: &EventId, answer: &RawJson) -> Result<(), StoreError> {
         self.update_item()
             .table_name(&self.deliveries_table)

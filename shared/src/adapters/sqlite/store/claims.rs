@@ -57,6 +57,15 @@ impl EventClaims for SqliteStore {
         })
     }
 
+    async fn answered(&self, id: &EventId) -> Result<bool, StoreError> {
+        let conn = self.db.lock();
+        let answered: Option<bool> = conn
+            .prepare_cached("SELECT answer IS NOT NULL FROM events WHERE id = ?1")?
+            .query_row([namespaced(id.as_str())], |r| r.get(0))
+            .optional()?;
+        Ok(answered.unwrap_or(false))
+    }
+
     async fn release_event(&self, id: &EventId) -> Result<(), StoreError> {
         self.db
             .write(|conn| {
