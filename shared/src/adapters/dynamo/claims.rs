@@ -87,11 +87,20 @@ impl EventClaims for DynamoStore {
         }
     }
 
+    /// An eventually consistent read (half a read unit): it is asked long after the answer
+    /// would have been written, and a stale "no" only leads to the authoritative claim.
     async fn answered(&self, id: &EventId) -> Result<bool, StoreError> {
-        let item = self
-            .read_item(&self.deliveries_table, &event_pk(id), EVENT_SK)
-            .await?;
-        Ok(item.is_some_and(|i| i.contains_key("answer")))
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.deliveries_table)
+            .key("pk", s(&event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .projection_expression("answer")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item.is_some_and(|i| i.contains_key("answer")))
     }
 
     async fn complete_event(&self, id: &EventId, answer: &RawJson) -> Result<(), StoreError> {
