@@ -35,6 +35,8 @@ pub struct Settings {
     /// Whether events Logto ships behind its dev-feature flag are accepted
     /// (`WEBHOOKS_PREVIEW_EVENTS`).
     pub preview_events: bool,
+    /// The deliveries' `User-Agent` (`WEBHOOKS_USER_AGENT`; `webhooks/<version>` when unset).
+    pub user_agent: http::HeaderValue,
 }
 
 /// What differs between deployments when a variable is unset.
@@ -74,6 +76,7 @@ impl DeliveryClient {
             settings.url_policy,
             settings.timeouts,
         )
+        .with_user_agent(settings.user_agent.clone())
     }
 
     /// Like [`DeliveryClient::from_settings`], but the HTTP client (its TLS roots above all)
@@ -85,6 +88,7 @@ impl DeliveryClient {
             settings.timeouts,
             Arc::new(SystemLookup),
         )
+        .with_user_agent(settings.user_agent.clone())
     }
 }
 
@@ -168,7 +172,24 @@ impl Settings {
                 Some(url)
             }
         };
+        let user_agent = match get("WEBHOOKS_USER_AGENT") {
+            Some(s) if !s.trim().is_empty() => {
+                let s = s.trim();
+                let visible = s.len() <= 256 && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+                match http::HeaderValue::from_str(s) {
+                    Ok(v) if visible => v,
+                    _ => {
+                        return Err(err(
+                            "WEBHOOKS_USER_AGENT",
+                            "must be at most 256 printable ASCII characters".into(),
+                        ));
+                    }
+                }
+            }
+            _ => http::HeaderValue::from_static(crate::net::client::USER_AGENT),
+        };
         Ok(Self {
+            user_agent,
             retry_schedule,
             address_policy,
             url_policy,
@@ -279,5 +300,20 @@ mod tests {
         }
         let s = settings(&[("WEBHOOKS_RETRY_SCHEDULE", "1s,2s")], Defaults::aws()).unwrap();
         assert_eq!(s.retry_schedule.max_attempts(), 3);
+    }
+
+    #[test]
+    fn the_user_agent_is_set_or_refused() {
+        let s = Settings::from_lookup(Defaults::aws(), |_| None).unwrap();
+        assert!(s.user_agent.to_str().unwrap().starts_with("webhooks/"));
+        let logto = |v: &'static str| {
+            move |name: &str| (name == "WEBHOOKS_USER_AGENT").then(|| v.to_string())
+        };
+        let s = Settings::from_lookup(Defaults::aws(), logto("Logto (https://logto.io/)")).unwrap();
+        assert_eq!(s.user_agent, "Logto (https://logto.io/)");
+        for bad in ["caf\u{e9}", "a\tb"] {
+            let e = Settings::from_lookup(Defaults::aws(), logto(bad)).unwrap_err();
+            assert_eq!(e.name, "WEBHOOKS_USER_AGENT");
+        }
     }
 }

@@ -294,7 +294,8 @@ fn as_object<'a>(
 
 fn parse_name(v: &Value) -> Result<String, ValidationError> {
     match v {
-        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME_CHARS => {
+        // Empty is Logto's default name, kept as it is.
+        Value::String(s) if s.chars().count() <= MAX_NAME_CHARS => {
             if s.chars().any(char::is_control) {
                 Err(ValidationError::new(
                     "name",
@@ -306,7 +307,7 @@ fn parse_name(v: &Value) -> Result<String, ValidationError> {
         }
         _ => Err(ValidationError::new(
             "name",
-            format!("must be a string of 1 to {MAX_NAME_CHARS} characters"),
+            format!("must be a string of at most {MAX_NAME_CHARS} characters"),
         )),
     }
 }
@@ -329,10 +330,10 @@ fn parse_events(v: &Value) -> Result<Vec<EventName>, ValidationError> {
         };
         let e = EventName::parse(s)
             .ok_or_else(|| ValidationError::new(&field, "is not an event of the catalog"))?;
-        if out.contains(&e) {
-            return Err(ValidationError::new(field, "is repeated"));
+        // A repeated name is dropped, as Logto does.
+        if !out.contains(&e) {
+            out.push(e);
         }
-        out.push(e);
     }
     Ok(out)
 }
@@ -506,13 +507,27 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_name_is_kept_and_repeated_events_are_dropped_as_logto_does() {
+        let hook = NewHook::parse(
+            &json!({"name": "", "events": ["PostSignIn", "User.Created", "PostSignIn"],
+                    "config": {"url": "https://a.example"}}),
+            HTTPS_ONLY,
+        )
+        .unwrap()
+        .into_hook(1);
+        assert_eq!(hook.name, "");
+        assert_eq!(
+            hook.events,
+            vec![EventName::PostSignIn, EventName::UserCreated]
+        );
+        let patch = HookPatch::parse(&json!({"name": ""}), HTTPS_ONLY).unwrap();
+        assert_eq!(patch.apply(&hook, 2).name, "");
+    }
+
+    #[test]
     fn rejects_every_bad_field_with_its_path() {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), ""),
-            (
-                json!({"name": "", "events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
-                "name",
-            ),
             (
                 json!({"name": "x".repeat(257), "events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
                 "name",
@@ -524,10 +539,6 @@ mod tests {
             (
                 json!({"name": "n", "events": ["Nope"], "config": {"url": "https://a.example"}}),
                 "events[0]",
-            ),
-            (
-                json!({"name": "n", "events": ["PostSignIn", "PostSignIn"], "config": {"url": "https://a.example"}}),
-                "events[1]",
             ),
             (json!({"name": "n", "events": ["PostSignIn"]}), "config"),
             (

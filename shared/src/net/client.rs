@@ -37,6 +37,7 @@ pub struct DeliveryClient {
     policy: Arc<AddressPolicy>,
     url_policy: UrlPolicy,
     timeouts: Timeouts,
+    user_agent: HeaderValue,
 }
 
 impl DeliveryClient {
@@ -70,7 +71,15 @@ impl DeliveryClient {
             policy: Arc::new(policy),
             url_policy,
             timeouts,
+            user_agent: HeaderValue::from_static(USER_AGENT),
         }
+    }
+
+    /// Deliveries carry `user_agent` as their `User-Agent` (e.g. Logto's, for receivers or
+    /// firewalls that allow only it).
+    pub fn with_user_agent(mut self, user_agent: HeaderValue) -> Self {
+        self.user_agent = user_agent;
+        self
     }
 
     fn http(&self) -> &reqwest::Client {
@@ -133,7 +142,7 @@ impl DeliveryClient {
                 "destination address is not allowed",
             );
         }
-        let headers = request_headers(custom, signature);
+        let headers = request_headers(custom, signature, &self.user_agent);
         // One deadline for the whole attempt. The status decides the outcome once it arrived in
         // time; the body is only captured until the deadline, so a slow body never turns a 2xx
         // into a timeout (reqwest's own total timeout ends the capture the same way).
@@ -211,16 +220,17 @@ fn compiled_in_roots() -> Vec<reqwest::Certificate> {
         .collect()
 }
 
-fn request_headers(custom: &CustomHeaders, signature: &SignatureHeaders) -> HeaderMap {
+fn request_headers(
+    custom: &CustomHeaders,
+    signature: &SignatureHeaders,
+    user_agent: &HeaderValue,
+) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert(
-        http::header::USER_AGENT,
-        HeaderValue::from_static(USER_AGENT),
-    );
+    headers.insert(http::header::USER_AGENT, user_agent.clone());
     for (name, value) in custom.iter() {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),

@@ -101,16 +101,19 @@ async fn hooks_take_logto_bodies_and_a_fetched_hook_goes_back_unchanged() {
     assert_eq!(missing.status, 400);
     assert_eq!(missing.body["code"], "hook.missing_events");
     c.conforms("Error", &missing.body);
-    let empty_name = c
+    // Logto's default name is empty; 257 characters is past its column's 256.
+    let long_name = c
         .send(
             Method::POST,
             "/api/hooks",
-            Some(json!({"name": "", "events": ["PostSignIn"], "config": {"url": url}})),
+            Some(
+                json!({"name": "n".repeat(257), "events": ["PostSignIn"], "config": {"url": url}}),
+            ),
         )
         .await;
-    assert_eq!(empty_name.status, 400);
+    assert_eq!(long_name.status, 400);
     // RequestError's envelope: {code, message, data?, details?}, `details` a string.
-    let e = &empty_name.body;
+    let e = &long_name.body;
     assert!(e["code"].is_string() && e["message"].is_string(), "{e}");
     assert_eq!(e["data"]["field"], "name");
     assert!(e["details"].as_str().unwrap().contains("\"name\""), "{e}");
@@ -359,4 +362,66 @@ async fn recent_logs_are_logto_log_entries_with_logto_filters() {
     assert_eq!(bad_key.status, 400);
     assert_eq!(bad_key.body["data"]["field"], "logKey");
     server.stop().await;
+}
+
+/// Logto sends `User-Agent: Logto (https://logto.io/)` (`libraries/hook/utils.ts`); a receiver
+/// or firewall that allows only it gets it when the operator sets it.
+#[tokio::test]
+async fn deliveries_carry_the_user_agent_the_operator_sets() {
+    let mut settings = crate::support::local_settings();
+    settings.user_agent = http::HeaderValue::from_static("Logto (https://logto.io/)");
+    let server = LocalServer::start(local_config(settings)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({"name": "", "events": ["User.Created", "User.Created"],
+            "config": {"url": receiver.url("/in")}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    assert_eq!(hook["name"], "", "Logto's default name, kept");
+    assert_eq!(
+        hook["events"],
+        json!(["User.Created"]),
+        "repeats dropped as Logto does"
+    );
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        received[0].header("user-agent"),
+        "Logto (https://logto.io/)"
+    );
+    // The GET → PATCH round trip of an unnamed hook.
+    let id = hook["id"].as_str().unwrap();
+    let fetched: Value = http
+        .get(format!("{base}/api/hooks/{id}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .patch(format!("{base}/api/hooks/{id}"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": fetched["name"], "events": fetched["events"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -48,8 +48,9 @@ fn hook_name() -> BoxedStrategy<Option<Field>> {
         16 => name_text(1..=40).prop_map(|s| Some(Field::ok(json!(s)))),
         1 => name_text(250..=256).prop_map(|s| Some(Field::ok(json!(s)))),
         1 => name_text(257..=300).prop_map(move |s| bad(json!(s))),
-        1 => Just(bad(json!(""))),
-        1 => string_of(" ", 1..=4).prop_map(|s| Some(Field::either(json!(s), "name"))),
+        // Logto's default name is empty; any text without control characters is a name.
+        1 => Just(Some(Field::ok(json!("")))),
+        1 => string_of(" ", 1..=4).prop_map(|s| Some(Field::ok(json!(s)))),
         1 => (name_text(1..=20), any::<Index>(), select(CONTROL.to_vec()))
             .prop_map(|(s, at, c)| {
                 let mut chars: Vec<char> = s.chars().collect();
@@ -82,14 +83,12 @@ fn hook_events() -> BoxedStrategy<Option<Field>> {
             let i = at.index(items.len() + 1);
             let item = item.unwrap_or_else(|| json!(names[at.index(names.len())]));
             items.insert(i, item);
-            let mut seen = HashSet::new();
+            // A repeated name is dropped (as Logto does), anything else not in the catalog is
+            // refused.
             let bad = items
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| {
-                    let known = v.as_str().filter(|n| CATALOG.contains(n));
-                    !known.is_some_and(|n| seen.insert(n.to_string()))
-                })
+                .filter(|(_, v)| !v.as_str().is_some_and(|n| CATALOG.contains(&n)))
                 .map(|(i, _)| format!("events[{i}]"))
                 .collect();
             Some(Field {
@@ -513,7 +512,14 @@ impl HookInput {
             None => required(&mut v, "events"),
             Some(f) => {
                 let value = v.field(f).unwrap_or(Value::Null);
-                wanted.events = Some(value.clone());
+                // Stored once each, in the order first sent.
+                let mut once: Vec<Value> = Vec::new();
+                for e in value.as_array().into_iter().flatten() {
+                    if !once.contains(e) {
+                        once.push(e.clone());
+                    }
+                }
+                wanted.events = Some(Value::Array(once));
                 body.insert("events".into(), value);
             }
         }
