@@ -47,6 +47,26 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
     }
 }
 
+/// The most a Logto relay body may hold: Logto sends organization membership deltas of up to
+/// four lists of 5,000 ids (about 470 KB with 21-character ids); such a body is kept once,
+/// deflated, within DynamoDB's 400 KB item.
+pub const MAX_RELAYED_BYTES: usize = 512 * 1024;
+
+/// A relayed body, at most [`MAX_RELAYED_BYTES`] (413 above), extracted last as
+/// [`LimitedBody`] is.
+pub(crate) struct RelayedBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RelayedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        match axum::body::to_bytes(req.into_body(), MAX_RELAYED_BYTES + 1).await {
+            Ok(bytes) if bytes.len() <= MAX_RELAYED_BYTES => Ok(RelayedBody(bytes)),
+            _ => Err(ApiError::PayloadTooLarge(MAX_RELAYED_BYTES)),
+        }
+    }
+}
+
 /// A JSON request body: size, then content type, then strict parsing (an empty body is `{}`).
 pub(crate) struct JsonBody(pub serde_json::Value);
 

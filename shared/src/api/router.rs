@@ -3,7 +3,7 @@
 //! answered wherever GET is, without a body, as axum does.
 
 use super::auth::Access;
-use super::{ApiError, IngestHandler, LimitedBody, ManagementHandler, Tokens, console};
+use super::{ApiError, IngestHandler, ManagementHandler, RelayedBody, Tokens, console};
 use crate::app::relay::LogtoSources;
 use crate::config::Settings;
 use crate::net::client::DeliveryClient;
@@ -147,7 +147,7 @@ async fn relay(
     State(api): State<Api>,
     source: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: http::HeaderMap,
-    LimitedBody(bytes): LimitedBody,
+    RelayedBody(bytes): RelayedBody,
 ) -> Result<Response, ApiError> {
     // A segment that does not decode names no source.
     let Ok(Path(source)) = source else {

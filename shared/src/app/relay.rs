@@ -7,7 +7,10 @@
 use super::ingest::{Accepted, Ingest, IngestError};
 use crate::domain::event::{EventId, IngestBody, parse_relayed};
 use crate::domain::hook::printable;
+use crate::domain::json::RawJson;
 use crate::domain::signing::{SigningKey, verify_logto};
+use crate::metrics::{self, Unit};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,9 +104,35 @@ pub struct Relayed<'a> {
 impl Relayed<'_> {
     /// Fans the event out like any other (Logto's `hookId` dropped); the same bytes from the
     /// same source within the idempotency window get the first answer.
+    /// What Logto signed is never refused for its content: fields a caller could not post are
+    /// delivered as they came (counted in `RelayedUncheckedFields` and named in a warning),
+    /// and an event this product does not know is accepted with no delivery (counted in
+    /// `RelayedUnknownEvents`). Only a body that is not a JSON object is an error.
     pub async fn accept(&self, ingest: &Ingest) -> Result<Accepted, IngestError> {
         let id = relayed_event_id(self.source, self.body);
-        let event = parse_relayed(self.body, time::OffsetDateTime::now_utc(), id)?;
+        let (event, unchecked) = match parse_relayed(
+            self.body,
+            time::OffsetDateTime::now_utc(),
+            id.clone(),
+        ) {
+            Ok(parsed) => parsed,
+            Err(e) if e.field == "event" => {
+                tracing::warn!(source = %self.source, event_id = %id, reason = %e, "relayed event of no known kind: accepted, delivered to no hook");
+                metrics::emit(&[("RelayedUnknownEvents", 1.0, Unit::Count)]);
+                return Ok(Accepted {
+                    answers: vec![RawJson::of(&json!({"id": id, "deliveries": 0}))],
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !unchecked.is_empty() {
+            tracing::warn!(source = %self.source, event_id = %id, fields = ?unchecked, "relayed event delivered with fields a caller could not post");
+            metrics::emit(&[(
+                "RelayedUncheckedFields",
+                unchecked.len() as f64,
+                Unit::Count,
+            )]);
+        }
         ingest.accept(IngestBody::Single(event), false).await
     }
 }

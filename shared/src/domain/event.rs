@@ -162,19 +162,28 @@ pub fn parse_ingest(bytes: &[u8], now: OffsetDateTime) -> Result<IngestBody, Val
 
 /// Parses a body a Logto instance relayed (one event, as Logto's dispatcher sends it) under
 /// the event id `id`: Logto's `hookId` is dropped and every other member, `id` included, is
-/// delivered as sent.
+/// delivered as sent. Only a body that is not a JSON object, or whose `event` is missing or
+/// unknown, is an error; the names of fields a caller could not have posted come second.
 pub fn parse_relayed(
     bytes: &[u8],
     now: OffsetDateTime,
     id: EventId,
-) -> Result<Event, ValidationError> {
+) -> Result<(Event, Vec<String>), ValidationError> {
     let Value::Object(mut obj) = crate::domain::json::parse(bytes)? else {
         return Err(ValidationError::new("", "body must be an event object"));
     };
     obj.remove("hookId");
     let raw = std::str::from_utf8(bytes)
         .map_err(|_| ValidationError::new("", "body is not valid UTF-8"))?;
-    parse_event(Value::Object(obj), raw, now, Origin::Relayed(id))
+    let mut unchecked = Vec::new();
+    let event = parse_event_noting(
+        Value::Object(obj),
+        raw,
+        now,
+        Origin::Relayed(id),
+        &mut unchecked,
+    )?;
+    Ok((event, unchecked))
 }
 
 /// Where an event comes from: a caller of `POST /api/events`, or a Logto instance through
@@ -259,6 +268,19 @@ fn parse_event(
     now: OffsetDateTime,
     origin: Origin,
 ) -> Result<Event, ValidationError> {
+    parse_event_noting(value, raw, now, origin, &mut Vec::new())
+}
+
+/// Parses one event. From a caller, any rule broken refuses it; relayed from Logto, only a
+/// missing or unknown `event` does: a field breaking another rule is delivered as sent and
+/// its name added to `unchecked`, and the body's members are kept as they came.
+fn parse_event_noting(
+    value: Value,
+    raw: &str,
+    now: OffsetDateTime,
+    origin: Origin,
+    unchecked: &mut Vec<String>,
+) -> Result<Event, ValidationError> {
     let Value::Object(mut obj) = value else {
         return Err(ValidationError::new("", "must be an object"));
     };
@@ -272,73 +294,90 @@ fn parse_event(
         Some(_) => return Err(ValidationError::new("event", "must be a string")),
         None => return Err(ValidationError::new("event", "is required")),
     };
+    let relayed = matches!(origin, Origin::Relayed(_));
+    // A rule broken: refused from a caller, noted when relayed.
+    let mut broken = |e: ValidationError| -> Result<(), ValidationError> {
+        if relayed {
+            unchecked.push(e.field);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
     if obj.contains_key("hookId") {
         return Err(ValidationError::new(
             "hookId",
             "is set by the server for each hook",
         ));
     }
-    let relayed = matches!(origin, Origin::Relayed(_));
     let (id, caller_id) = match (origin, obj.get("id")) {
         (Origin::Relayed(id), _) => (id, true),
         (Origin::Caller, None | Some(Value::Null)) => (EventId::generate(), false),
         (Origin::Caller, Some(Value::String(s))) => (EventId::parse(s)?, true),
         (Origin::Caller, Some(_)) => return Err(ValidationError::new("id", "must be a string")),
     };
-    // Normalised to `Date.toISOString()`'s form: UTC, milliseconds, `Z`.
+    // Normalised to `Date.toISOString()`'s form: UTC, milliseconds, `Z` (a relayed one is
+    // delivered as sent).
     let created_at_ms = match obj.remove("createdAt") {
         None | Some(Value::Null) => unix_ms(now),
-        Some(Value::String(s)) => {
-            let parsed = OffsetDateTime::parse(&s, &Rfc3339)
-                .map_err(|_| ValidationError::new("createdAt", "must be an RFC 3339 date-time"))?;
-            unix_ms(parsed)
-        }
+        Some(Value::String(s)) => match OffsetDateTime::parse(&s, &Rfc3339) {
+            Ok(parsed) => unix_ms(parsed),
+            Err(_) => {
+                broken(ValidationError::new(
+                    "createdAt",
+                    "must be an RFC 3339 date-time",
+                ))?;
+                unix_ms(now)
+            }
+        },
         Some(_) => {
-            return Err(ValidationError::new(
+            broken(ValidationError::new(
                 "createdAt",
                 "must be an RFC 3339 date-time string",
-            ));
+            ))?;
+            unix_ms(now)
         }
     };
     for field in ["userIp", "ip"] {
         match obj.get(field) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s.parse::<std::net::IpAddr>().is_ok() => {}
-            Some(_) => {
-                return Err(ValidationError::new(
-                    field,
-                    "must be an IPv4 or IPv6 address",
-                ));
-            }
+            Some(_) => broken(ValidationError::new(
+                field,
+                "must be an IPv4 or IPv6 address",
+            ))?,
         }
     }
     let implied_interaction = match obj.get("interactionEvent") {
         Some(Value::String(s)) if INTERACTION_KINDS.contains(&s.as_str()) => None,
         Some(_) => {
-            return Err(ValidationError::new(
+            broken(ValidationError::new(
                 "interactionEvent",
                 "must be one of Register, SignIn, ForgotPassword",
-            ));
+            ))?;
+            None
         }
+        None if relayed => None,
         None => name.implied_interaction(),
     };
     if name == EventName::OrganizationMembershipUpdated {
         if let Some(v) = obj.get("organizationId")
             && !v.is_string()
         {
-            return Err(ValidationError::new("organizationId", "must be a string"));
+            broken(ValidationError::new("organizationId", "must be a string"))?;
         }
         for field in MEMBERSHIP_DELTAS {
             match obj.get(*field) {
                 None => {}
                 Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {}
-                Some(_) => return Err(ValidationError::new(*field, "must be an array of ids")),
+                Some(_) => broken(ValidationError::new(*field, "must be an array of ids"))?,
             }
         }
     }
 
-    // The posted members in their order and form; `createdAt` normalised, the idempotency
-    // `id` left out, and what is implied written right after `event`.
+    // The posted members in their order and form; from a caller `createdAt` normalised, the
+    // idempotency `id` left out, and what is implied written right after `event`; relayed,
+    // every member but Logto's `hookId` as sent.
     let members = serde_json::from_str::<RawFields>(raw)
         .map_err(|e| ValidationError::new("", format!("must be an object: {e}")))?;
     let created_at = quoted(&crate::domain::clock::iso(created_at_ms));
@@ -349,6 +388,8 @@ fn parse_event(
     let mut fields = ObjectWriter::with_capacity(raw.len() + 64);
     for (key, value) in &members.0 {
         match key.as_str() {
+            "hookId" if relayed => {}
+            _ if relayed => fields.member(key, value.get()),
             "event" => {
                 fields.member("event", &quoted(name.as_str()));
                 if let Some(kind) = implied_interaction {
@@ -360,8 +401,7 @@ fn parse_event(
             }
             "createdAt" if posted_created_at => fields.member("createdAt", &created_at),
             "createdAt" => {}
-            "hookId" if relayed => {}
-            "id" if !relayed => {}
+            "id" => {}
             other => fields.member(other, value.get()),
         }
     }

@@ -278,3 +278,140 @@ async fn preview_events_need_their_setting() {
         server.stop().await;
     }
 }
+
+/// Logto's "Test" button payloads (`generateHookTestPayload`: an interaction event with
+/// `userIp: "fake-user-ip"`, a data event, an exception event), fields Logto may send that a
+/// caller could not post (an empty or proxy-supplied IP, an odd `createdAt`), an event this
+/// product does not know, and the largest membership delta Logto sends (four lists of 5,000
+/// ids): each signed body is accepted and delivered byte for byte.
+fn what_logto_may_send() -> Vec<(String, Option<&'static str>)> {
+    let ids = |prefix: &str| -> Vec<String> {
+        (0..5_000).map(|i| format!("{prefix}{i:0>17}x")).collect()
+    };
+    let delta = json!({
+        "event": "Organization.Membership.Updated",
+        "createdAt": "2026-11-27T08:00:03.000Z",
+        "organizationId": "org_1",
+        "addedUserIds": ids("au_"),
+        "removedUserIds": ids("ru_"),
+        "addedApplicationIds": ids("aa_"),
+        "removedApplicationIds": ids("ra_"),
+        "hookId": "l0gt0h00k1d",
+    });
+    vec![
+        (r#"{"event":"PostRegister","hookId":"l0gt0h00k1d","createdAt":"2026-11-27T08:00:00.000Z","userAgent":"fake-user-agent","sessionId":"fake-session-id","userIp":"fake-user-ip","userId":"fake-id","user":{"id":"fake-id","username":"fake-user"},"application":{"id":"fake-spa-application-id","type":"SPA","name":"Fake Application","description":"Fake application data for testing"}}"#.to_string(), Some("PostRegister")),
+        (r#"{"event":"User.Created","hookId":"l0gt0h00k1d","createdAt":"2026-11-27T08:00:00.000Z","userAgent":"fake-user-agent","path":"/fake-path/:id","method":"POST","status":200,"params":{"id":"fake-id"},"data":{"result":"success"}}"#.to_string(), Some("User.Created")),
+        (r#"{"event":"Identifier.Lockout","hookId":"l0gt0h00k1d","createdAt":"2026-11-27T08:00:00.000Z","userAgent":"fake-user-agent","path":"/fake-path/:id","method":"POST","status":200,"params":{"id":"fake-id"},"data":{"result":"success"}}"#.to_string(), Some("Identifier.Lockout")),
+        (r#"{"event":"PostSignIn","interactionEvent":"SignIn","createdAt":"yesterday","sessionId":"s","userIp":"","ip":"10.0.0.1, 203.0.113.9","userId":"u_1","hookId":"l0gt0h00k1d"}"#.to_string(), Some("PostSignIn")),
+        (r#"{"event":"Some.FutureEvent","createdAt":"2026-11-27T08:00:00.000Z","data":{},"hookId":"l0gt0h00k1d"}"#.to_string(), None),
+        (delta.to_string(), Some("Organization.Membership.Updated")),
+    ]
+}
+
+/// `body` as delivered: `hookId` first, Logto's `hookId` gone, every other member as sent.
+fn delivered_form(body: &str, hook: &str) -> String {
+    let mut members: serde_json::Map<String, Value> = serde_json::from_str(body).unwrap();
+    members.shift_remove("hookId");
+    let mut out = serde_json::Map::new();
+    out.insert("hookId".into(), json!(hook));
+    out.extend(members);
+    Value::Object(out).to_string()
+}
+
+#[tokio::test]
+async fn whatever_logto_signs_is_delivered_as_sent() {
+    let (_server, base) = local(false).await;
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+    let mut hooks = std::collections::BTreeMap::new();
+    for (_, event) in what_logto_may_send() {
+        let Some(event) = event else { continue };
+        let r = http
+            .post(format!("{base}/api/hooks"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": event, "events": [event], "config": {"url": receiver.url(&format!("/{event}"))}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        hooks.insert(
+            event,
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut expected = Vec::new();
+    for (body, event) in what_logto_may_send() {
+        let (status, answer) =
+            relay(&http, &base, "prod", Some(&sign(LOGTO_KEY, &body)), &body).await;
+        assert_eq!(status, 202, "{answer} for {}", &body[..body.len().min(200)]);
+        match event {
+            Some(event) => {
+                assert_eq!(answer["deliveries"], 1, "{answer}");
+                expected.push(delivered_form(&body, &hooks[event]));
+            }
+            None => assert_eq!(answer["deliveries"], 0, "an unknown event reaches no hook"),
+        }
+    }
+    assert!(expected.last().unwrap().len() > 270_000);
+    let received = receiver
+        .wait_for(expected.len(), Duration::from_secs(20))
+        .await;
+    for want in &expected {
+        assert!(
+            received.iter().any(|r| r.body_text() == *want),
+            "delivered as sent: {}",
+            &want[..want.len().min(300)]
+        );
+    }
+    // Still refused: a body that is not an object, and one larger than Logto sends.
+    for body in [
+        "[1]".to_string(),
+        format!(
+            r#"{{"event":"User.Created","pad":"{}"}}"#,
+            "x".repeat(600_000)
+        ),
+    ] {
+        let (status, _) = relay(&http, &base, "prod", Some(&sign(LOGTO_KEY, &body)), &body).await;
+        assert!(status == 400 || status == 413, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn the_aws_path_delivers_the_largest_delta_logto_sends() {
+    let mut p = pipeline("relay-large", "1s").await;
+    p.router = webhooks::api::router(
+        webhooks::api::Api::new(
+            p.moto.store.clone(),
+            p.moto.queue.clone(),
+            webhooks::net::client::DeliveryClient::from_settings(&crate::support::settings("1s")),
+            crate::support::tokens(),
+            &crate::support::settings("1s"),
+        )
+        .with_logto_sources(LogtoSources::parse(&format!("prod={LOGTO_KEY}")).unwrap()),
+    );
+    let receiver = Receiver::start(&[]).await;
+    let hook = p
+        .create_hook(&receiver.url("/r"), &["Organization.Membership.Updated"])
+        .await;
+    let (body, _) = what_logto_may_send().pop().unwrap();
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/ingest/logto/prod")
+        .header("content-type", "application/json")
+        .header("logto-signature-sha-256", sign(LOGTO_KEY, &body))
+        .body(axum::body::Body::from(body.clone()))
+        .unwrap();
+    let r = crate::support::send(&p.router, req).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    pump_until(&p.moto.queue, &p.sender, Duration::from_secs(30), || {
+        receiver.count() >= 1
+    })
+    .await;
+    assert_eq!(
+        receiver.received()[0].body_text(),
+        delivered_form(&body, hook["id"].as_str().unwrap())
+    );
+}
