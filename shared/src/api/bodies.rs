@@ -656,7 +656,8 @@ mod tests {
         )
         .unwrap();
         let next = patch.apply(&h, 5);
-        assert_eq!(next.url.as_str(), "https://b.example/");
+        assert_eq!(next.url.as_str(), "https://b.example", "as written");
+        assert_eq!(next.url.normalized(), "https://b.example/");
         assert!(next.headers.is_empty());
         assert!(next.enabled && next.disabled_reason.is_none());
         assert_eq!(next.name, "crm");

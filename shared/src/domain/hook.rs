@@ -46,10 +46,14 @@ pub struct UrlPolicy {
     pub allow_http: bool,
 }
 
-/// An absolute endpoint URL: http(s) per policy, a host, no userinfo, no fragment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HookUrl(url::Url);
+/// An absolute endpoint URL: http(s) per policy, a host, no userinfo, no fragment. It is kept
+/// and shown as written (a config-sync script sees what it wrote); its normalised form is
+/// what requests go to and what compares.
+#[derive(Debug, Clone)]
+pub struct HookUrl {
+    url: url::Url,
+    written: Box<str>,
+}
 
 impl HookUrl {
     pub fn parse(s: &str, policy: UrlPolicy) -> Result<Self, ValidationError> {
@@ -58,7 +62,9 @@ impl HookUrl {
             return Err(err("is too long"));
         }
         let url = url::Url::parse(s).map_err(|_| err("must be an absolute URL"))?;
-        Self::check(url, policy)
+        let mut checked = Self::check(url, policy)?;
+        checked.written = s.into();
+        Ok(checked)
     }
 
     /// Enforces the policy on an already parsed URL (used again at send time).
@@ -79,15 +85,49 @@ impl HookUrl {
         if url.fragment().is_some() {
             return Err(err("must not have a fragment"));
         }
-        Ok(Self(url))
+        let written = url.as_str().into();
+        Ok(Self { url, written })
     }
 
+    /// The normalised URL: where requests go.
     pub fn as_url(&self) -> &url::Url {
-        &self.0
+        &self.url
     }
 
+    /// The URL as written.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.written
+    }
+
+    /// The normalised form (lower-case host, default port dropped, `/` for an empty path):
+    /// two URLs that reach the same endpoint compare equal by it.
+    pub fn normalized(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+impl PartialEq for HookUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.written == other.written
+    }
+}
+
+impl Eq for HookUrl {}
+
+impl Serialize for HookUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for HookUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let written = String::deserialize(deserializer)?;
+        let url = url::Url::parse(&written).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            url,
+            written: written.into(),
+        })
     }
 }
 

@@ -95,6 +95,7 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         json!({"tenantId": "default", "id": id, "name": name, "event": event, "events": events,
                "config": config, "signingKey": key, "enabled": true, "createdAt": 1795766400000i64})
     };
+    let legacy_url = receiver.url("/legacy").replacen("http://", "HTTP://", 1);
     let mut hooks = vec![
         row(
             "crmhook000000000000001",
@@ -104,13 +105,14 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
             json!({"url": receiver.url("/crm"), "headers": {"x-api-key": "HeaderSecret-Import-1"}, "retries": 3}),
             CRM_KEY,
         ),
-        // A hook of Logto's first versions: the single `event`, no key.
+        // A hook of Logto's first versions: the single `event`, no key; its URL as Logto
+        // kept it, not in normalised form.
         row(
             "legacyhook000000000001",
             "",
             json!("PostSignIn"),
             json!([]),
-            json!({"url": receiver.url("/legacy")}),
+            json!({"url": legacy_url}),
             "",
         ),
         // This product refuses its URL: reported, not imported.
@@ -195,9 +197,10 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         assert_eq!(bulk["signingKey"], format!("BulkKey{i:025}"), "bulk {i}");
         assert_eq!(bulk["config"]["url"], receiver.url(&format!("/bulk/{i}")));
     }
+    // Returned as written; compared normalised, so the second run below skips it.
     let legacy = ours
         .iter()
-        .find(|h| h["config"]["url"] == receiver.url("/legacy"))
+        .find(|h| h["config"]["url"] == legacy_url.as_str())
         .unwrap();
     assert_eq!(
         (&legacy["name"], &legacy["events"]),

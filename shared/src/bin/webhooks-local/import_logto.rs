@@ -277,17 +277,27 @@ pub fn translate(hook: &Value) -> Value {
     Value::Object(body)
 }
 
-/// What makes an imported hook the same as one held: its URL and signing key, or, for a
-/// Logto hook without a key (one was generated here), its URL and events.
+/// What makes an imported hook the same as one held: its URL (normalised) and signing key,
+/// or, for a Logto hook without a key (one was generated here), its URL and events.
 fn identity(hook: &Value) -> String {
-    let url = hook["config"]["url"].as_str().unwrap_or_default();
+    // Compared normalised: `https://X.com:443` is `https://x.com/`.
+    let written = hook["config"]["url"].as_str().unwrap_or_default();
+    let url = url::Url::parse(written).map_or_else(|_| written.to_string(), String::from);
     match hook["signingKey"].as_str().filter(|k| !k.is_empty()) {
         Some(key) => format!("key\n{url}\n{key}"),
         None => {
-            let events = match hook.get("events").filter(|e| !e.is_null()) {
-                Some(events) => events.clone(),
-                None => Value::Array(vec![hook["event"].clone()]),
+            let listed = match hook.get("events").filter(|e| !e.is_null()) {
+                Some(Value::Array(events)) => events.clone(),
+                _ => vec![hook["event"].clone()],
             };
+            // Once each, as stored here.
+            let mut events = Vec::new();
+            for e in listed {
+                if !events.contains(&e) {
+                    events.push(e);
+                }
+            }
+            let events = Value::Array(events);
             format!("events\n{url}\n{events}")
         }
     }
