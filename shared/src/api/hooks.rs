@@ -24,7 +24,7 @@ use serde_json::Value;
 pub const MAX_UNPAGED_HOOKS: usize = 10_000;
 
 impl ManagementHandler {
-    /// Hooks oldest first, one page at a time; the total is exact (a count of the listing
+    /// Hooks newest first, one page at a time; the total is exact (a count of the listing
     /// index, which holds nothing but hooks). Without `page`, `page_size` or `cursor`, every
     /// hook (up to [`MAX_UNPAGED_HOOKS`]) and no `Total-Number`, as Logto answers.
     pub(crate) async fn list(
@@ -77,7 +77,7 @@ impl ManagementHandler {
         Ok(response)
     }
 
-    /// Every hook, oldest first, read a page at a time; past [`MAX_UNPAGED_HOOKS`] the answer
+    /// Every hook, newest first, read a page at a time; past [`MAX_UNPAGED_HOOKS`] the answer
     /// is capped (`Total-Number-Is-Capped`) and `Link` names the next page.
     async fn list_all(&self, uri: &Uri, headers: &HeaderMap, with_stats: bool) -> Answer {
         let mut items = Vec::new();

@@ -227,7 +227,7 @@ pub fn is_reserved_header(lower: &str) -> bool {
         || lower.starts_with("logto-signature-")
 }
 
-/// Where a hook stands in the listing: oldest first, ties by id.
+/// Where a hook stands in the listing: by creation time, ties by id (listed newest first).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HookPosition {
     pub created_at: i64,

@@ -17,7 +17,7 @@ pub trait HookStore: Send + Sync {
     /// Creates the hook and its subscriptions.
     async fn create_hook(&self, hook: &Hook) -> Result<(), StoreError>;
     async fn get_hook(&self, id: &HookId) -> Result<Option<Hook>, StoreError>;
-    /// One page of hooks, oldest first, after `after` (exclusive).
+    /// One page of hooks, newest first (as Logto lists them), after `after` (exclusive).
     async fn page_hooks(
         &self,
         after: Option<&HookPosition>,

@@ -139,7 +139,7 @@ async fn the_log_pages_by_cursor_with_every_filter_kept() {
 }
 
 #[tokio::test]
-async fn hooks_page_by_cursor_oldest_first_with_an_exact_total() {
+async fn hooks_page_by_cursor_newest_first_with_an_exact_total() {
     let p = pipeline("hookpages", "1s").await;
     let mut created = Vec::new();
     for _ in 0..23 {
@@ -161,7 +161,11 @@ async fn hooks_page_by_cursor_oldest_first_with_an_exact_total() {
         path = next_of(r.headers.get("link"));
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen, created, "every hook once, oldest first");
+    created.reverse();
+    assert_eq!(
+        seen, created,
+        "every hook once, newest first (as Logto lists them)"
+    );
     let r = p
         .admin(Method::GET, "/api/hooks?page=3&page_size=10", None)
         .await;

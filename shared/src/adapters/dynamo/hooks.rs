@@ -126,10 +126,12 @@ impl HookStore for DynamoStore {
             .table_name(&self.hooks_table)
             .index_name(LISTING_INDEX)
             .expression_attribute_values(":list", s(&hook_list()))
+            // Newest first, as Logto lists them.
+            .scan_index_forward(false)
             .limit(limit as i32 + 1);
         query = match after {
             Some(after) => query
-                .key_condition_expression("listPk = :list AND listSk > :after")
+                .key_condition_expression("listPk = :list AND listSk < :after")
                 .expression_attribute_values(":after", s(&after.sort_key())),
             None => query.key_condition_expression("listPk = :list"),
         };

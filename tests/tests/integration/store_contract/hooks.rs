@@ -11,7 +11,7 @@ use webhooks::ports::{HookStore, StoreError, Subscriber};
 
 contract!(hooks_and_subscriptions_follow_every_change, "hooks");
 contract!(
-    hook_pages_run_oldest_first_and_count_every_hook,
+    hook_pages_run_newest_first_and_count_every_hook,
     "hookpages"
 );
 
@@ -36,10 +36,11 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl HookStore + ?Si
         .collect();
     let mut expected = vec![(a.created_at, a.id.clone()), (b.created_at, b.id.clone())];
     expected.sort();
+    expected.reverse();
     assert_eq!(
         listed,
         expected.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
-        "hooks list oldest first"
+        "hooks list newest first, as Logto lists them"
     );
 
     let mut subs = ids(s.subscribers(EventName::PostSignIn).await.unwrap());
@@ -124,7 +125,7 @@ async fn hooks_and_subscriptions_follow_every_change(s: Arc<impl HookStore + ?Si
     );
 }
 
-async fn hook_pages_run_oldest_first_and_count_every_hook(s: Arc<impl HookStore + ?Sized>) {
+async fn hook_pages_run_newest_first_and_count_every_hook(s: Arc<impl HookStore + ?Sized>) {
     let s = s.as_ref();
     let empty = s.page_hooks(None, 5).await.unwrap();
     assert!(empty.items.is_empty() && empty.next.is_none());
@@ -140,6 +141,7 @@ async fn hook_pages_run_oldest_first_and_count_every_hook(s: Arc<impl HookStore 
     }
     let mut want: Vec<HookPosition> = made.iter().map(HookPosition::of).collect();
     want.sort();
+    want.reverse();
     assert_eq!(s.count_hooks().await.unwrap(), 7);
     for size in [1, 3, 6, 7, 8] {
         let (mut got, mut after, mut pages) = (Vec::new(), None, 0);

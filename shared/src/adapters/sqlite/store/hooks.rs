@@ -62,15 +62,18 @@ impl HookStore for SqliteStore {
         limit: usize,
     ) -> Result<Page<Hook, HookPosition>, StoreError> {
         let conn = self.db.lock();
-        let after = namespaced(&after.map(HookPosition::sort_key).unwrap_or_default());
-        // '$' follows '#': the end of the namespace's positions.
-        let end = format!("{NAMESPACE}$");
+        // Newest first, as Logto lists them; '$' follows '#': past the namespace's positions.
+        let before = match after {
+            Some(after) => namespaced(&after.sort_key()),
+            None => format!("{NAMESPACE}$"),
+        };
+        let start = namespaced("");
         let mut stmt = conn.prepare_cached(
-            "SELECT record FROM hooks WHERE position > ?1 AND position < ?2 \
-             ORDER BY position LIMIT ?3",
+            "SELECT record FROM hooks WHERE position < ?1 AND position > ?2 \
+             ORDER BY position DESC LIMIT ?3",
         )?;
         let records = stmt
-            .query_map(params![after, end, limit as i64 + 1], |r| {
+            .query_map(params![before, start, limit as i64 + 1], |r| {
                 r.get::<_, String>(0)
             })?
             .collect::<Result<Vec<_>, _>>()?;
