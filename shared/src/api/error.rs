@@ -30,8 +30,15 @@ pub enum ApiError {
     DeliveryNotFound,
     #[error("recovery not found")]
     RecoveryNotFound,
+    /// A field of the body or query breaks a rule (Logto's `guard.invalid_input`).
     #[error("{0}")]
     Validation(ValidationError),
+    /// `page`, `page_size` or `cursor` is not usable (Logto's `guard.invalid_pagination`).
+    #[error("{0}")]
+    InvalidPagination(ValidationError),
+    /// A delivery-log window whose start is after its end (Logto's `log.invalid_time_window`).
+    #[error("{0}")]
+    InvalidTimeWindow(ValidationError),
     #[error("the request line or header section is not valid HTTP, or too large")]
     MalformedRequest,
     #[error("the body is larger than {0} bytes")]
@@ -69,9 +76,11 @@ impl ApiError {
             | ApiError::DeliveryNotFound
             | ApiError::RecoveryNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Validation(_) | ApiError::MalformedRequest | ApiError::MissingEvents => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Validation(_)
+            | ApiError::InvalidPagination(_)
+            | ApiError::InvalidTimeWindow(_)
+            | ApiError::MalformedRequest
+            | ApiError::MissingEvents => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
@@ -95,7 +104,9 @@ impl ApiError {
             ApiError::HookNotFound => "hook.not_found",
             ApiError::DeliveryNotFound => "delivery.not_found",
             ApiError::RecoveryNotFound => "recovery.not_found",
-            ApiError::Validation(_) => "request.invalid",
+            ApiError::Validation(_) => "guard.invalid_input",
+            ApiError::InvalidPagination(_) => "guard.invalid_pagination",
+            ApiError::InvalidTimeWindow(_) => "log.invalid_time_window",
             ApiError::MalformedRequest => "request.malformed",
             ApiError::PayloadTooLarge(_) => "request.too_large",
             ApiError::UnsupportedMediaType => "request.unsupported_media_type",
@@ -116,7 +127,9 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
         match self {
-            ApiError::Validation(v) => {
+            ApiError::Validation(v)
+            | ApiError::InvalidPagination(v)
+            | ApiError::InvalidTimeWindow(v) => {
                 body["data"] = json!({ "field": v.field });
                 body["details"] =
                     format!("Error in key path \"{}\": {}", v.field, v.message).into();
@@ -229,7 +242,7 @@ mod tests {
         assert_eq!(r.headers()["content-type"], "application/json");
         let bytes = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body["code"], "request.invalid");
+        assert_eq!(body["code"], "guard.invalid_input");
         assert_eq!(body["data"]["field"], "config.url");
         assert_eq!(
             body["details"],

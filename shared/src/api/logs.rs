@@ -34,7 +34,10 @@ impl LogQuery {
         let end = time_param(query, "endTime", "end_time")?.unwrap_or(now);
         let start = time_param(query, "startTime", "start_time")?.unwrap_or(end - DAY_MS);
         if start > end {
-            return Err(ValidationError::new("startTime", "must not be after endTime").into());
+            return Err(ApiError::InvalidTimeWindow(ValidationError::new(
+                "startTime",
+                "must not be after endTime",
+            )));
         }
         let event = match (query_param(query, "event"), query_param(query, "logKey")) {
             (None, None) => None,
@@ -221,7 +224,11 @@ mod tests {
 
     fn field(result: Result<LogQuery, ApiError>) -> String {
         match result {
-            Err(ApiError::Validation(e)) => e.field,
+            Err(
+                ApiError::Validation(e)
+                | ApiError::InvalidPagination(e)
+                | ApiError::InvalidTimeWindow(e),
+            ) => e.field,
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

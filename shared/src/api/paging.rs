@@ -33,8 +33,10 @@ impl Paging {
                     .ok()
                     .filter(|n| (1..=max).contains(n))
                     .ok_or_else(|| {
-                        ValidationError::new(name, format!("must be an integer from 1 to {max}"))
-                            .into()
+                        ApiError::InvalidPagination(ValidationError::new(
+                            name,
+                            format!("must be an integer from 1 to {max}"),
+                        ))
                     }),
             }
         };
@@ -42,14 +44,16 @@ impl Paging {
         let size = parse("page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let cursor = query_param(query, "cursor");
         if page > 1 && cursor.is_some() {
-            return Err(ValidationError::new("page", "cannot be combined with cursor").into());
+            return Err(ApiError::InvalidPagination(ValidationError::new(
+                "page",
+                "cannot be combined with cursor",
+            )));
         }
         if (page - 1).saturating_mul(size) > MAX_PAGE_OFFSET {
-            return Err(ValidationError::new(
+            return Err(ApiError::InvalidPagination(ValidationError::new(
                 "page",
                 format!("reaches past {MAX_PAGE_OFFSET} entries; follow the cursor instead"),
-            )
-            .into());
+            )));
         }
         Ok(Self { page, size, cursor })
     }
@@ -85,7 +89,10 @@ fn decode(cursor: &str) -> Option<String> {
 }
 
 fn not_a_cursor() -> ApiError {
-    ValidationError::new("cursor", "is not a cursor of this listing").into()
+    ApiError::InvalidPagination(ValidationError::new(
+        "cursor",
+        "is not a cursor of this listing",
+    ))
 }
 
 /// The URL of the next page: this request's URL with `cursor` set and `page` dropped.

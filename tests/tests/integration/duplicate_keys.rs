@@ -22,7 +22,7 @@ async fn raw(router: &Router, method: Method, path: &str, token: &str, body: &st
 fn assert_repeated(r: &Answer, field: &str, body: &str) {
     assert_eq!(r.status, 400, "{body}: {}", r.text());
     let answer = r.body_json();
-    assert_eq!(answer["code"], "request.invalid", "{body}");
+    assert_eq!(answer["code"], "guard.invalid_input", "{body}");
     assert_eq!(answer["data"]["field"], field, "{body}");
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("repeated"), "{body}: {message}");

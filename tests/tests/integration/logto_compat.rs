@@ -425,3 +425,73 @@ async fn deliveries_carry_the_user_agent_the_operator_sets() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Logto's error codes: `koa-guard` answers `guard.invalid_input`, `koa-pagination`
+/// `guard.invalid_pagination`, and a log window that ends before it starts
+/// `log.invalid_time_window`; each keeps `data.field` and `details`.
+#[tokio::test]
+async fn refusals_carry_logtos_codes() {
+    let server = LocalServer::start(local_config(crate::support::local_settings()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "ftp://x.example"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "guard.invalid_input", "{body}");
+    assert_eq!(body["data"]["field"], "config.url");
+    assert!(body["details"].as_str().unwrap().contains("config.url"));
+    let hook: Value = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({"name": "n", "events": ["PostSignIn"], "config": {"url": "https://x.example"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = hook["id"].as_str().unwrap();
+    for (path, code, field) in [
+        (
+            "/api/hooks?page_size=0".to_string(),
+            "guard.invalid_pagination",
+            "page_size",
+        ),
+        (
+            "/api/hooks?page=abc".to_string(),
+            "guard.invalid_pagination",
+            "page",
+        ),
+        (
+            format!("/api/hooks/{id}/recent-logs?page_size=101"),
+            "guard.invalid_pagination",
+            "page_size",
+        ),
+        (
+            format!("/api/hooks/{id}/recent-logs?start_time=2000&end_time=1000"),
+            "log.invalid_time_window",
+            "startTime",
+        ),
+    ] {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], code, "{path}: {body}");
+        assert_eq!(body["data"]["field"], field, "{path}: {body}");
+    }
+}

@@ -628,6 +628,8 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::DeliveryNotFound,
         ApiError::RecoveryNotFound,
         ApiError::Validation(ValidationError::new("config.url", "must use https")),
+        ApiError::InvalidPagination(ValidationError::new("page_size", "must be 1 to 100")),
+        ApiError::InvalidTimeWindow(ValidationError::new("startTime", "after endTime")),
         ApiError::MalformedRequest,
         ApiError::PayloadTooLarge(MAX_BODY_BYTES),
         ApiError::UnsupportedMediaType,
@@ -654,6 +656,8 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::DeliveryNotFound
             | ApiError::RecoveryNotFound
             | ApiError::Validation(_)
+            | ApiError::InvalidPagination(_)
+            | ApiError::InvalidTimeWindow(_)
             | ApiError::MalformedRequest
             | ApiError::PayloadTooLarge(_)
             | ApiError::UnsupportedMediaType
