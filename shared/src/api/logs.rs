@@ -24,6 +24,8 @@ pub(crate) struct LogQuery {
     pub paging: Paging,
     /// Where the previous page ended, from the cursor.
     pub after: Option<DeliveryId>,
+    /// A `logKey` no delivery can have: the answer is empty.
+    pub matches_nothing: bool,
     pub filter: DeliveryFilter,
 }
 
@@ -31,27 +33,36 @@ impl LogQuery {
     /// The query's values; `now` is the default `endTime`.
     pub(crate) fn parse(query: Option<&str>, now: i64) -> Result<Self, ApiError> {
         let paging = Paging::from_query(query)?;
-        let end = time_param(query, "endTime", "end_time")?.unwrap_or(now);
-        let start = time_param(query, "startTime", "start_time")?.unwrap_or(end - DAY_MS);
+        let given_end = time_param(query, "endTime", "end_time")?;
+        let end = given_end.unwrap_or(now);
+        // No bound given: the last 24 hours; an end alone has no lower bound, as in Logto.
+        let default_start = if given_end.is_some() { 0 } else { end - DAY_MS };
+        let start = time_param(query, "startTime", "start_time")?.unwrap_or(default_start);
         if start > end {
             return Err(ApiError::InvalidTimeWindow(ValidationError::new(
                 "startTime",
                 "must not be after endTime",
             )));
         }
-        let event = match (query_param(query, "event"), query_param(query, "logKey")) {
-            (None, None) => None,
-            (Some(e), _) => {
-                Some(EventName::parse_any(&e).ok_or_else(|| {
+        let mut matches_nothing = false;
+        let event =
+            match (query_param(query, "event"), query_param(query, "logKey")) {
+                (None, None) => None,
+                (Some(e), _) => Some(EventName::parse_any(&e).ok_or_else(|| {
                     ValidationError::new("event", "is not an event of the catalog")
-                })?)
-            }
-            (None, Some(key)) => Some(
-                key.strip_prefix("TriggerHook.")
+                })?),
+                // A key no delivery can have matches nothing, as in Logto.
+                (None, Some(key)) => match key
+                    .strip_prefix("TriggerHook.")
                     .and_then(EventName::parse_any)
-                    .ok_or_else(|| ValidationError::new("logKey", "must be TriggerHook.<event>"))?,
-            ),
-        };
+                {
+                    Some(event) => Some(event),
+                    None => {
+                        matches_nothing = true;
+                        None
+                    }
+                },
+            };
         let statuses = match query_param(query, "result").as_deref() {
             None => None,
             Some("Success") => Some(vec![DeliveryStatus::Success]),
@@ -67,6 +78,7 @@ impl LogQuery {
         Ok(Self {
             paging,
             after,
+            matches_nothing,
             filter: DeliveryFilter {
                 from_ms: start,
                 to_ms: end,
@@ -89,8 +101,14 @@ impl ManagementHandler {
         let LogQuery {
             paging,
             mut after,
+            matches_nothing,
             filter,
         } = LogQuery::parse(query.as_deref(), now_ms())?;
+        if matches_nothing {
+            let mut response = Json(Value::Array(Vec::new())).into_response();
+            response.headers_mut().insert("total-number", 0.into());
+            return Ok(response);
+        }
         // `page` walks from the newest entry (bounded by MAX_PAGE_OFFSET); a cursor goes on
         // from where the previous page ended.
         let mut before = 0;
@@ -245,8 +263,15 @@ mod tests {
     fn our_names_win_over_logtos() {
         let q = parse("start_time=5&end_time=50&startTime=10").unwrap();
         assert_eq!((q.filter.from_ms, q.filter.to_ms), (10, 50));
+        // An end alone has no lower bound, as in Logto; decimals and exponents read as
+        // JavaScript numbers do.
         let q = parse("endTime=100").unwrap();
-        assert_eq!((q.filter.from_ms, q.filter.to_ms), (100 - DAY_MS, 100));
+        assert_eq!((q.filter.from_ms, q.filter.to_ms), (0, 100));
+        let q = parse("start_time=1.795e12&end_time=1795000000000.9").unwrap();
+        assert_eq!(
+            (q.filter.from_ms, q.filter.to_ms),
+            (1_795_000_000_000, 1_795_000_000_000)
+        );
         assert_eq!(field(parse("startTime=60&endTime=50")), "startTime");
         assert_eq!(field(parse("end_time=soon")), "end_time");
     }
@@ -258,7 +283,14 @@ mod tests {
         let q = parse("event=PostRegister&logKey=TriggerHook.PostSignIn").unwrap();
         assert_eq!(q.filter.event, EventName::parse_any("PostRegister"));
         assert_eq!(field(parse("event=Nope")), "event");
-        assert_eq!(field(parse("logKey=PostSignIn")), "logKey");
+        assert!(
+            !parse("logKey=TriggerHook.PostSignIn")
+                .unwrap()
+                .matches_nothing
+        );
+        // Logto answers an unknown key with an empty list.
+        assert!(parse("logKey=PostSignIn").unwrap().matches_nothing);
+        assert!(parse("logKey=TriggerHook.Nope").unwrap().matches_nothing);
     }
 
     #[test]

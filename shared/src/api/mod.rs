@@ -127,8 +127,15 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 pub(crate) fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
     query_param(query, name)
         .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| ValidationError::new(name, "must be unix milliseconds").into())
+            // A JavaScript number, as Logto reads it: decimals and exponents too (`1.7e12`).
+            let ms = v.trim().parse::<i64>().ok().or_else(|| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                    .map(|f| f.floor() as i64)
+            });
+            ms.ok_or_else(|| ValidationError::new(name, "must be unix milliseconds").into())
         })
         .transpose()
 }
