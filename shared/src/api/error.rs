@@ -4,7 +4,7 @@
 
 use crate::app::PortError;
 use crate::app::ingest::IngestError;
-use crate::app::samples::SampleError;
+use crate::app::samples::{SampleError, SampleFailure};
 use crate::domain::validation::ValidationError;
 use crate::ports::{QueueError, StoreError};
 use axum::Json;
@@ -57,9 +57,11 @@ pub enum ApiError {
     TestFailed {
         response_status: Option<u16>,
         response_body: Option<String>,
+        /// Every sample's `{event, status?, error?}`.
+        results: Vec<serde_json::Value>,
     },
     #[error("failed to send the test payload: {0}")]
-    TestNotSent(String),
+    TestNotSent(String, Vec<serde_json::Value>),
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -86,7 +88,7 @@ impl ApiError {
             ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
                 StatusCode::CONFLICT
             }
-            ApiError::TestFailed { .. } | ApiError::TestNotSent(_) => {
+            ApiError::TestFailed { .. } | ApiError::TestNotSent(..) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -115,7 +117,7 @@ impl ApiError {
             ApiError::DeliveryPending => "delivery.pending",
             ApiError::MissingEvents => "hook.missing_events",
             ApiError::TestFailed { .. } => "hook.endpoint_responded_with_error",
-            ApiError::TestNotSent(_) => "hook.send_test_payload_failed",
+            ApiError::TestNotSent(..) => "hook.send_test_payload_failed",
             ApiError::Unavailable => "service.unavailable",
             ApiError::Internal => "internal",
         }
@@ -135,13 +137,16 @@ impl ApiError {
                     format!("Error in key path \"{}\": {}", v.field, v.message).into();
             }
             ApiError::MissingEvents => body["data"] = json!({ "field": "events" }),
+            ApiError::TestNotSent(_, results) => body["data"] = json!({ "results": results }),
             ApiError::TestFailed {
                 response_status,
                 response_body,
+                results,
             } => {
                 body["data"] = json!({
                     "responseStatus": response_status,
                     "responseBody": response_body,
+                    "results": results,
                 });
                 body["responseStatus"] = json!(response_status);
                 body["responseBody"] = json!(response_body);
@@ -218,14 +223,15 @@ impl From<IngestError> for ApiError {
 }
 
 /// The test button's failures.
-impl From<SampleError> for ApiError {
-    fn from(e: SampleError) -> Self {
-        match e {
+impl From<SampleFailure> for ApiError {
+    fn from(e: SampleFailure) -> Self {
+        match e.first {
             SampleError::Answered { status, body } => ApiError::TestFailed {
                 response_status: Some(status),
                 response_body: body,
+                results: e.results,
             },
-            SampleError::NotSent(reason) => ApiError::TestNotSent(reason),
+            SampleError::NotSent(reason) => ApiError::TestNotSent(reason, e.results),
         }
     }
 }

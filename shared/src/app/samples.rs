@@ -1,6 +1,6 @@
-//! The test button: a signed sample of each chosen event sent at once to a hook's endpoint (or
-//! to one the operator names), stopping at the first that fails. Nothing is recorded, queued or
-//! counted; each sample has a `webhook-id` of its own.
+//! The test button: a signed sample of each chosen event, in the shape of Logto's test
+//! payloads, sent at once to a hook's endpoint (or to one the operator names), and what each
+//! got. Nothing is recorded, queued or counted; each sample has a `webhook-id` of its own.
 
 use super::attempt::{self, Request};
 use crate::domain::catalog::EventName;
@@ -20,15 +20,27 @@ pub enum SampleError {
     NotSent(String),
 }
 
-/// Sends a sample of each of `events`, signed with `hook`'s keys, to `url` with `headers`.
+/// What one sample got: `{event, status?, error?}`.
+pub type SampleResult = serde_json::Value;
+
+/// Samples that failed: the first failure (in the order of the events), and every sample's
+/// result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleFailure {
+    pub first: SampleError,
+    pub results: Vec<SampleResult>,
+}
+
+/// Sends a sample of each of `events` at once, signed with `hook`'s keys, to `url` with
+/// `headers`; fails when any sample did.
 pub async fn send(
     client: &DeliveryClient,
     hook: &Hook,
     url: &HookUrl,
     headers: &CustomHeaders,
     events: &[EventName],
-) -> Result<(), SampleError> {
-    for event in events {
+) -> Result<(), SampleFailure> {
+    let sends = events.iter().map(|event| async move {
         let body = sample_event(*event, time::OffsetDateTime::now_utc()).delivered_body(&hook.id);
         let id = DeliveryId::generate();
         // A synchronous hook's sample gets the time its calls get.
@@ -41,20 +53,34 @@ pub async fn send(
             ..Request::to_hook(hook, &id, &body)
         };
         let answer = attempt::perform(client, request).await.answer;
-        if answer.succeeded() {
-            continue;
-        }
-        return Err(match answer.status {
+        let failure = (!answer.succeeded()).then(|| match answer.status {
             Some(status) => SampleError::Answered {
                 status,
-                body: answer.body,
+                body: answer.body.clone(),
             },
             None => SampleError::NotSent(
                 answer
                     .error
+                    .clone()
                     .unwrap_or_else(|| "no answer from the endpoint".into()),
             ),
         });
+        let mut result = serde_json::json!({ "event": event.as_str() });
+        if let Some(status) = answer.status {
+            result["status"] = status.into();
+        }
+        if let Some(failure) = &failure {
+            result["error"] = failure.to_string().into();
+        }
+        (result, failure)
+    });
+    let done = futures::future::join_all(sends).await;
+    let first = done.iter().find_map(|(_, failure)| failure.clone());
+    match first {
+        None => Ok(()),
+        Some(first) => Err(SampleFailure {
+            first,
+            results: done.into_iter().map(|(result, _)| result).collect(),
+        }),
     }
-    Ok(())
 }

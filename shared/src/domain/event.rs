@@ -415,23 +415,58 @@ fn parse_event_noting(
     })
 }
 
-/// A representative event for `POST /api/hooks/{id}/test`.
+/// A sample event for `POST /api/hooks/{id}/test`, in the shape of Logto's test payloads
+/// (`generateHookTestPayload`): `event`, `createdAt` and `userAgent`, then an interaction's
+/// context (session, user, application) or a data event's (path, method, status, params,
+/// data), with Logto's fake values.
 pub fn sample_event(name: EventName, now: OffsetDateTime) -> Event {
+    let created_at_ms = unix_ms(now);
     let mut fields = serde_json::json!({
         "event": name.as_str(),
-        "sessionId": "sample_session",
-        "userAgent": "Mozilla/5.0 (sample)",
-        "userIp": "203.0.113.7",
+        "createdAt": crate::domain::clock::iso(created_at_ms),
+        "userAgent": "fake-user-agent",
     });
-    if name.is_interaction() {
-        fields["userId"] = "sample_user".into();
-        fields["user"] = serde_json::json!({"id": "sample_user", "username": "sample", "primaryEmail": "sample@example.com"});
-        fields["application"] = serde_json::json!({"id": "sample_app", "name": "Sample app"});
+    let context = if name.is_interaction() {
+        serde_json::json!({
+            "sessionId": "fake-session-id",
+            "userIp": "fake-user-ip",
+            "userId": "fake-id",
+            "user": {
+                "id": "fake-id",
+                "username": "fake-user",
+                "primaryEmail": "fake-user@fake-service.com",
+                "primaryPhone": "1234567890",
+                "name": "Fake User",
+                "avatar": "https://fake-service.com/avatars/fake-user.png",
+                "customData": {"theme": "light"},
+                "identities": {"google": {"userId": "fake-google-user-id"}},
+                "profile": {},
+                "applicationId": "fake-application-id",
+                "isSuspended": false,
+                "lastSignInAt": created_at_ms,
+                "createdAt": created_at_ms,
+                "updatedAt": created_at_ms,
+            },
+            "application": {
+                "id": "fake-spa-application-id",
+                "type": "SPA",
+                "name": "Fake Application",
+                "description": "Fake application data for testing",
+            },
+        })
     } else {
-        fields["data"] = serde_json::json!({"id": "sample_id", "name": "Sample"});
+        serde_json::json!({
+            "path": "/fake-path/:id",
+            "method": "POST",
+            "status": 200,
+            "params": {"id": "fake-id"},
+            "data": {"result": "success"},
+        })
+    };
+    if let (Some(fields), Value::Object(context)) = (fields.as_object_mut(), context) {
+        fields.extend(context);
     }
-    let raw = fields.to_string();
-    parse_event(fields, &raw, now, Origin::Caller).expect("the sample event is valid")
+    Event::accepted(EventId::generate(), name, created_at_ms, fields.to_string())
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {

@@ -211,6 +211,23 @@ async fn the_test_button_answers_as_logto_does() {
     let r = c.send(Method::POST, &path, Some(test(ok.url("/t")))).await;
     assert_eq!(r.status, 204);
     assert_eq!(ok.received().len(), 2, "one sample per event");
+    // Logto's test payload shapes (`generateHookTestPayload`).
+    let samples: Vec<Value> = ok.received().iter().map(|r| r.json()).collect();
+    let of = |event: &str| {
+        samples
+            .iter()
+            .find(|s| s["event"] == event)
+            .unwrap()
+            .clone()
+    };
+    let interaction = of("PostSignIn");
+    assert_eq!(interaction["userIp"], "fake-user-ip", "{interaction}");
+    assert_eq!(interaction["user"]["username"], "fake-user");
+    assert_eq!(interaction["application"]["type"], "SPA");
+    let data = of("User.Created");
+    assert_eq!(data["data"], json!({"result": "success"}), "{data}");
+    assert_eq!(data["path"], "/fake-path/:id");
+    assert_eq!(data["userAgent"], "fake-user-agent");
 
     // A non-2xx answer: 422 hook.endpoint_responded_with_error, data {responseStatus, responseBody}.
     let r = c
@@ -221,6 +238,12 @@ async fn the_test_button_answers_as_logto_does() {
     assert_eq!(r.body["data"]["responseStatus"], 500);
     assert!(r.body["data"]["responseBody"].is_string(), "{}", r.body);
     c.conforms("TestFailure", &r.body);
+    // Every sample is sent and reported, not only up to the first failure.
+    assert_eq!(failing.received().len(), 2);
+    let results = r.body["data"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{}", r.body);
+    assert_eq!(results.iter().filter(|r| r["status"] == 500).count(), 1);
+    assert_eq!(results.iter().filter(|r| r["status"] == 200).count(), 1);
 
     // No answer at all (nothing listens there): 422 hook.send_test_payload_failed.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -235,7 +258,9 @@ async fn the_test_button_answers_as_logto_does() {
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.body["code"], "hook.send_test_payload_failed");
-    assert!(r.body.get("data").is_none(), "{}", r.body);
+    let results = r.body["data"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{}", r.body);
+    assert!(results.iter().all(|r| r["error"].is_string()), "{}", r.body);
     c.conforms("Error", &r.body);
     server.stop().await;
 }

@@ -640,8 +640,16 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::TestFailed {
             response_status: Some(500),
             response_body: Some("no".into()),
+            results: vec![
+                json!({"event": "PostSignIn", "status": 500, "error": "the endpoint answered 500"}),
+            ],
         },
-        ApiError::TestNotSent("connection refused".into()),
+        ApiError::TestNotSent(
+            "connection refused".into(),
+            vec![
+                json!({"event": "PostSignIn", "error": "the sample was not sent: connection refused"}),
+            ],
+        ),
         ApiError::Unavailable,
         ApiError::Internal,
     ];
@@ -666,7 +674,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::DeliveryPending
             | ApiError::MissingEvents
             | ApiError::TestFailed { .. }
-            | ApiError::TestNotSent(_)
+            | ApiError::TestNotSent(..)
             | ApiError::Unavailable
             | ApiError::Internal => {}
         }
