@@ -307,10 +307,18 @@ impl Deliveries {
         .await;
         let Performed { started_at, answer } = &performed;
         let duration_ms = performed.duration_ms();
+        let limited;
+        let schedule = match hook.retries {
+            Some(retries) => {
+                limited = self.schedule.limited_to(retries);
+                &limited
+            }
+            None => &self.schedule,
+        };
         let decision = decide(
             answer,
             number,
-            &self.schedule,
+            schedule,
             SystemTime::now(),
             rand::random::<f64>(),
         );

@@ -292,8 +292,8 @@ pub struct Hook {
     /// Deliveries per second it may receive, across every sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Logto's deprecated `config.retries` (0 to 3), kept and returned as given; the retry
-    /// schedule decides the attempts.
+    /// Logto's deprecated `config.retries` (0 to 3): the re-tries after a delivery's first
+    /// attempt, at the first delays of the retry schedule; unset, the whole schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u8>,
     /// Whether it is called while the caller waits (`POST /api/events?wait=true`).

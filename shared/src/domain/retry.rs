@@ -83,6 +83,12 @@ impl RetrySchedule {
     pub fn delays(&self) -> &[Duration] {
         &self.0
     }
+
+    /// The schedule of a hook that allows `retries` re-tries after its first attempt (Logto's
+    /// `config.retries`): this schedule's first `retries` delays.
+    pub fn limited_to(&self, retries: u8) -> Self {
+        Self(self.0.iter().take(usize::from(retries)).copied().collect())
+    }
 }
 
 fn parse_delay(position: usize, entry: &str) -> Result<Duration, ScheduleError> {
@@ -383,5 +389,15 @@ mod tests {
         assert_eq!(clamp_retry_after(scheduled, secs(3600)), secs(600));
         assert_eq!(clamp_retry_after(scheduled, Duration::MAX), secs(600));
         assert_eq!(clamp_retry_after(Duration::ZERO, secs(5)), Duration::ZERO);
+    }
+
+    #[test]
+    fn logtos_retries_take_the_first_delays() {
+        let schedule = RetrySchedule::parse("5s,5m,30m").unwrap();
+        assert_eq!(schedule.limited_to(0).max_attempts(), 1);
+        let one = schedule.limited_to(1);
+        assert_eq!(one.max_attempts(), 2);
+        assert_eq!(one.delay_before(2), Some(Duration::from_secs(5)));
+        assert_eq!(schedule.limited_to(9), schedule);
     }
 }

@@ -535,3 +535,53 @@ async fn refusals_carry_logtos_codes() {
         assert_eq!(body["data"]["field"], field, "{path}: {body}");
     }
 }
+
+/// Logto's `config.retries` is the number of re-tries after the first attempt
+/// (`ky`'s `retry.limit`): 0 sends once, 1 twice, at this product's first delays.
+#[tokio::test]
+async fn config_retries_limits_the_attempts_as_in_logto() {
+    let mut settings = crate::support::local_settings();
+    settings.retry_schedule = webhooks::domain::retry::RetrySchedule::parse("1s,1s,1s").unwrap();
+    let server = LocalServer::start(local_config(settings)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let mut receivers = Vec::new();
+    for retries in [0, 1] {
+        let receiver = Receiver::start(&[500; 10]).await;
+        let r = http
+            .post(format!("{base}/api/hooks"))
+            .bearer_auth(ADMIN)
+            .json(
+                &json!({"name": format!("r{retries}"), "events": ["User.Created"],
+                "config": {"url": receiver.url("/in"), "retries": retries}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        receivers.push(receiver);
+    }
+    let unset = Receiver::start(&[500; 10]).await;
+    let r = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "unset", "events": ["User.Created"], "config": {"url": unset.url("/in")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // The unset hook's four attempts take about 3 s (three 1 s delays, ±20 %).
+    unset.wait_for(4, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(receivers[0].received().len(), 1, "retries: 0 sends once");
+    assert_eq!(receivers[1].received().len(), 2, "retries: 1 sends twice");
+    assert_eq!(unset.received().len(), 4, "unset: the whole schedule");
+}
