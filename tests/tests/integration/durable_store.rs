@@ -23,6 +23,7 @@ use webhooks::ports::{
 use webhooks_tests::dev_server::{DevServer, dev_server_binary};
 use webhooks_tests::free_port;
 use webhooks_tests::receiver::Receiver;
+use webhooks_tests::slow_receiver::SlowReceiver;
 
 const ADMIN: &str = "durable-admin";
 const INGEST: &str = "durable-ingest";
@@ -70,6 +71,8 @@ struct Posting {
     last_accepted: Mutex<Option<Instant>>,
     answered: Notify,
     next: AtomicU64,
+    /// Requests that had connected and were cut off before their answer.
+    cut: AtomicU64,
 }
 
 async fn post_until(posting: Arc<Posting>, base: String, stop: Arc<AtomicBool>) {
@@ -93,6 +96,10 @@ async fn post_until(posting: Arc<Posting>, base: String, stop: Arc<AtomicBool>) 
                 *posting.last_accepted.lock().unwrap() = Some(Instant::now());
                 posting.answered.notify_waiters();
             }
+            Err(e) if !e.is_connect() => {
+                posting.cut.fetch_add(1, Ordering::AcqRel);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
@@ -105,13 +112,16 @@ async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorde
     let data = dir.to_string_lossy().into_owned();
     let env = env(&data, "1s,1s,2s");
     let port = free_port();
-    let receiver = Receiver::start(&[]).await;
+    // Each answer waits 100 ms, so an attempt's recorded end is well after its arrival, and a
+    // re-send after that end stands out.
+    let receiver = SlowReceiver::start(Duration::from_millis(100)).await;
     let http = reqwest::Client::new();
     let mut server = DevServer::start_on(&binary, port, &env);
     server.ready().await;
     let base = server.base.clone();
+    let mut hook_ids = Vec::new();
     for path in ["/a", "/b"] {
-        create_hook(&http, &base, receiver.url(path)).await;
+        hook_ids.push(create_hook(&http, &base, receiver.url(path)).await);
     }
 
     let posting = Arc::new(Posting {
@@ -119,6 +129,7 @@ async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorde
         last_accepted: Mutex::new(None),
         answered: Notify::new(),
         next: AtomicU64::new(0),
+        cut: AtomicU64::new(0),
     });
     let mut kills = Vec::new();
     for round in 0..10u64 {
@@ -130,16 +141,23 @@ async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorde
         posting.answered.notified().await;
         server.kill9();
         let killed = Instant::now();
+        let killed_ms = now_ms();
         let since_last = killed - posting.last_accepted.lock().unwrap().unwrap();
         assert!(
             since_last <= Duration::from_millis(20),
             "round {round}: killed {since_last:?} after the last 202"
         );
-        kills.push(killed);
+        kills.push(killed_ms);
         stop.store(true, Ordering::Release);
         for p in posters {
             p.await.unwrap();
         }
+        // The kill landed mid-request: a poster's connected request got no answer.
+        let cut = posting.cut.swap(0, Ordering::AcqRel);
+        assert!(
+            cut >= 1,
+            "round {round}: no request was in flight at the kill"
+        );
         server = DevServer::start_on(&binary, port, &env);
         server.ready().await;
     }
@@ -152,11 +170,11 @@ async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorde
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = loop {
-        let received = receiver.received();
+        let received = receiver.arrivals();
         let got: std::collections::HashSet<(String, String)> = received
             .iter()
             .map(|r| {
-                let body = r.json();
+                let body: Value = serde_json::from_slice(&r.body).unwrap();
                 (
                     body["hookId"].as_str().unwrap_or_default().to_string(),
                     body["userId"].as_str().unwrap_or_default().to_string(),
@@ -189,29 +207,71 @@ async fn ten_kill9_rounds_lose_no_accepted_event_and_repeat_none_after_a_recorde
 
     // A delivery is sent again only when the process died before its success was recorded:
     // a kill lies between any two receipts of one webhook-id.
-    let mut by_id: HashMap<String, Vec<Instant>> = HashMap::new();
-    for r in receiver.received() {
-        by_id
-            .entry(r.header("webhook-id").to_string())
-            .or_default()
-            .push(r.at);
+    let mut by_id: HashMap<String, Vec<i64>> = HashMap::new();
+    for r in receiver.arrivals() {
+        by_id.entry(r.webhook_id.clone()).or_default().push(r.at_ms);
     }
-    let mut repeated = 0;
     for (id, times) in &by_id {
         for pair in times.windows(2) {
-            repeated += 1;
             assert!(
-                kills.iter().any(|k| pair[0] < *k && *k < pair[1]),
+                kills.iter().any(|k| pair[0] <= *k && *k <= pair[1]),
                 "{id} was delivered twice without a kill in between"
             );
         }
     }
-    eprintln!(
-        "{} events accepted, {} deliveries received, {repeated} repeated across kills",
-        accepted.len(),
-        by_id.len()
-    );
     server.stop();
+
+    // Nothing arrives after its delivery's success was recorded.
+    let db = Database::open(&dir).unwrap();
+    let store = SqliteStore::new(db.clone());
+    let mut recorded_end: HashMap<String, i64> = HashMap::new();
+    for hook in &hook_ids {
+        let hook = HookId::parse(hook).unwrap();
+        let mut after = None;
+        loop {
+            let page = store
+                .page_deliveries(
+                    &hook,
+                    &DeliveryFilter::between(0, now_ms() + 1),
+                    after.as_ref(),
+                    100,
+                )
+                .await
+                .unwrap();
+            for d in &page.items {
+                let success = d
+                    .attempts
+                    .iter()
+                    .find(|a| a.succeeded())
+                    .unwrap_or_else(|| panic!("{} has no recorded success", d.id));
+                recorded_end.insert(
+                    d.id.to_string(),
+                    success.started_at + success.duration_ms as i64,
+                );
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(
+        recorded_end.len(),
+        by_id.len(),
+        "one record per delivery received"
+    );
+    for r in receiver.arrivals() {
+        let end = recorded_end[&r.webhook_id];
+        // Both clocks are floored to whole milliseconds.
+        assert!(
+            r.at_ms <= end + 2,
+            "{} arrived at {}, after its success was recorded (attempt ended at {end})",
+            r.webhook_id,
+            r.at_ms
+        );
+    }
+    drop(store);
+    drop(db);
     std::fs::remove_dir_all(dir).ok();
 }
 
