@@ -310,7 +310,8 @@ async fn a_pending_retry_resumes_at_its_due_time_after_a_kill() {
                 r.json::<Value>().await.unwrap()
             }
         },
-        |logs| logs[0]["nextAttemptAt"].is_i64(),
+        // The first attempt recorded, with the retry's due time.
+        |logs| logs[0]["attemptCount"] == 1 && logs[0]["nextAttemptAt"].is_i64(),
     )
     .await;
     let due = logs[0]["nextAttemptAt"]
