@@ -322,6 +322,14 @@ async fn the_dev_server_disables_a_hook_failing_past_its_window_and_reenabling_c
         stats["failedAttemptsSinceSuccess"].as_u64().unwrap() >= 3,
         "{stats}"
     );
+    // Disabled by the first failed attempt past the window: attempts are 1 s apart, plus up to
+    // a second for a loaded machine.
+    let late = disabled_at - (since + 3_000);
+    assert!(late < 2_000, "disabled {late} ms after the window ended");
+    // Four attempts fit a 3 s window at 1 s apart (one more under load skew), never the ten
+    // the schedule allows.
+    let made = stats["failedAttemptsSinceSuccess"].as_u64().unwrap();
+    assert!(made <= 5, "{made} attempts before disabling");
 
     // No attempt reaches a disabled hook; its pending retry is dropped.
     let reached = down.count();
@@ -457,4 +465,76 @@ async fn the_aws_path_disables_a_failing_hook_and_reenabling_clears_its_state() 
         .body_json();
     assert_eq!(stats["failingSince"], Value::Null, "{stats}");
     assert_eq!(stats["failedAttemptsSinceSuccess"], 0, "{stats}");
+}
+
+/// Runs one failing hook on a dev server with `WEBHOOKS_DISABLE_MIN_ATTEMPTS` at `min`: five
+/// attempts (one and four retries) spanning 4 s against a 2 s window. Answers the hook once
+/// its last attempt is recorded, and how many attempts the receiver saw.
+async fn fail_five_times(binary: &str, min: &str) -> (Value, usize) {
+    let down = Receiver::start(&[500; 20]).await;
+    let mut server = DevServer::start_on(
+        binary,
+        free_port(),
+        &[
+            ("WEBHOOKS_ADMIN_TOKEN", ADMIN),
+            ("WEBHOOKS_INGEST_TOKEN", INGEST),
+            ("WEBHOOKS_DATA_DIR", ":memory:"),
+            ("WEBHOOKS_RETRY_SCHEDULE", "1s,1s,1s,1s"),
+            ("WEBHOOKS_DISABLE_AFTER", "2s"),
+            ("WEBHOOKS_DISABLE_MIN_ATTEMPTS", min),
+        ],
+    );
+    server.ready().await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/hooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "h", "events": ["PostSignIn"], "config": {"url": down.url("/down")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "PostSignIn", "userId": "u1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let logs_url = format!("{base}/api/hooks/{id}/recent-logs");
+    let logs = poll(
+        Duration::from_secs(30),
+        || {
+            let (http, url) = (http.clone(), logs_url.clone());
+            async move { get_json(&http, url).await }
+        },
+        |logs| logs[0]["result"] == "Error" || logs[0]["result"] == "Dropped",
+    )
+    .await;
+    assert!(logs[0]["result"] != "Pending", "{logs}");
+    let hook = get_json(&http, format!("{base}/api/hooks/{id}")).await;
+    let count = down.count();
+    server.stop();
+    (hook, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimum_attempts_decide_whether_a_failing_hook_is_disabled() {
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let ((above, tried_above), (at, tried_at)) =
+        tokio::join!(fail_five_times(&binary, "6"), fail_five_times(&binary, "5"));
+    // The same five failures past the same window: only the minimum differs.
+    assert_eq!((tried_above, tried_at), (5, 5));
+    assert_eq!(above["enabled"], true, "six attempts needed: {above}");
+    assert!(above.get("disabledAt").is_none(), "{above}");
+    assert_eq!(at["enabled"], false, "five attempts needed: {at}");
+    assert!(at["disabledAt"].is_i64(), "{at}");
 }

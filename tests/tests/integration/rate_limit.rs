@@ -38,8 +38,9 @@ fn assert_limited(received: &[Received], events: usize) {
         received.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), events, "no delivery twice");
     let densest = densest_second(received);
+    // Slots are `1/RATE` apart plus a burst of one: a faster limiter puts RATE + 2 in a second.
     assert!(
-        densest <= RATE + 2,
+        densest <= RATE + 1,
         "{densest} deliveries within one second"
     );
     let first = received.iter().map(|r| r.at).min().unwrap();

@@ -242,7 +242,28 @@ async fn the_dev_server_waits_for_sync_hooks_and_queues_the_others() {
         .await
         .unwrap();
     assert_eq!(recovery.status(), 202);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let recovery: Value = recovery.json().await.unwrap();
+    let progress = format!(
+        "{base}/api/hooks/{slow_id}/recoveries/{}",
+        recovery["id"].as_str().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now: Value = http
+            .get(&progress)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if now["status"] == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "recovery never done: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         endpoints.count("/slow"),
         1,
@@ -341,4 +362,241 @@ async fn the_aws_path_calls_sync_hooks_and_reports_a_blocked_one() {
         .body_json();
     assert_eq!(logs[0]["mode"], "sync");
     assert_eq!(logs[0]["result"], "Error");
+
+    // DynamoDB: creates racing past the capacity check may leave more than five sync hooks;
+    // `wait=true` then refuses the event rather than calling them all.
+    let racers = (0..6).map(|_| {
+        p.admin(
+            Method::POST,
+            "/api/hooks",
+            Some(hook(format!("{base_url}/deny"), "sync")),
+        )
+    });
+    let created = futures::future::join_all(racers)
+        .await
+        .iter()
+        .filter(|r| r.status == 201)
+        .count();
+    eprintln!("{created} of 6 racing creates succeeded");
+    let r = send(
+        &p.router,
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/events?wait=true")
+            .header("authorization", format!("Bearer {INGEST}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                json!({"event": "PostRegister", "id": "evt_aws_six"}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    if 2 + created > 5 {
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.body_json()["data"]["field"], "event");
+    } else {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+/// The event's sync hooks are called at once, not one after another, and a sixth sync hook of
+/// one event is refused however it would come about: created, switched to sync, subscribed,
+/// or raced in by concurrent creates.
+#[tokio::test]
+async fn sync_hooks_are_called_in_parallel_and_a_sixth_is_refused() {
+    let (endpoints, base_url) = Endpoints::start().await;
+    let server = LocalServer::start(local_config(crate::support::local_settings()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let send_json = |method: Method, path: String, token: &'static str, body: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let hook = |event: &str, path: &str, mode: &str| {
+        json!({"name": "h", "events": [event],
+               "config": {"url": format!("{base_url}{path}"), "mode": mode, "timeoutMs": 500}})
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (status, created) = send_json(
+            Method::POST,
+            "/api/hooks".into(),
+            ADMIN,
+            hook("PostRegister", "/slow", "sync"),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        stalled.push(created["id"].as_str().unwrap().to_string());
+    }
+
+    let started = Instant::now();
+    let (status, answer) = send_json(
+        Method::POST,
+        "/api/events?wait=true".into(),
+        INGEST,
+        json!({"event": "PostRegister", "userId": "u_1"}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    // One after the other they would take 1,000 ms; at once, 500 ms plus the recording.
+    assert!(
+        took < Duration::from_millis(900),
+        "the request waited {took:?}"
+    );
+    for id in &stalled {
+        let r = result(&answer, id);
+        assert_eq!(r["error"], "timeout", "{r}");
+        let ms = r["durationMs"].as_u64().unwrap();
+        assert!((450..800).contains(&ms), "{id} timed out after {ms} ms");
+    }
+    assert_eq!(endpoints.count("/slow"), 2);
+    {
+        // Both calls reached the receiver before either could have timed out.
+        let calls = endpoints.calls.lock().unwrap();
+        let gap = calls[1].1.at.duration_since(calls[0].1.at);
+        assert!(
+            gap < Duration::from_millis(400),
+            "second call {gap:?} later"
+        );
+    }
+
+    // Five sync hooks, then every way to a sixth.
+    for _ in 0..3 {
+        let (status, created) = send_json(
+            Method::POST,
+            "/api/hooks".into(),
+            ADMIN,
+            hook("PostRegister", "/deny", "sync"),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let (status, refused) = send_json(
+        Method::POST,
+        "/api/hooks".into(),
+        ADMIN,
+        hook("PostRegister", "/deny", "sync"),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["data"]["field"]),
+        (400, &json!("config.mode")),
+        "{refused}"
+    );
+    let (_, async_hook) = send_json(
+        Method::POST,
+        "/api/hooks".into(),
+        ADMIN,
+        hook("PostRegister", "/deny", "async"),
+    )
+    .await;
+    let (_, other_event) = send_json(
+        Method::POST,
+        "/api/hooks".into(),
+        ADMIN,
+        hook("PostSignIn", "/deny", "sync"),
+    )
+    .await;
+    let patch = |id: &Value, body: Value| {
+        send_json(
+            Method::PATCH,
+            format!("/api/hooks/{}", id.as_str().unwrap()),
+            ADMIN,
+            body,
+        )
+    };
+    let (status, refused) = patch(
+        &async_hook["id"],
+        json!({"config": {"url": format!("{base_url}/deny"), "mode": "sync"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["data"]["field"]),
+        (400, &json!("config.mode")),
+        "{refused}"
+    );
+    let (status, refused) = patch(
+        &other_event["id"],
+        json!({"events": ["PostSignIn", "PostRegister"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["data"]["field"]),
+        (400, &json!("config.mode")),
+        "{refused}"
+    );
+    // A sync hook already counted may still be edited.
+    let (status, edited) = patch(&json!(stalled[0]), json!({"name": "renamed"})).await;
+    assert_eq!(status, 200, "{edited}");
+    let get = |id: &Value| {
+        send_json(
+            Method::GET,
+            format!("/api/hooks/{}", id.as_str().unwrap()),
+            ADMIN,
+            Value::Null,
+        )
+    };
+    let (_, unchanged) = get(&async_hook["id"]).await;
+    assert!(unchanged["config"].get("mode").is_none(), "{unchanged}");
+    let (_, unchanged) = get(&other_event["id"]).await;
+    assert_eq!(unchanged["events"], json!(["PostSignIn"]), "{unchanged}");
+    let (status, answer) = send_json(
+        Method::POST,
+        "/api/events?wait=true".into(),
+        INGEST,
+        json!({"event": "PostRegister", "userId": "u_2"}),
+    )
+    .await;
+    assert_eq!(status, 200, "five sync hooks are allowed: {answer}");
+    assert_eq!(answer["results"].as_array().unwrap().len(), 5, "{answer}");
+
+    // Writers racing past the capacity check: each reads the count before any writes.
+    for id in &stalled {
+        let (status, _) = send_json(
+            Method::DELETE,
+            format!("/api/hooks/{id}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    let racers = (0..6).map(|_| {
+        send_json(
+            Method::POST,
+            "/api/hooks".into(),
+            ADMIN,
+            hook("PostRegister", "/deny", "sync"),
+        )
+    });
+    let created = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|(status, _)| *status == 201)
+        .count();
+    // The SQLite store answers the check and the write on one connection, in order.
+    assert_eq!(created, 2, "racing creates made {} sync hooks", 3 + created);
+    let (status, answer) = send_json(
+        Method::POST,
+        "/api/events?wait=true".into(),
+        INGEST,
+        json!({"event": "PostRegister", "userId": "u_3"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"].as_array().unwrap().len(), 5, "{answer}");
+    server.stop().await;
 }
