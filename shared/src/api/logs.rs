@@ -4,7 +4,7 @@
 use super::management::{Answer, Ids, ManagementHandler, This};
 use super::paging::{Paging, decode_cursor, encode_cursor, next_link};
 use super::views::delivery_log_json;
-use super::{ApiError, DAY_MS, ms_param, query_param};
+use super::{ApiError, DAY_MS, js_ms_param, query_param};
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
@@ -223,9 +223,9 @@ fn time_param(
     name: &'static str,
     logto: &'static str,
 ) -> Result<Option<i64>, ApiError> {
-    match ms_param(query, name)? {
+    match js_ms_param(query, name)? {
         Some(v) => Ok(Some(v)),
-        None => ms_param(query, logto),
+        None => js_ms_param(query, logto),
     }
 }
 

@@ -127,7 +127,17 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 pub(crate) fn ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
     query_param(query, name)
         .map(|v| {
-            // A JavaScript number, as Logto reads it: decimals and exponents too (`1.7e12`).
+            v.parse::<i64>()
+                .map_err(|_| ValidationError::new(name, "must be unix milliseconds").into())
+        })
+        .transpose()
+}
+
+/// As [`ms_param`], read as JavaScript reads a number, as Logto does: decimals and exponents
+/// too (`1.7e12`), rounded down.
+pub(crate) fn js_ms_param(query: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    query_param(query, name)
+        .map(|v| {
             let ms = v.trim().parse::<i64>().ok().or_else(|| {
                 v.trim()
                     .parse::<f64>()
