@@ -56,6 +56,8 @@ def main():
         wait.until(lambda d: d.current_url.split("#/hooks/")[-1] not in ("", "new"))
         hook_id = driver.current_url.split("#/hooks/")[-1]
         seen["hookId"] = hook_id
+        wait.until(EC.presence_of_element_located((By.ID, "hook")))
+        probe(driver, seen, "hook page")
 
         # 25 events, one of them carrying script in its body.
         for i in range(25):
@@ -72,6 +74,7 @@ def main():
         wait.until(EC.presence_of_element_located((By.XPATH, "//h1[text()='Hooks']")))
         time.sleep(0.5)
         seen["listText"] = driver.find_element(By.ID, "main").text
+        probe(driver, seen, "hook list")
         driver.save_screenshot(f"{shots}/hooks.png")
 
         driver.get(f"{base}/console/#/hooks/{hook_id}")
@@ -88,6 +91,7 @@ def main():
         driver.find_elements(By.XPATH, "//button[text()='details']")[-1].click()
         detail = wait.until(EC.presence_of_element_located((By.XPATH, "//h3[text()='Delivered body']/following-sibling::pre")))
         seen["detail"] = detail.text
+        probe(driver, seen, "delivery detail")
         driver.save_screenshot(f"{shots}/delivery.png")
 
         # The log's filters: no delivery failed, and none falls in a window of 2020.
@@ -137,6 +141,7 @@ def main():
         driver.find_element(By.XPATH, "//button[text()='Send']").click()
         wait.until(lambda d: "Status" in d.find_element(By.ID, "test-answer").text)
         seen["testAnswer"] = driver.find_element(By.ID, "test-answer").text
+        probe(driver, seen, "test answer")
 
         # The health charts.
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#health svg.chart")) >= 3)
@@ -186,6 +191,15 @@ def main():
     finally:
         driver.quit()
     print(json.dumps(seen))
+
+
+def probe(driver, seen, label):
+    """Whether a payload just rendered ran or became an element, read before anything else
+    happens to the page."""
+    seen.setdefault("probes", {})[label] = driver.execute_script(
+        "return {pwned: window.__pwned === undefined ? null : window.__pwned,"
+        " injected: document.querySelectorAll('img, iframe, object, embed').length"
+        " + Array.from(document.scripts).filter(s => !s.src.endsWith('/console/app.js')).length}")
 
 
 def log_rows(driver):
