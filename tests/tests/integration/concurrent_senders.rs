@@ -199,6 +199,9 @@ async fn two_sender_processes_racing_on_one_hooks_jobs_record_each_success_once(
         Worker::start(&p.moto.provisioned),
         Worker::start(&p.moto.provisioned),
     ];
+    // Both processes polling before the jobs exist: on a loaded machine one may take seconds
+    // to start, and would then find every job done by the other, with no race to observe.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     const EVENTS: usize = 8;
     for i in 0..EVENTS {
         let r = p

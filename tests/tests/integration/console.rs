@@ -273,8 +273,15 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
     let probes = seen["probes"].as_object().expect("probes were taken");
     for label in ["hook page", "hook list", "delivery detail", "test answer"] {
         let probe = &probes[label];
-        assert_eq!(probe["pwned"], serde_json::Value::Null, "a payload ran on the {label}");
-        assert_eq!(probe["injected"], 0, "a payload became an element on the {label}");
+        assert_eq!(
+            probe["pwned"],
+            serde_json::Value::Null,
+            "a payload ran on the {label}"
+        );
+        assert_eq!(
+            probe["injected"], 0,
+            "a payload became an element on the {label}"
+        );
     }
     assert_eq!(seen["pwned"], serde_json::Value::Null, "a payload ran");
     assert_eq!(seen["images"], 0, "a payload became an element");
