@@ -230,3 +230,59 @@ async fn a_waiting_repeat_of_an_event_accepted_without_waiting_calls_its_sync_ho
     );
     assert_eq!(called(&calls, "/exact"), 1);
 }
+
+/// The same on the AWS path (moto), where this behaviour lives in the same shared code: the
+/// endpoint's JSON byte for byte, a stalled body as a partial timeout, and a waiting repeat of
+/// an event accepted without waiting calling its sync hooks once.
+#[tokio::test]
+async fn on_the_aws_path_sync_answers_are_exact_partial_bodies_fail_and_repeats_call_once() {
+    use crate::support::{pipeline, request, send};
+    use http::Method;
+    let p = pipeline("sync-answers", "1s").await;
+    let (endpoints, calls) = endpoints().await;
+    let mut ids = Vec::new();
+    for path in ["/exact", "/stall"] {
+        let r = p
+            .admin(
+                Method::POST,
+                "/api/hooks",
+                Some(json!({"name": path, "events": ["PostRegister"],
+                    "config": {"url": format!("{endpoints}{path}"), "mode": "sync", "timeoutMs": 1_000}})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.body_json()["id"].as_str().unwrap().to_string());
+    }
+    let post = |query: &str, id: &str| {
+        request(
+            Method::POST,
+            &format!("/api/events{query}"),
+            INGEST,
+            Some(json!({"event": "PostRegister", "id": id})),
+        )
+    };
+    let first = send(&p.router, post("", "evt_aws_sync")).await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    assert_eq!(first.body_json()["skippedSyncHooks"], 2);
+    assert_eq!(calls.lock().unwrap().len(), 0);
+
+    let waited = send(&p.router, post("?wait=true", "evt_aws_sync")).await;
+    assert_eq!(waited.status, 200, "{}", waited.text());
+    let text = waited.text();
+    assert!(text.contains(&format!(r#""body":{EXACT}"#)), "{text}");
+    let answer = waited.body_json();
+    let stalled = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["hookId"] == ids[1].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(stalled["error"], "timeout", "{text}");
+    assert_eq!(stalled["partial"], true, "{text}");
+    assert_eq!(stalled["body"], r#"{"allow":false,"#);
+
+    let again = send(&p.router, post("?wait=true", "evt_aws_sync")).await;
+    assert_eq!(again.text(), text, "recorded, not called again");
+    assert_eq!((called(&calls, "/exact"), called(&calls, "/stall")), (1, 1));
+}
