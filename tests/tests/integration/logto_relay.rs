@@ -175,19 +175,26 @@ async fn a_logto_instance_relays_signed_events_durably_and_once() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_aws_path_relays_a_logto_event() {
-    let mut p = pipeline("relay", "1s").await;
+/// A moto pipeline whose router takes relayed events from the `prod` source.
+async fn relay_pipeline(name: &str) -> crate::support::Pipeline {
+    let mut p = pipeline(name, "1s").await;
+    let settings = crate::support::settings("1s");
     p.router = webhooks::api::router(
         webhooks::api::Api::new(
             p.moto.store.clone(),
             p.moto.queue.clone(),
-            webhooks::net::client::DeliveryClient::from_settings(&crate::support::settings("1s")),
+            webhooks::net::client::DeliveryClient::from_settings(&settings),
             crate::support::tokens(),
-            &crate::support::settings("1s"),
+            &settings,
         )
         .with_logto_sources(LogtoSources::parse(&format!("prod={LOGTO_KEY}")).unwrap()),
     );
+    p
+}
+
+#[tokio::test]
+async fn the_aws_path_relays_a_logto_event() {
+    let p = relay_pipeline("relay").await;
     let receiver = Receiver::start(&[]).await;
     let hook = p.create_hook(&receiver.url("/r"), &["User.Created"]).await;
     let body = logto_bodies().remove(0);
@@ -381,17 +388,7 @@ async fn whatever_logto_signs_is_delivered_as_sent() {
 
 #[tokio::test]
 async fn the_aws_path_delivers_the_largest_delta_logto_sends() {
-    let mut p = pipeline("relay-large", "1s").await;
-    p.router = webhooks::api::router(
-        webhooks::api::Api::new(
-            p.moto.store.clone(),
-            p.moto.queue.clone(),
-            webhooks::net::client::DeliveryClient::from_settings(&crate::support::settings("1s")),
-            crate::support::tokens(),
-            &crate::support::settings("1s"),
-        )
-        .with_logto_sources(LogtoSources::parse(&format!("prod={LOGTO_KEY}")).unwrap()),
-    );
+    let p = relay_pipeline("relay-large").await;
     let receiver = Receiver::start(&[]).await;
     let hook = p
         .create_hook(&receiver.url("/r"), &["Organization.Membership.Updated"])
