@@ -53,6 +53,8 @@ impl OperationalEndpoint {
             id: operational_hook_id(),
             name: "operational notices".into(),
             events: Vec::new(),
+            legacy_event: None,
+            events_from_legacy: false,
             url: self.url.clone(),
             headers: CustomHeaders::default(),
             signing_key: self.key.clone(),

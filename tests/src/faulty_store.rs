@@ -174,7 +174,7 @@ forward_port! {
     impl DeliveryLog for FaultyStore {
         forward insert_deliveries, insert_missing_deliveries, delete_deliveries, record_attempt,
             record_first_attempt, put_event_fields, event_fields, page_deliveries,
-            reopen_delivery;
+            count_deliveries, reopen_delivery;
 
         /// Panics on the poisoned delivery.
         async fn get_delivery(

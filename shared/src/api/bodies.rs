@@ -18,6 +18,9 @@ pub struct NewHook {
     /// Empty when not given, as in Logto.
     pub name: String,
     pub events: Vec<EventName>,
+    /// Logto's legacy `event`, and whether `events` came from it alone.
+    pub legacy_event: Option<EventName>,
+    pub events_from_legacy: bool,
     pub url: HookUrl,
     pub headers: CustomHeaders,
     pub enabled: bool,
@@ -34,6 +37,8 @@ pub struct NewHook {
 pub struct HookPatch {
     pub name: Option<String>,
     pub events: Option<Vec<EventName>>,
+    /// Logto's legacy `event`: `Some(None)` clears it.
+    pub legacy_event: Option<Option<EventName>>,
     pub config: Option<(HookUrl, CustomHeaders)>,
     /// Set with `config` (which replaces the whole config).
     pub disable_after: Option<DisableAfter>,
@@ -71,7 +76,13 @@ impl NewHook {
             .map(parse_name)
             .transpose()?
             .unwrap_or_default();
-        let events = parse_event_fields(obj)?.ok_or_else(required_events)?;
+        let fields = parse_event_fields(obj)?;
+        let legacy_event = fields.event.flatten();
+        let events_from_legacy = fields.events.is_none();
+        let events = fields
+            .events
+            .or_else(|| legacy_event.map(|e| vec![e]))
+            .ok_or_else(required_events)?;
         let config = obj.get("config").ok_or_else(|| required("config"))?;
         let (url, headers) = parse_config(config, policy)?;
         let disable_after = parse_disable_after(config)?;
@@ -94,6 +105,8 @@ impl NewHook {
         Ok(Self {
             name,
             events,
+            legacy_event,
+            events_from_legacy,
             url,
             headers,
             enabled,
@@ -107,10 +120,16 @@ impl NewHook {
     }
 
     pub fn into_hook(self, now_ms: i64) -> Hook {
+        self.into_hook_with_id(HookId::generate(), now_ms)
+    }
+
+    pub fn into_hook_with_id(self, id: HookId, now_ms: i64) -> Hook {
         Hook {
-            id: HookId::generate(),
+            id,
             name: self.name,
             events: self.events,
+            legacy_event: self.legacy_event,
+            events_from_legacy: self.events_from_legacy,
             url: self.url,
             headers: self.headers,
             signing_key: self.signing_key.unwrap_or_else(SigningKey::generate),
@@ -141,9 +160,11 @@ impl HookPatch {
         if let Some(config) = obj.get("config") {
             settings_apply(config, mode)?;
         }
+        let fields = parse_event_fields(obj)?;
         Ok(Self {
             name: obj.get("name").map(parse_name).transpose()?,
-            events: parse_event_fields(obj)?,
+            events: fields.events,
+            legacy_event: fields.event,
             config: obj
                 .get("config")
                 .map(|c| parse_config(c, policy))
@@ -168,14 +189,29 @@ impl HookPatch {
         })
     }
 
-    /// The hook after the patch; re-enabling clears `disabledReason`.
+    /// The hook after the patch; re-enabling clears `disabledReason`. The legacy `event`
+    /// alone changes what is delivered only while `events` follows it, as in Logto.
     pub fn apply(self, hook: &Hook, now_ms: i64) -> Hook {
         let mut next = hook.clone();
         if let Some(name) = self.name {
             next.name = name;
         }
-        if let Some(events) = self.events {
-            next.events = events;
+        if let Some(event) = self.legacy_event {
+            next.legacy_event = event;
+        }
+        match self.events {
+            // A fetched hook sent back keeps following its legacy event.
+            Some(events) => {
+                next.events_from_legacy =
+                    hook.events_from_legacy && next.legacy_event.is_some_and(|e| events == [e]);
+                next.events = events;
+            }
+            None => match (self.legacy_event, hook.events_from_legacy) {
+                (Some(Some(event)), true) => next.events = vec![event],
+                // Logto's hook would then have no event at all; it keeps what it had.
+                (Some(None), true) => next.events_from_legacy = false,
+                _ => {}
+            },
         }
         if let Some((url, headers)) = self.config {
             next.url = url;
@@ -247,20 +283,24 @@ fn required_events() -> ValidationError {
     ValidationError::new("events", MISSING_EVENTS)
 }
 
-/// `events`, or Logto's legacy single `event` when `events` is absent (`events` wins when
-/// both are given, as in Logto's dispatcher); `None` when neither is.
-fn parse_event_fields(obj: &Map<String, Value>) -> Result<Option<Vec<EventName>>, ValidationError> {
-    if let Some(events) = obj.get("events") {
-        let events = parse_events(events)?;
-        if let Some(event) = obj.get("event").filter(|v| !v.is_null()) {
-            parse_event(event)?;
-        }
-        return Ok(Some(events));
-    }
-    match obj.get("event") {
-        None | Some(Value::Null) => Ok(None),
-        Some(event) => Ok(Some(vec![parse_event(event)?])),
-    }
+/// A body's `events` and Logto's legacy single `event`, each as given.
+struct EventFields {
+    events: Option<Vec<EventName>>,
+    /// `Some(None)`: `event: null`.
+    event: Option<Option<EventName>>,
+}
+
+/// `events` and the legacy `event`; `events` decides what is delivered when both are given,
+/// as in Logto's dispatcher.
+fn parse_event_fields(obj: &Map<String, Value>) -> Result<EventFields, ValidationError> {
+    Ok(EventFields {
+        events: obj.get("events").map(parse_events).transpose()?,
+        event: match obj.get("event") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(event) => Some(Some(parse_event(event)?)),
+        },
+    })
 }
 
 fn parse_event(v: &Value) -> Result<EventName, ValidationError> {
@@ -704,13 +744,29 @@ mod tests {
         assert_eq!(h.retries, Some(3));
         let json = crate::api::views::hook_json(&h);
         assert_eq!(json["config"]["retries"], 3);
-        assert_eq!(json["event"], Value::Null);
-        // `events` wins over the legacy field; a patch may set either.
+        assert_eq!(json["event"], "PostRegister");
+        // While `events` follows the legacy field, a patch of `event` moves it, round trip
+        // or not.
+        let patch = |body: Value| HookPatch::parse(&body, HTTPS_ONLY).unwrap();
+        let moved = patch(json!({"event": "PostSignIn"})).apply(&h, 2);
+        assert_eq!(moved.events, vec![EventName::PostSignIn]);
+        let fetched = crate::api::views::hook_json(&moved);
+        let back = patch(fetched).apply(&moved, 3);
+        assert!(back.events_from_legacy);
+        let moved = patch(json!({"event": "User.Deleted"})).apply(&back, 4);
+        assert_eq!(moved.events, vec![EventName::UserDeleted]);
+        // `events` wins over the legacy field, which is then only kept and returned.
         let both = json!({"event": "PostSignIn", "events": ["User.Created"], "config": {"url": "https://a.example"}});
         let h = NewHook::parse(&both, HTTPS_ONLY).unwrap().into_hook(1);
         assert_eq!(h.events, vec![EventName::UserCreated]);
-        let patch = HookPatch::parse(&json!({"event": "PostSignIn"}), HTTPS_ONLY).unwrap();
-        assert_eq!(patch.apply(&h, 2).events, vec![EventName::PostSignIn]);
+        let kept = patch(json!({"event": "PostRegister"})).apply(&h, 2);
+        assert_eq!(kept.events, vec![EventName::UserCreated]);
+        assert_eq!(crate::api::views::hook_json(&kept)["event"], "PostRegister");
+        let cleared = patch(json!({"event": null})).apply(&kept, 3);
+        assert_eq!(
+            (cleared.legacy_event, &cleared.events),
+            (None, &kept.events)
+        );
         let e = NewHook::parse(&json!({"config": {"url": "https://a.example"}}), HTTPS_ONLY)
             .unwrap_err();
         assert_eq!(e.message, MISSING_EVENTS);

@@ -47,6 +47,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the hook was changed concurrently; read it again and retry")]
     Conflict,
+    #[error("a hook with this id exists")]
+    HookExists,
     #[error("an event with this id is being accepted right now; retry shortly")]
     EventInProgress,
     #[error("the delivery is still pending")]
@@ -85,9 +87,10 @@ impl ApiError {
             | ApiError::MissingEvents => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Conflict | ApiError::EventInProgress | ApiError::DeliveryPending => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict
+            | ApiError::HookExists
+            | ApiError::EventInProgress
+            | ApiError::DeliveryPending => StatusCode::CONFLICT,
             ApiError::TestFailed { .. } | ApiError::TestNotSent(..) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "request.too_large",
             ApiError::UnsupportedMediaType => "request.unsupported_media_type",
             ApiError::Conflict => "hook.conflict",
+            ApiError::HookExists => "hook.id_taken",
             ApiError::EventInProgress => "event.in_progress",
             ApiError::DeliveryPending => "delivery.pending",
             ApiError::MissingEvents => "hook.missing_events",

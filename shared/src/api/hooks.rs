@@ -10,9 +10,10 @@ use super::{ApiError, JsonBody, query_param};
 use crate::app::sync_call::MAX_SYNC_HOOKS;
 use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
-use crate::domain::hook::{Hook, HookMode, HookUrl};
+use crate::domain::hook::{Hook, HookId, HookMode, HookUrl};
 use crate::domain::validation::ValidationError;
-use crate::ports::Page;
+use crate::operational::operational_hook_id;
+use crate::ports::{Page, StoreError};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
@@ -109,18 +110,42 @@ impl ManagementHandler {
     }
 
     pub(crate) async fn create(State(this): This, JsonBody(body): JsonBody) -> Answer {
-        let new = NewHook::parse(&body, this.url_policy).map_err(|e| {
+        this.create_hook(&body, HookId::generate()).await
+    }
+
+    /// `PUT /api/hooks/{id}`: creates the hook under an id the caller chooses (a Logto hook's
+    /// own, so receivers checking `hookId` see no change); 409 when the id is taken.
+    pub(crate) async fn create_with_id(
+        State(this): This,
+        ids: Ids,
+        JsonBody(body): JsonBody,
+    ) -> Answer {
+        let id = HookId::parse(&ids.hook)?;
+        if id == operational_hook_id() {
+            return Err(ValidationError::new("id", "is reserved for operational notices").into());
+        }
+        this.create_hook(&body, id).await
+    }
+
+    async fn create_hook(&self, body: &Value, id: HookId) -> Answer {
+        let new = NewHook::parse(body, self.url_policy).map_err(|e| {
             if e.message == MISSING_EVENTS {
                 ApiError::MissingEvents
             } else {
                 e.into()
             }
         })?;
-        this.check_events(&new.events)?;
-        this.check_destination(&new.url)?;
-        let hook = new.into_hook(now_ms());
-        this.check_sync_capacity(&hook).await?;
-        this.store.create_hook(&hook).await?;
+        self.check_events(&new.events)?;
+        if let Some(event) = new.legacy_event {
+            self.check_legacy_event(event)?;
+        }
+        self.check_destination(&new.url)?;
+        let hook = new.into_hook_with_id(id, now_ms());
+        self.check_sync_capacity(&hook).await?;
+        match self.store.create_hook(&hook).await {
+            Err(StoreError::AlreadyExists) => return Err(ApiError::HookExists),
+            other => other?,
+        }
         tracing::info!(hook_id = %hook.id, events = hook.events.len(), "hook created");
         Ok((StatusCode::CREATED, Json(hook_json(&hook))).into_response())
     }
@@ -152,6 +177,9 @@ impl ManagementHandler {
         let patch = HookPatch::parse(&body, this.url_policy)?;
         if let Some(events) = &patch.events {
             this.check_events(events)?;
+        }
+        if let Some(Some(event)) = patch.legacy_event {
+            this.check_legacy_event(event)?;
         }
         if let Some((url, _)) = &patch.config {
             this.check_destination(url)?;
@@ -241,6 +269,13 @@ impl ManagementHandler {
             }
             _ => Ok(()),
         }
+    }
+
+    fn check_legacy_event(&self, event: EventName) -> Result<(), ApiError> {
+        if event.is_preview() && !self.preview_events {
+            return Err(ValidationError::new("event", PREVIEW_REFUSED).into());
+        }
+        Ok(())
     }
 
     /// Refuses URLs whose host is a literal address (or `localhost`) the sender may not reach;

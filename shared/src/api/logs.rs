@@ -9,12 +9,15 @@ use crate::domain::catalog::EventName;
 use crate::domain::clock::now_ms;
 use crate::domain::delivery::{Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::domain::validation::ValidationError;
-use crate::ports::{AttemptRecord, DeliveryFilter, Page, StoreError};
+use crate::ports::{AttemptRecord, Count, DeliveryFilter, Page, StoreError};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::IntoResponse;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde_json::Value;
+
+/// Most entries `Total-Number` counts exactly: as deep as `page` reaches.
+const MAX_COUNTED: u64 = super::paging::MAX_PAGE_OFFSET as u64;
 
 /// The query of `GET /api/hooks/{id}/recent-logs`: paging, the time window (the 24 hours up
 /// to `endTime` by default), the event and the result. Logto's names (`start_time`,
@@ -130,18 +133,31 @@ impl ManagementHandler {
             }
         }
         let logs: Vec<Value> = page.items.iter().map(delivery_log_json).collect();
-        let seen = before + logs.len();
+        let seen = (before + logs.len()) as u64;
+        let total = match (&page.next, &paging.cursor) {
+            // The whole listing fit: its length is the count.
+            (None, None) => Count {
+                counted: seen,
+                exact: true,
+            },
+            // Counted, as Logto's console computes its pages from it.
+            (next, _) => {
+                let count = this
+                    .store
+                    .count_deliveries(&hook.id, &filter, MAX_COUNTED)
+                    .await?;
+                let at_least = seen + u64::from(next.is_some());
+                Count {
+                    counted: count.counted.max(at_least),
+                    exact: count.exact,
+                }
+            }
+        };
         let mut response = Json(Value::Array(logs)).into_response();
         let answer = response.headers_mut();
-        match (&page.next, &paging.cursor) {
-            (None, None) => {
-                answer.insert("total-number", seen.into());
-            }
-            // Counting the rest would read it all: at least this many, and more to come.
-            (next, _) => {
-                answer.insert("total-number", (seen + usize::from(next.is_some())).into());
-                answer.insert("total-number-is-capped", HeaderValue::from_static("true"));
-            }
+        answer.insert("total-number", total.counted.into());
+        if !total.exact {
+            answer.insert("total-number-is-capped", HeaderValue::from_static("true"));
         }
         if let Some(next) = &page.next
             && let Ok(link) =

@@ -104,7 +104,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/hooks", get(Hooks::list).post(Hooks::create))
         .route(
             "/api/hooks/{id}",
-            get(Hooks::get).patch(Hooks::update).delete(Hooks::delete),
+            get(Hooks::get)
+                .put(Hooks::create_with_id)
+                .patch(Hooks::update)
+                .delete(Hooks::delete),
         )
         .route("/api/hooks/{id}/recent-logs", get(Hooks::recent_logs))
         .route("/api/hooks/{id}/stats", get(Hooks::stats))

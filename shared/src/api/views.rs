@@ -13,8 +13,8 @@ pub fn hook_json(hook: &Hook) -> Value {
     let mut v = json!({
         "id": hook.id,
         "name": hook.name,
-        // Logto's legacy single event: a body's `event` is kept in `events`.
-        "event": null,
+        // Logto's legacy single event, as last written; deliveries follow `events`.
+        "event": hook.legacy_event,
         "events": hook.events,
         "config": { "url": hook.url.as_str(), "headers": headers_json(&hook.headers) },
         "signingKey": hook.signing_key.expose(),

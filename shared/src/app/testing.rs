@@ -94,7 +94,7 @@ forward_port! {
 forward_port! {
     impl DeliveryLog for Spy {
         forward insert_deliveries, insert_missing_deliveries, delete_deliveries, put_event_fields,
-            event_fields, page_deliveries, reopen_delivery;
+            event_fields, page_deliveries, count_deliveries, reopen_delivery;
 
         async fn get_delivery(
             &self,

@@ -207,13 +207,14 @@ pub(crate) fn printable(name: &str) -> String {
         .collect()
 }
 
-/// Headers the product owns: framing, hop-by-hop, and the signature headers.
+/// Headers a hook may not set: framing and hop-by-hop headers (sending them would break the
+/// request) and the four signature headers the product sets on every request. Anything else
+/// Logto accepts is accepted, `content-type` and `user-agent` included (they replace ours).
 pub fn is_reserved_header(lower: &str) -> bool {
     matches!(
         lower,
         "host"
             | "content-length"
-            | "content-type"
             | "transfer-encoding"
             | "connection"
             | "keep-alive"
@@ -223,8 +224,11 @@ pub fn is_reserved_header(lower: &str) -> bool {
             | "te"
             | "trailer"
             | "upgrade"
-    ) || lower.starts_with("webhook-")
-        || lower.starts_with("logto-signature-")
+            | "webhook-id"
+            | "webhook-timestamp"
+            | "webhook-signature"
+            | "logto-signature-sha-256"
+    )
 }
 
 /// Where a hook stands in the listing: by creation time, ties by id (listed newest first).
@@ -271,7 +275,15 @@ pub struct RetiredKey {
 pub struct Hook {
     pub id: HookId,
     pub name: String,
+    /// What it is delivered: never empty for a hook of the API.
     pub events: Vec<EventName>,
+    /// Logto's legacy single `event` as last written, returned as `event`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_event: Option<EventName>,
+    /// `events` was set from the legacy `event` alone (Logto's `events: []`), so a later
+    /// `event` moves it, as Logto's dispatcher then follows `event`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub events_from_legacy: bool,
     pub url: HookUrl,
     #[serde(default)]
     pub headers: CustomHeaders,
@@ -508,6 +520,8 @@ mod tests {
             id: HookId::generate(),
             name: "crm".into(),
             events: vec![EventName::PostSignIn],
+            legacy_event: None,
+            events_from_legacy: false,
             url: HookUrl::parse(
                 "https://hooks.example.com/in",
                 UrlPolicy { allow_http: false },
@@ -547,11 +561,18 @@ mod tests {
             "Host",
             "webhook-id",
             "Connection",
+            "Webhook-Signature",
+            "logto-signature-sha-256",
         ] {
             let err = CustomHeaders::parse(&json!({ bad: "v" })).unwrap_err();
             assert!(err.field.starts_with("headers"), "{bad:?}");
         }
         assert!(CustomHeaders::parse(&json!({"X-Api-Key": "v", "x-trace_id!": "v"})).is_ok());
+        // Logto accepts these, and sending them breaks nothing.
+        assert!(
+            CustomHeaders::parse(&json!({"Content-Type": "application/json; charset=utf-8", "webhook-source": "crm", "User-Agent": "Logto (https://logto.io/)"}))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -78,6 +78,17 @@ impl DeliveryFilter {
     }
 }
 
+/// How many deliveries a listing holds: exact, or a lower bound when there were more than
+/// the count's cap, or more than [`MAX_COUNT_READ`] entries to read to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub counted: u64,
+    pub exact: bool,
+}
+
+/// Most entries one count reads: a count costs what reading its entries costs.
+pub const MAX_COUNT_READ: u64 = 20_000;
+
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     /// Writes new delivery records (their ids were never used).
@@ -107,6 +118,14 @@ pub trait DeliveryLog: Send + Sync {
         after: Option<&DeliveryId>,
         limit: usize,
     ) -> Result<Page<Delivery>, StoreError>;
+    /// The hook's deliveries the filter matches, counted up to `cap` by reading at most
+    /// [`MAX_COUNT_READ`] entries.
+    async fn count_deliveries(
+        &self,
+        hook: &HookId,
+        filter: &DeliveryFilter,
+        cap: u64,
+    ) -> Result<Count, StoreError>;
     /// Records the first attempt (or end) of a delivery no record holds yet: `pending` as it
     /// stood before, `record` what became of it. `AlreadyRecorded` when a record exists (another
     /// copy of the job wrote it).

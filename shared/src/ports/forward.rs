@@ -43,8 +43,8 @@ pub mod types {
     pub use crate::domain::json::RawJson;
     pub use crate::domain::recovery::{Recovery, RecoveryId};
     pub use crate::ports::{
-        AttemptRecord, DeliveryFilter, EventClaim, EventFields, HourlyCount, Page, RecordOutcome,
-        StoreError, Subscriber,
+        AttemptRecord, Count, DeliveryFilter, EventClaim, EventFields, HourlyCount, Page,
+        RecordOutcome, StoreError, Subscriber,
     };
     pub use serde_json::Value;
 }
@@ -66,7 +66,7 @@ macro_rules! forward_port {
         $crate::forward_port!(impl DeliveryLog for $fake {
             forward insert_deliveries, insert_missing_deliveries, delete_deliveries,
                 get_delivery, record_attempt, record_first_attempt, put_event_fields,
-                event_fields, page_deliveries, reopen_delivery;
+                event_fields, page_deliveries, count_deliveries, reopen_delivery;
             $($own)*
         });
     };
@@ -173,6 +173,12 @@ macro_rules! forward_port {
             after: Option<&$crate::ports::forward::types::DeliveryId>,
             limit: usize
         ) -> $crate::ports::forward::types::Page<$crate::ports::forward::types::Delivery>); };
+    (@signature count_deliveries, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        count_deliveries(
+            hook: &$crate::ports::forward::types::HookId,
+            filter: &$crate::ports::forward::types::DeliveryFilter,
+            cap: u64
+        ) -> $crate::ports::forward::types::Count); };
     (@signature reopen_delivery, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
         reopen_delivery(
             hook: &$crate::ports::forward::types::HookId,

@@ -15,7 +15,9 @@ mod queue;
 mod recoveries;
 
 pub use claims::{EventClaim, EventClaims};
-pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryLog, EventFields, RecordOutcome};
+pub use deliveries::{
+    AttemptRecord, Count, DeliveryFilter, DeliveryLog, EventFields, MAX_COUNT_READ, RecordOutcome,
+};
 pub use health::{HealthStore, HourlyCount};
 pub use hooks::{HookStore, Subscriber};
 pub use queue::{JobQueue, JobSource, MAX_RECEIVES, QueueError, QueueMessage, ReceivedMessage};

@@ -170,9 +170,9 @@ async fn method_not_allowed_lists_the_served_methods() {
         ),
         (
             &hook,
-            Method::PUT,
+            Method::POST,
             ADMIN,
-            &["DELETE", "GET", "HEAD", "PATCH"],
+            &["DELETE", "GET", "HEAD", "PATCH", "PUT"],
         ),
         (&retry, Method::GET, ADMIN, &["POST"]),
     ];

@@ -85,7 +85,7 @@ async fn hooks_take_logto_bodies_and_a_fetched_hook_goes_back_unchanged() {
     c.conforms("Hook", &hook);
     assert_eq!(hook["name"], "");
     assert_eq!(hook["events"], json!(["PostRegister"]));
-    assert_eq!(hook["event"], Value::Null);
+    assert_eq!(hook["event"], "PostRegister");
     assert_eq!(hook["config"]["retries"], 3);
     assert_eq!(hook["enabled"], true);
     let id = hook["id"].as_str().unwrap().to_string();
@@ -401,6 +401,43 @@ async fn recent_logs_are_logto_log_entries_with_logto_filters() {
         ended.body.as_array().unwrap().len(),
         window.as_array().unwrap().len()
     );
+
+    // koa-pagination's `Total-Number` is exact on every page: Logto's console computes its
+    // page count from it (`WebhookLogs`: `page`, `page_size`, `logKey`).
+    for i in 0..23 {
+        let r = c
+            .http
+            .post(format!("{}/api/events", c.base))
+            .bearer_auth(INGEST)
+            .json(&json!({"event": "User.Created", "data": {"id": format!("u{i}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    receiver.wait_for(25, Duration::from_secs(20)).await;
+    for (query, total, len) in [
+        ("page=1&page_size=10", "25", 10),
+        ("page=3&page_size=10", "25", 5),
+        (
+            "page=2&page_size=20&logKey=TriggerHook.User.Created",
+            "24",
+            4,
+        ),
+        ("page=1&page_size=5&logKey=TriggerHook.PostRegister", "1", 1),
+    ] {
+        let r = c
+            .send(
+                Method::GET,
+                &format!("/api/hooks/{id}/recent-logs?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{query}");
+        assert_eq!(r.headers["total-number"], total, "{query}");
+        assert!(r.headers.get("total-number-is-capped").is_none(), "{query}");
+        assert_eq!(r.body.as_array().unwrap().len(), len, "{query}");
+    }
     server.stop().await;
 }
 
@@ -584,4 +621,177 @@ async fn config_retries_limits_the_attempts_as_in_logto() {
     assert_eq!(receivers[0].received().len(), 1, "retries: 0 sends once");
     assert_eq!(receivers[1].received().len(), 2, "retries: 1 sends twice");
     assert_eq!(unset.received().len(), 4, "unset: the whole schedule");
+}
+
+/// A Logto hook moved over keeps its id (`PUT /api/hooks/{id}`), its legacy `event` behaves as
+/// in Logto's dispatcher (`events.length > 0 ? events.includes(e) : event === e`), and the
+/// headers Logto's `hookConfigGuard` accepts are kept and sent as Logto sends them (custom
+/// headers after `user-agent`, before the signature).
+async fn logto_hook_identity(base: &str) {
+    use reqwest::Method;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: base.to_string(),
+        doc: doc(),
+    };
+    let receiver = Receiver::start(&[]).await;
+    let url = receiver.url("/moved");
+    // generateStandardId(): 21 characters of [a-z0-9].
+    let logto_id = "k3v9q2m8x1c7b4n6z5l0p";
+    let body = json!({"name": "", "event": "PostRegister", "config": {"url": url, "headers": {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Logto (https://logto.io/)",
+        "webhook-source": "logto",
+        "x-api-key": "HeaderSecret-Moved-1"}}});
+    let created = c
+        .send(
+            Method::PUT,
+            &format!("/api/hooks/{logto_id}"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    c.conforms("Hook", &created.body);
+    assert_eq!(created.body["id"], logto_id);
+    assert_eq!(created.body["event"], "PostRegister");
+    assert_eq!(created.body["events"], json!(["PostRegister"]));
+    assert_eq!(
+        created.body["config"]["headers"]["Content-Type"],
+        "application/json; charset=utf-8"
+    );
+    let again = c
+        .send(
+            Method::PUT,
+            &format!("/api/hooks/{logto_id}"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["code"], "hook.id_taken");
+    c.conforms("Error", &again.body);
+    for bad in ["has%20space", "operational", &"x".repeat(65)] {
+        let r = c
+            .send(
+                Method::PUT,
+                &format!("/api/hooks/{bad}"),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["code"].as_str(),
+                r.body["data"]["field"].as_str()
+            ),
+            (400, Some("guard.invalid_input"), Some("id")),
+            "{bad}"
+        );
+    }
+    // Only headers that would break the request, and the signatures, are refused.
+    for name in [
+        "Connection",
+        "Transfer-Encoding",
+        "webhook-signature",
+        "logto-signature-sha-256",
+    ] {
+        let r = c
+            .send(
+                Method::POST,
+                "/api/hooks",
+                Some(json!({"events": ["PostSignIn"], "config": {"url": url, "headers": {name: "v"}}})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name}");
+        assert_eq!(r.body["data"]["field"], format!("config.headers.{name}"));
+    }
+
+    // PATCH {event}: a hook whose `events` came from `event` follows it, round trip or not.
+    let path = format!("/api/hooks/{logto_id}");
+    let moved = c
+        .send(Method::PATCH, &path, Some(json!({"event": "PostSignIn"})))
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(
+        (&moved.body["event"], &moved.body["events"]),
+        (&json!("PostSignIn"), &json!(["PostSignIn"]))
+    );
+    let fetched = c.send(Method::GET, &path, None).await.body;
+    assert_eq!(
+        c.send(Method::PATCH, &path, Some(fetched)).await.status,
+        200
+    );
+    let moved = c
+        .send(Method::PATCH, &path, Some(json!({"event": "User.Created"})))
+        .await;
+    assert_eq!(moved.body["events"], json!(["User.Created"]));
+    // With `events` of its own, `event` is only kept and returned.
+    let listed = c
+        .send(
+            Method::POST,
+            "/api/hooks",
+            Some(json!({"events": ["Role.Created", "Role.Deleted"], "config": {"url": url}})),
+        )
+        .await
+        .body;
+    let listed_path = format!("/api/hooks/{}", listed["id"].as_str().unwrap());
+    let kept = c
+        .send(
+            Method::PATCH,
+            &listed_path,
+            Some(json!({"event": "PostRegister"})),
+        )
+        .await;
+    assert_eq!(
+        (&kept.body["event"], &kept.body["events"]),
+        (
+            &json!("PostRegister"),
+            &json!(["Role.Created", "Role.Deleted"])
+        )
+    );
+
+    // Delivered as Logto delivers: its hookId, its content type and agent, our signatures.
+    let r = c
+        .http
+        .post(format!("{base}/api/events"))
+        .bearer_auth(INGEST)
+        .json(&json!({"event": "User.Created", "data": {"id": "u_1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let delivered: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(delivered["hookId"], logto_id);
+    assert_eq!(
+        got[0].header("content-type"),
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(got[0].header("user-agent"), "Logto (https://logto.io/)");
+    assert_eq!(got[0].header("webhook-source"), "logto");
+    assert!(got[0].header("webhook-signature").starts_with("v1,"));
+}
+
+#[tokio::test]
+async fn logto_hooks_keep_their_id_legacy_event_and_headers_on_the_dev_server() {
+    let (server, c) = server().await;
+    logto_hook_identity(&c.base).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logto_hooks_keep_their_id_legacy_event_and_headers_on_dynamodb() {
+    let p = crate::support::pipeline("logtoid", "1s").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = p.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    let sender = p.sender.clone();
+    let queue = p.moto.queue.clone();
+    let delivering = tokio::spawn(async move {
+        loop {
+            webhooks_tests::pump(&queue, &sender, 1).await;
+        }
+    });
+    logto_hook_identity(&base).await;
+    delivering.abort();
 }

@@ -102,7 +102,8 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
             "crm",
             Value::Null,
             json!(["PostRegister", "User.Created"]),
-            json!({"url": receiver.url("/crm"), "headers": {"x-api-key": "HeaderSecret-Import-1"}, "retries": 3}),
+            json!({"url": receiver.url("/crm"), "headers": {"x-api-key": "HeaderSecret-Import-1",
+                "Content-Type": "application/json; charset=utf-8", "Connection": "keep-alive"}, "retries": 3}),
             CRM_KEY,
         ),
         // A hook of Logto's first versions: the single `event`, no key; its URL as Logto
@@ -170,8 +171,14 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         output.contains("skipped refusedhook00000000001"),
         "{output}"
     );
+    // Logto's ids are kept, so receivers checking `hookId` see no change.
     assert!(
-        output.contains("legacyhook000000000001 as hook_") && output.contains("new signing key"),
+        output.contains("legacyhook000000000001 as legacyhook000000000001")
+            && output.contains("new signing key"),
+        "{output}"
+    );
+    assert!(
+        output.contains("left out header Connection of crmhook000000000000001"),
         "{output}"
     );
     for secret in [LOGTO_TOKEN, CRM_KEY, "HeaderSecret-Import-1", ADMIN] {
@@ -182,7 +189,13 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
     let ours = held_hooks(&http, &base).await;
     assert_eq!(ours.len(), 101);
     let crm = ours.iter().find(|h| h["name"] == "crm").unwrap();
+    assert_eq!(crm["id"], "crmhook000000000000001");
     assert_eq!(crm["signingKey"], CRM_KEY);
+    assert_eq!(
+        crm["config"]["headers"]["Content-Type"],
+        "application/json; charset=utf-8"
+    );
+    assert!(crm["config"]["headers"].get("Connection").is_none());
     assert_eq!(crm["events"], json!(["PostRegister", "User.Created"]));
     assert_eq!(
         crm["config"]["headers"]["x-api-key"],
@@ -203,8 +216,18 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         .find(|h| h["config"]["url"] == legacy_url.as_str())
         .unwrap();
     assert_eq!(
-        (&legacy["name"], &legacy["events"]),
-        (&json!(""), &json!(["PostSignIn"]))
+        (
+            &legacy["id"],
+            &legacy["name"],
+            &legacy["event"],
+            &legacy["events"]
+        ),
+        (
+            &json!("legacyhook000000000001"),
+            &json!(""),
+            &json!("PostSignIn"),
+            &json!(["PostSignIn"])
+        )
     );
 
     // The existing receiver's Logto check keeps passing with the key it already has.
@@ -223,6 +246,8 @@ async fn hooks_are_copied_from_logto_with_their_keys_once() {
         &got[0].body,
     )
     .expect("the Logto signature verifies with the Logto key");
+    let delivered: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(delivered["hookId"], "crmhook000000000000001");
 
     // Run again: nothing is imported twice.
     let (code, output) = tokio::task::spawn_blocking({
@@ -248,4 +273,70 @@ async fn held_hooks(http: &reqwest::Client, base: &str) -> Vec<Value> {
         .json()
         .await
         .unwrap()
+}
+
+/// The same import into a deployment on DynamoDB (its API served from the moto-backed router):
+/// Logto's ids kept, and a second run imports nothing.
+#[tokio::test]
+async fn an_import_into_dynamodb_keeps_logto_ids_once() {
+    let binary = tokio::task::spawn_blocking(dev_server_binary)
+        .await
+        .unwrap();
+    let hooks = vec![
+        json!({"tenantId": "default", "id": "ddbhook000000000000001", "name": "", "event": "PostSignIn",
+               "events": [], "config": {"url": "https://Receiver.Example.com:443"}, "signingKey": CRM_KEY,
+               "enabled": true, "createdAt": 1795766400000i64}),
+        json!({"tenantId": "default", "id": "ddbhook000000000000002", "name": "two", "event": null,
+               "events": ["User.Created"], "config": {"url": "https://receiver.example.com/two",
+               "headers": {"Host": "elsewhere.example.com"}}, "signingKey": "Zx8Cv7Bn6Mm5Ll4Kk3Jj2Hh1Gg0Ff9Dd",
+               "enabled": false, "createdAt": 1795766400001i64}),
+    ];
+    let logto = stand_in_logto(hooks).await;
+    let p = crate::support::pipeline("import", "1s").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = p.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    let run = || {
+        let (binary, logto, base) = (binary.clone(), logto.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(binary)
+                .args([
+                    "import-logto",
+                    "--url",
+                    &logto,
+                    "--token",
+                    LOGTO_TOKEN,
+                    "--to",
+                    &base,
+                ])
+                .env("WEBHOOKS_ADMIN_TOKEN", crate::support::ADMIN)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (code, output) = run().await.unwrap();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("2 imported, 0 skipped"), "{output}");
+    assert!(
+        output.contains("left out header Host of ddbhook000000000000002"),
+        "{output}"
+    );
+    let http = reqwest::Client::new();
+    for id in ["ddbhook000000000000001", "ddbhook000000000000002"] {
+        let r = http
+            .get(format!("{base}/api/hooks/{id}"))
+            .bearer_auth(crate::support::ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{id}");
+    }
+    let (code, output) = run().await.unwrap();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("0 imported, 2 skipped"), "{output}");
 }

@@ -652,6 +652,7 @@ fn every_api_error() -> Vec<ApiError> {
         ),
         ApiError::Unavailable,
         ApiError::Internal,
+        ApiError::HookExists,
     ];
     for e in &all {
         match e {
@@ -670,6 +671,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::PayloadTooLarge(_)
             | ApiError::UnsupportedMediaType
             | ApiError::Conflict
+            | ApiError::HookExists
             | ApiError::EventInProgress
             | ApiError::DeliveryPending
             | ApiError::MissingEvents

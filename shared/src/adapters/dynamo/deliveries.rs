@@ -12,7 +12,8 @@ use crate::domain::delivery::{
 use crate::domain::event::EventId;
 use crate::domain::hook::HookId;
 use crate::ports::{
-    AttemptRecord, DeliveryFilter, DeliveryLog, EventFields, Page, RecordOutcome, StoreError,
+    AttemptRecord, Count, DeliveryFilter, DeliveryLog, EventFields, MAX_COUNT_READ, Page,
+    RecordOutcome, StoreError,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -22,7 +23,7 @@ use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    WriteRequest,
+    Select, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
 use std::collections::VecDeque;
@@ -78,6 +79,43 @@ fn updated(
 }
 
 impl DynamoStore {
+    /// A query of the deliveries in `[low, high]` the filter matches, newest first; the caller
+    /// names the partition key as `:h`.
+    fn listing_query(
+        &self,
+        filter: &DeliveryFilter,
+        low: &DeliveryId,
+        high: &DeliveryId,
+    ) -> QueryFluentBuilder {
+        let mut conditions = Vec::new();
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.deliveries_table)
+            .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":from", s(&low.to_string()))
+            .expression_attribute_values(":to", s(&high.to_string()))
+            .scan_index_forward(false);
+        if let Some(event) = filter.event {
+            conditions.push("#event = :event".to_string());
+            query = query
+                .expression_attribute_names("#event", "event")
+                .expression_attribute_values(":event", s(event.as_str()));
+        }
+        if let Some(statuses) = &filter.statuses {
+            let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
+            conditions.push(format!("#status IN ({})", names.join(", ")));
+            query = query.expression_attribute_names("#status", "status");
+            for (name, status) in names.iter().zip(statuses) {
+                query = query.expression_attribute_values(name, s(status.as_str()));
+            }
+        }
+        if !conditions.is_empty() {
+            query = query.filter_expression(conditions.join(" AND "));
+        }
+        query
+    }
+
     /// A delivery as an item: its ids only in the key, its body deflated when that is smaller
     /// (a 1 KB event then fits one write unit with its first attempts).
     fn delivery_item(&self, d: &Delivery) -> Result<Item, StoreError> {
@@ -450,32 +488,7 @@ impl DeliveryLog for DynamoStore {
         let Some((low, high)) = filter.id_range(after).filter(|_| limit > 0) else {
             return Ok(Page::default());
         };
-        let mut conditions = Vec::new();
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.deliveries_table)
-            .key_condition_expression("pk = :h AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":from", s(&low.to_string()))
-            .expression_attribute_values(":to", s(&high.to_string()))
-            .scan_index_forward(false);
-        if let Some(event) = filter.event {
-            conditions.push("#event = :event".to_string());
-            query = query
-                .expression_attribute_names("#event", "event")
-                .expression_attribute_values(":event", s(event.as_str()));
-        }
-        if let Some(statuses) = &filter.statuses {
-            let names: Vec<String> = (0..statuses.len()).map(|i| format!(":s{i}")).collect();
-            conditions.push(format!("#status IN ({})", names.join(", ")));
-            query = query.expression_attribute_names("#status", "status");
-            for (name, status) in names.iter().zip(statuses) {
-                query = query.expression_attribute_values(name, s(status.as_str()));
-            }
-        }
-        if !conditions.is_empty() {
-            query = query.filter_expression(conditions.join(" AND "));
-        }
+        let query = self.listing_query(filter, &low, &high);
         let (found, next) = Merge::new(query, delivery_pks(hook), limit).page().await?;
         let items = futures::stream::iter(found)
             .map(|(d, spilled)| self.with_answers(d, spilled))
@@ -483,6 +496,62 @@ impl DeliveryLog for DynamoStore {
             .try_collect()
             .await?;
         Ok(Page { items, next })
+    }
+
+    async fn count_deliveries(
+        &self,
+        hook: &HookId,
+        filter: &DeliveryFilter,
+        cap: u64,
+    ) -> Result<Count, StoreError> {
+        let Some((low, high)) = filter.id_range(None) else {
+            return Ok(Count {
+                counted: 0,
+                exact: true,
+            });
+        };
+        let query = self
+            .listing_query(filter, &low, &high)
+            .select(Select::Count);
+        let pks = delivery_pks(hook);
+        // The read budget is shared evenly: delivery ids spread evenly over the shards.
+        let budget = MAX_COUNT_READ.div_ceil(pks.len() as u64);
+        let shards = pks.into_iter().map(|pk| {
+            let query = query.clone().expression_attribute_values(":h", s(&pk));
+            async move {
+                let (mut counted, mut read) = (0u64, 0u64);
+                let mut start = None;
+                loop {
+                    let out = query
+                        .clone()
+                        .limit((budget - read).clamp(1, i32::MAX as u64) as i32)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                    counted += out.count().max(0) as u64;
+                    read += out.scanned_count().max(0) as u64;
+                    start = out.last_evaluated_key;
+                    let Some(_) = &start else {
+                        return Ok::<_, StoreError>(Count {
+                            counted,
+                            exact: true,
+                        });
+                    };
+                    if read >= budget || counted > cap {
+                        return Ok(Count {
+                            counted,
+                            exact: false,
+                        });
+                    }
+                }
+            }
+        });
+        let counts = futures::future::try_join_all(shards).await?;
+        Ok(Count {
+            counted: counts.iter().map(|c| c.counted).sum(),
+            exact: counts.iter().all(|c| c.exact),
+        })
     }
 
     async fn reopen_delivery(

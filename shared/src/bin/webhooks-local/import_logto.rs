@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use webhooks::domain::hook::{HookId, is_reserved_header};
 
 /// Logto's largest page (`koa-pagination`'s `maxPageSize`).
 const LOGTO_PAGE_SIZE: usize = 100;
@@ -104,11 +105,21 @@ pub struct Import {
     pub admin_token: String,
 }
 
+/// One Logto hook created here.
+#[derive(Debug)]
+pub struct Imported {
+    pub logto_id: String,
+    /// Its id here: Logto's, unless Logto's does not parse as a hook id.
+    pub id: String,
+    pub kept_key: bool,
+    /// Custom headers left out because sending them would break the request.
+    pub dropped_headers: Vec<String>,
+}
+
 /// What became of each Logto hook.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// `(Logto id, new id, whether the signing key was kept)`.
-    pub imported: Vec<(String, String, bool)>,
+    pub imported: Vec<Imported>,
     /// `(Logto id, why)`: already imported, or refused by this product (its answer).
     pub skipped: Vec<(String, String)>,
     /// True when the Logto tenant had more than [`MAX_HOOKS`] hooks.
@@ -125,24 +136,41 @@ impl Import {
         };
         for hook in hooks {
             let id = hook["id"].as_str().unwrap_or_default().to_string();
-            let body = translate(&hook);
+            let (body, dropped_headers) = translate(&hook);
             if existing.contains(&identity(&body)) {
                 report.skipped.push((id, "already imported".into()));
                 continue;
             }
-            let keeps_key = body.get("signingKey").is_some();
-            let r = self
-                .send(http, reqwest::Method::POST, "api/hooks", Some(&body))
-                .await?;
+            let kept_key = body.get("signingKey").is_some();
+            // Under Logto's id, so receivers checking `hookId` see no change.
+            let r = match HookId::parse(&id) {
+                Ok(_) => {
+                    let path = format!("api/hooks/{id}");
+                    self.send(http, reqwest::Method::PUT, &path, Some(&body))
+                        .await?
+                }
+                Err(_) => {
+                    self.send(http, reqwest::Method::POST, "api/hooks", Some(&body))
+                        .await?
+                }
+            };
             let status = r.status().as_u16();
             let answer: Value =
                 serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
-            if status == 201 {
-                let new_id = answer["id"].as_str().unwrap_or_default().to_string();
-                report.imported.push((id, new_id, keeps_key));
-            } else {
-                let why = answer["message"].as_str().unwrap_or("refused").to_string();
-                report.skipped.push((id, format!("{status}: {why}")));
+            match status {
+                201 => report.imported.push(Imported {
+                    logto_id: id,
+                    id: answer["id"].as_str().unwrap_or_default().to_string(),
+                    kept_key,
+                    dropped_headers,
+                }),
+                409 if answer["code"] == "hook.id_taken" => report
+                    .skipped
+                    .push((id, "already imported (a hook here has its id)".into())),
+                _ => {
+                    let why = answer["message"].as_str().unwrap_or("refused").to_string();
+                    report.skipped.push((id, format!("{status}: {why}")));
+                }
             }
         }
         Ok(report)
@@ -245,27 +273,38 @@ impl Import {
     }
 }
 
-/// A Logto hook as this product's create body: name, events (or the legacy event), URL,
-/// headers, retries, enabled and the signing key (when it has one: old Logto hooks may not).
-pub fn translate(hook: &Value) -> Value {
+/// A Logto hook as this product's create body: name, events and the legacy event, URL,
+/// headers, retries, enabled and the signing key (when it has one: old Logto hooks may not);
+/// and the custom headers left out because sending them would break the request.
+pub fn translate(hook: &Value) -> (Value, Vec<String>) {
     let mut body = Map::new();
-    if let Some(name) = hook["name"].as_str().filter(|n| !n.trim().is_empty()) {
+    if let Some(name) = hook["name"].as_str() {
         body.insert("name".into(), name.into());
     }
-    match hook["events"].as_array().filter(|e| !e.is_empty()) {
-        Some(events) => {
-            body.insert("events".into(), Value::Array(events.clone()));
-        }
-        None => {
-            body.insert("event".into(), hook["event"].clone());
-        }
+    if let Some(events) = hook["events"].as_array().filter(|e| !e.is_empty()) {
+        body.insert("events".into(), Value::Array(events.clone()));
+    }
+    if !hook["event"].is_null() {
+        body.insert("event".into(), hook["event"].clone());
     }
     let mut config = Map::new();
     config.insert("url".into(), hook["config"]["url"].clone());
-    for field in ["headers", "retries"] {
-        if let Some(v) = hook["config"].get(field).filter(|v| !v.is_null()) {
-            config.insert(field.into(), v.clone());
+    let mut dropped = Vec::new();
+    if let Some(Value::Object(headers)) = hook["config"].get("headers") {
+        let mut kept = Map::new();
+        for (name, value) in headers {
+            if is_reserved_header(&name.to_ascii_lowercase()) {
+                dropped.push(name.clone());
+            } else {
+                kept.insert(name.clone(), value.clone());
+            }
         }
+        config.insert("headers".into(), Value::Object(kept));
+    } else if let Some(v) = hook["config"].get("headers").filter(|v| !v.is_null()) {
+        config.insert("headers".into(), v.clone());
+    }
+    if let Some(v) = hook["config"].get("retries").filter(|v| !v.is_null()) {
+        config.insert("retries".into(), v.clone());
     }
     body.insert("config".into(), Value::Object(config));
     if let Some(enabled) = hook["enabled"].as_bool() {
@@ -274,7 +313,7 @@ pub fn translate(hook: &Value) -> Value {
     if let Some(key) = hook["signingKey"].as_str().filter(|k| !k.is_empty()) {
         body.insert("signingKey".into(), key.into());
     }
-    Value::Object(body)
+    (Value::Object(body), dropped)
 }
 
 /// What makes an imported hook the same as one held: its URL (normalised) and signing key,
@@ -343,13 +382,23 @@ async fn checked(what: &str, r: reqwest::Response) -> Result<Value, ImportError>
 /// The import's outcome, one line per hook (no key, no token).
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
-    for (from, to, kept) in &report.imported {
-        let key = if *kept {
+    for hook in &report.imported {
+        let key = if hook.kept_key {
             "signing key kept"
         } else {
             "new signing key: update its receivers"
         };
-        out.push_str(&format!("imported {from} as {to} ({key})\n"));
+        out.push_str(&format!(
+            "imported {} as {} ({key})\n",
+            hook.logto_id, hook.id
+        ));
+        if !hook.dropped_headers.is_empty() {
+            out.push_str(&format!(
+                "  left out header {} of {}: sending it would break the request\n",
+                hook.dropped_headers.join(", "),
+                hook.logto_id
+            ));
+        }
     }
     for (from, why) in &report.skipped {
         out.push_str(&format!("skipped {from}: {why}\n"));
@@ -380,15 +429,23 @@ mod tests {
             "signingKey": "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja", "enabled": false, "createdAt": 1});
         assert_eq!(
             translate(&modern),
-            json!({"name": "crm", "events": ["PostRegister", "User.Created"],
+            (
+                json!({"name": "crm", "events": ["PostRegister", "User.Created"],
                 "config": {"url": "https://crm.example.com/in", "headers": {"x-k": "v"}, "retries": 3},
-                "enabled": false, "signingKey": "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja"})
+                "enabled": false, "signingKey": "k9Qz2Lw7Xv4Rt8Yp1Mn6Bc3Hd5Fg0Ja"}),
+                vec![]
+            )
         );
         let legacy = json!({"id": "h2", "name": "", "event": "PostSignIn", "events": [],
-            "config": {"url": "https://a.example.com"}, "signingKey": "", "enabled": true});
+            "config": {"url": "https://a.example.com", "headers": {"Content-Type": "application/json; charset=utf-8", "Connection": "close"}},
+            "signingKey": "", "enabled": true});
         assert_eq!(
             translate(&legacy),
-            json!({"event": "PostSignIn", "config": {"url": "https://a.example.com"}, "enabled": true})
+            (
+                json!({"name": "", "event": "PostSignIn", "config": {"url": "https://a.example.com",
+                "headers": {"Content-Type": "application/json; charset=utf-8"}}, "enabled": true}),
+                vec!["Connection".to_string()]
+            )
         );
         assert_eq!(
             next_cursor(

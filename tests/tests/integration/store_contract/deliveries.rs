@@ -7,7 +7,9 @@ use webhooks::domain::clock::now_ms;
 use webhooks::domain::delivery::{Attempt, DeliveryId, DeliveryStatus};
 use webhooks::domain::event::EventId;
 use webhooks::domain::hook::HookId;
-use webhooks::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, RecordOutcome, StoreError};
+use webhooks::ports::{
+    AttemptRecord, Count, DeliveryFilter, DeliveryLog, RecordOutcome, StoreError,
+};
 
 contract!(
     attempts_are_recorded_once_and_logs_list_newest_first,
@@ -264,16 +266,47 @@ async fn delivery_pages_follow_cursors_and_filters(s: Arc<impl DeliveryLog + ?Si
         statuses: Some(vec![DeliveryStatus::Success]),
         ..all.clone()
     };
-    let (ids, _) = walk(s, &hook.id, succeeded, 2).await;
+    let (ids, _) = walk(s, &hook.id, succeeded.clone(), 2).await;
     assert_eq!(ids.len(), 3, "filtered by status");
 
     let recent = DeliveryFilter::between(now - 60_000 + 5_000, now - 60_000 + 8_000);
-    let (ids, _) = walk(s, &hook.id, recent, 2).await;
+    let (ids, _) = walk(s, &hook.id, recent.clone(), 2).await;
     assert_eq!(
         ids,
         newest_first[3..7].to_vec(),
         "the time range is inclusive"
     );
+
+    // Counts: exact with every filter, a lower bound past the cap.
+    let hook_id = &hook.id;
+    let count = |filter: DeliveryFilter, cap: u64| async move {
+        s.count_deliveries(hook_id, &filter, cap).await.unwrap()
+    };
+    let exact = |counted| Count {
+        counted,
+        exact: true,
+    };
+    assert_eq!(count(all.clone(), 100).await, exact(12));
+    assert_eq!(
+        count(all.clone(), 12).await,
+        exact(12),
+        "a cap reached is exact"
+    );
+    let created = DeliveryFilter {
+        event: Some(EventName::UserCreated),
+        ..all.clone()
+    };
+    assert_eq!(count(created, 100).await, exact(4));
+    assert_eq!(count(succeeded, 100).await, exact(3));
+    assert_eq!(count(recent, 100).await, exact(4));
+    // Past the cap a store may stop (a lower bound above it) or finish counting.
+    let capped = count(all.clone(), 5).await;
+    assert!(
+        capped == exact(12) || (!capped.exact && capped.counted > 5),
+        "{capped:?}"
+    );
+    let none = DeliveryFilter::between(now - 7_200_000, now - 3_600_000);
+    assert_eq!(count(none, 100).await, exact(0));
 }
 
 /// Hundreds of deliveries, some in the same millisecond: every page size and filter lists

@@ -6,7 +6,10 @@ use super::super::ready::{Key, Ready};
 use super::{SqliteStore, from_json, to_json};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryId, DeliveryStatus, Job};
 use crate::domain::hook::HookId;
-use crate::ports::{AttemptRecord, DeliveryFilter, DeliveryLog, Page, RecordOutcome, StoreError};
+use crate::ports::{
+    AttemptRecord, Count, DeliveryFilter, DeliveryLog, MAX_COUNT_READ, Page, RecordOutcome,
+    StoreError,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::de::DeserializeOwned;
@@ -409,6 +412,53 @@ impl DeliveryLog for SqliteStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn count_deliveries(
+        &self,
+        hook: &HookId,
+        filter: &DeliveryFilter,
+        cap: u64,
+    ) -> Result<Count, StoreError> {
+        let Some((low, high)) = filter.id_range(None) else {
+            return Ok(Count {
+                counted: 0,
+                exact: true,
+            });
+        };
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT event, status FROM deliveries \
+             WHERE hook_id = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id DESC LIMIT ?4",
+        )?;
+        let mut rows = stmt.query(params![
+            hook.as_str(),
+            low.to_string(),
+            high.to_string(),
+            MAX_COUNT_READ as i64 + 1
+        ])?;
+        let (mut counted, mut read) = (0, 0);
+        while let Some(row) = rows.next()? {
+            if counted > cap || read == MAX_COUNT_READ {
+                return Ok(Count {
+                    counted,
+                    exact: false,
+                });
+            }
+            read += 1;
+            let event: String = row.get(0)?;
+            let status: String = row.get(1)?;
+            let matches = filter.event.is_none_or(|e| e.as_str() == event)
+                && filter
+                    .statuses
+                    .as_ref()
+                    .is_none_or(|s| s.iter().any(|s| s.as_str() == status));
+            counted += u64::from(matches);
+        }
+        Ok(Count {
+            counted,
+            exact: true,
+        })
     }
 
     async fn reopen_delivery(
