@@ -96,7 +96,9 @@ async fn receive(
     {
         return (StatusCode::UNAUTHORIZED, r#"{"error":"invalid signature"}"#);
     }
-    let id = header(&headers, "webhook-id").unwrap_or_default().to_string();
+    let id = header(&headers, "webhook-id")
+        .unwrap_or_default()
+        .to_string();
     let first = this.seen.lock().unwrap().insert(id);
     if !first {
         if this.broken == "dup-error" {
