@@ -24,8 +24,8 @@ use std::time::Duration;
 /// (a request and its repeat) stay well inside the API function's 30-second timeout.
 pub const MAX_REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
-const STANDARD: &str = "Standard Webhooks (webhook-signature)";
-const LOGTO: &str = "Logto (logto-signature-sha-256)";
+const STANDARD: &str = "Standard Webhooks' webhook-signature";
+const LOGTO: &str = "Logto's logto-signature-sha-256";
 
 /// What to check and with which keys.
 #[derive(Debug, Clone)]
