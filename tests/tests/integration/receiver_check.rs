@@ -129,6 +129,15 @@ fn outcome<'a>(report: &'a Value, check: &str) -> &'a str {
         .unwrap()
 }
 
+/// A broken example: its language, its environment, the checks expected to catch it with
+/// their outcomes, and the report's outcome.
+type Broken = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 fn names(report: &Value) -> Vec<String> {
     report["checks"]
         .as_array()
@@ -174,8 +183,7 @@ async fn every_example_receiver_passes() {
 #[tokio::test]
 async fn each_broken_receiver_is_caught_by_its_check() {
     let binary = binary().await;
-    // (example, its environment, the checks expected to catch it, and their outcome).
-    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], &str)] = &[
+    let cases: &[Broken] = &[
         (
             "node",
             &[("BROKEN", "no-verify")],
@@ -562,17 +570,15 @@ async fn check_requests_are_marked_and_never_count_towards_health() {
         .await
         .unwrap();
     assert_eq!(logs, json!([]));
-    let (listed, _) = (
-        http.get(format!("{base}/api/hooks/{hook}/checks"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-        (),
-    );
+    let listed: Value = http
+        .get(format!("{base}/api/hooks/{hook}/checks"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 3);
     server.stop();
 }
