@@ -288,6 +288,7 @@ pub async fn run(client: &DeliveryClient, target: &Target) -> CheckReport {
     url.set_query(None);
     url.set_fragment(None);
     let _ = url.set_password(None);
+    let _ = url.set_username("");
     CheckReport::new(
         target.hook_id.clone(),
         url.to_string(),
@@ -423,4 +424,80 @@ async fn send(
         location: location.filter(|_| answer.status.is_some_and(|s| (300..400).contains(&s))),
     };
     (request, response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted() -> Received {
+        Received {
+            status: Some(200),
+            time_ms: 5,
+            ..Received::default()
+        }
+    }
+
+    fn probe(standard: Signer, logto: Signer) -> Probe {
+        Probe {
+            name: "x",
+            what: "x",
+            body: "{}".into(),
+            signed_body: None,
+            body_note: None,
+            standard,
+            logto,
+            skew: 0,
+        }
+    }
+
+    #[test]
+    fn bodies_are_marked_and_the_large_one_is_exactly_64_kib() {
+        let event = event_fields(EventName::PostRegister, "hook_x");
+        let body: Value = serde_json::from_str(&body_with(&event, &[])).unwrap();
+        assert_eq!(body[CHECK_FIELD], true);
+        assert_eq!(body["hookId"], "hook_x");
+        assert_eq!(body["event"], "PostRegister");
+        let large = large_body(&event);
+        assert_eq!(large.len(), LARGE_BODY_BYTES);
+        assert!(serde_json::from_str::<Value>(&large).is_ok());
+    }
+
+    #[test]
+    fn accepting_fails_only_when_every_signature_is_wrong() {
+        let judged = |p: Probe| judge(&p, &accepted()).0;
+        assert_eq!(judged(probe(Signer::Valid, Signer::Valid)), Outcome::Pass);
+        assert_eq!(
+            judged(probe(Signer::WrongThenValid, Signer::Valid)),
+            Outcome::Pass
+        );
+        assert_eq!(judged(probe(Signer::Wrong, Signer::Valid)), Outcome::Warn);
+        assert_eq!(judged(probe(Signer::Valid, Signer::Wrong)), Outcome::Warn);
+        assert_eq!(judged(probe(Signer::Wrong, Signer::Wrong)), Outcome::Fail);
+        assert_eq!(judged(probe(Signer::Absent, Signer::Absent)), Outcome::Fail);
+        let stale = Probe {
+            skew: -SKEW_SECS,
+            ..probe(Signer::Valid, Signer::Absent)
+        };
+        assert_eq!(judged(stale), Outcome::Fail);
+        let tampered = Probe {
+            signed_body: Some("{\"a\":1}".into()),
+            ..probe(Signer::Valid, Signer::Valid)
+        };
+        assert_eq!(judged(tampered), Outcome::Fail);
+    }
+
+    #[test]
+    fn the_time_limit_is_the_hooks_capped() {
+        let url = HookUrl::parse(
+            "https://hooks.example.com/in",
+            crate::domain::hook::UrlPolicy { allow_http: false },
+        )
+        .unwrap();
+        let key = SigningKey::generate();
+        let target = Target::for_url(url, key, None, Duration::from_secs(60));
+        assert_eq!(target.limit, MAX_REQUEST_LIMIT);
+        assert_eq!(target.keys.len(), 1);
+        assert_eq!(target.logto_key, target.keys[0]);
+    }
 }

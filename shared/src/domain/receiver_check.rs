@@ -163,7 +163,7 @@ pub struct CheckReport {
     /// The hook checked; `None` for a check of a URL from the command line.
     #[serde(default)]
     pub hook_id: Option<HookId>,
-    /// The URL checked, without its query (which may carry a credential).
+    /// The URL checked, without its query or user info (which may carry a credential).
     pub url: String,
     /// Unix milliseconds.
     pub created_at: i64,
