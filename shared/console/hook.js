@@ -1,4 +1,5 @@
-// One hook: its settings, signing key (revealed on request), the test button, health charts,
+// One hook: its settings, signing key (revealed on request), the test button, the receiver
+// check, health charts,
 // recovery with live progress, and its delivery log with filters, details and re-send.
 
 import { api, nextCursor } from './api.js';
@@ -30,6 +31,7 @@ export async function hookPage(id) {
     ),
     keyPanel(path),
     testPanel(path, hook),
+    checkPanel(path),
     el('h2', {}, 'Health'),
     healthPanel(path),
     recoverPanel(path),
@@ -101,6 +103,52 @@ function testPanel(path, hook) {
         }
       } }, 'Send')),
     answer,
+  );
+}
+
+/** The receiver check: runs it on request and shows the report (the last kept one at first). */
+function checkPanel(path) {
+  const report = el('div', { id: 'check-report' });
+  api('GET', `${path}/checks?page_size=1`).then(({ json: kept }) => {
+    if (kept.length && !report.childElementCount) fill(report, checkReport(kept[0]));
+  }, () => {});
+  return el(
+    'section',
+    { class: 'panel', id: 'check' },
+    el('h2', {}, 'Receiver check'),
+    el('p', { class: 'row' },
+      el('span', { class: 'muted' }, 'Signed, forged, stale, repeated and large requests to the hook\'s URL; never counted as deliveries.'),
+      el('button', { class: 'primary', type: 'button', id: 'check-endpoint', onclick: async () => {
+        fill(report, el('span', { class: 'muted' }, 'checking…'));
+        try {
+          const { json: done } = await api('POST', `${path}/check`);
+          fill(report, checkReport(done));
+        } catch (error) {
+          fill(report, failure(error));
+        }
+      } }, 'Check endpoint')),
+    report,
+  );
+}
+
+const OUTCOME_CLASS = { pass: 'ok', warn: 'warn', fail: 'bad' };
+
+function checkReport(r) {
+  const detail = el('div');
+  return el('div', {},
+    el('p', { class: 'row' },
+      el('strong', { class: OUTCOME_CLASS[r.outcome], id: 'check-outcome' }, r.outcome.toUpperCase()),
+      el('span', { class: 'muted' }, `${when(r.createdAt)} · ${r.url} · ${r.timeoutMs} ms a request`)),
+    el('table', { class: 'checks' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Check'), el('th', {}, 'Outcome'), el('th', {}, 'Detail'), el('th', {}, ''))),
+      el('tbody', {}, r.checks.map((c) => el('tr', { 'data-check': c.name },
+        el('td', {}, c.name),
+        el('td', { class: OUTCOME_CLASS[c.outcome] }, c.outcome),
+        el('td', {}, c.detail),
+        el('td', {}, c.request.method && el('button', { class: 'link', type: 'button',
+          onclick: () => fill(detail, el('h3', {}, c.name), json({ request: c.request, response: c.response })) }, 'request'))))),
+    ),
+    detail,
   );
 }
 

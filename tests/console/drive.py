@@ -143,6 +143,17 @@ def main():
         seen["testAnswer"] = driver.find_element(By.ID, "test-answer").text
         probe(driver, seen, "test answer")
 
+        # The receiver check: this receiver accepts everything, so forged requests fail it.
+        driver.find_element(By.ID, "check-endpoint").click()
+        wait.until(EC.presence_of_element_located((By.ID, "check-outcome")))
+        seen["checkOutcome"] = driver.find_element(By.ID, "check-outcome").text
+        seen["checkRows"] = {
+            row.get_attribute("data-check"): row.find_elements(By.TAG_NAME, "td")[1].text
+            for row in driver.find_elements(By.CSS_SELECTOR, "#check-report tr[data-check]")
+        }
+        driver.execute_script("document.getElementById('check').scrollIntoView()")
+        driver.save_screenshot(f"{shots}/check.png")
+
         # The health charts.
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#health svg.chart")) >= 3)
         seen["charts"] = len(driver.find_elements(By.CSS_SELECTOR, "#health svg.chart"))

@@ -170,6 +170,8 @@ forward_port! { impl HookStore for FaultyStore { forward all; } }
 
 forward_port! { impl RecoveryStore for FaultyStore { forward all; } }
 
+forward_port! { impl CheckStore for FaultyStore { forward all; } }
+
 forward_port! {
     impl DeliveryLog for FaultyStore {
         forward insert_deliveries, insert_missing_deliveries, delete_deliveries, record_attempt,

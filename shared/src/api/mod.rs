@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bodies;
+pub mod checks;
 pub mod console;
 pub mod error;
 pub mod hook_events;

@@ -4,6 +4,7 @@
 use super::{ApiError, query_param};
 use crate::domain::delivery::DeliveryId;
 use crate::domain::hook::HookPosition;
+use crate::domain::receiver_check::CheckId;
 use crate::domain::validation::ValidationError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -78,6 +79,17 @@ pub fn encode_hook_cursor(after: &HookPosition) -> String {
 pub fn decode_hook_cursor(cursor: &str) -> Result<HookPosition, ApiError> {
     decode(cursor)
         .and_then(|key| HookPosition::parse_sort_key(&key))
+        .ok_or_else(not_a_cursor)
+}
+
+/// The cursor after a report of a hook's receiver checks.
+pub fn encode_check_cursor(after: &CheckId) -> String {
+    URL_SAFE_NO_PAD.encode(after.to_string())
+}
+
+pub fn decode_check_cursor(cursor: &str) -> Result<CheckId, ApiError> {
+    decode(cursor)
+        .and_then(|id| CheckId::parse(&id).ok())
         .ok_or_else(not_a_cursor)
 }
 

@@ -113,6 +113,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/hooks/{id}/stats", get(Hooks::stats))
         .route("/api/hooks/{id}/signing-key", patch(Hooks::rotate_key))
         .route("/api/hooks/{id}/test", post(Hooks::test))
+        .route("/api/hooks/{id}/check", post(Hooks::check))
+        .route("/api/hooks/{id}/checks", get(Hooks::checks))
         .route(
             "/api/hooks/{id}/deliveries/{deliveryId}/retry",
             post(Hooks::retry),

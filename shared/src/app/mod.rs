@@ -16,6 +16,7 @@ pub mod consumer;
 pub mod deliver;
 pub mod health;
 pub mod ingest;
+pub mod receiver_check;
 pub mod recovery;
 pub mod relay;
 pub mod samples;

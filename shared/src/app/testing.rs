@@ -125,6 +125,8 @@ forward_port! { impl EventClaims for Spy { forward all; } }
 
 forward_port! { impl RecoveryStore for Spy { forward all; } }
 
+forward_port! { impl CheckStore for Spy { forward all; } }
+
 forward_port! {
     impl HealthStore for Spy {
         forward reserve_slot, hook_health, claim_notice, reset_health, hourly_health;

@@ -12,6 +12,7 @@ pub mod health;
 pub mod hook;
 pub mod ids;
 pub mod json;
+pub mod receiver_check;
 pub mod recovery;
 pub mod retry;
 pub mod signing;

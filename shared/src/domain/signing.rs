@@ -150,7 +150,7 @@ fn standard_digest(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) 
 }
 
 /// Signature header values for one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SignatureHeaders {
     pub webhook_id: String,
     pub webhook_timestamp: String,

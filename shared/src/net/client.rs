@@ -130,19 +130,64 @@ impl DeliveryClient {
         body: &str,
         limit: Duration,
     ) -> Answer {
+        let headers = request_headers(custom, signature, &self.user_agent);
+        self.send(url, headers, body, limit).await.0
+    }
+
+    /// The time limits of each attempt.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// POSTs `body` with the product's and the hook's headers and exactly the `signed` headers
+    /// given (the receiver check's forged and partial signatures), within `limit` (at most the
+    /// client's own timeout), under the same URL and address policy as deliveries. The answer,
+    /// and a redirect's `Location` (never followed).
+    pub async fn post_with_headers(
+        &self,
+        url: &HookUrl,
+        custom: &CustomHeaders,
+        signed: &[(&'static str, String)],
+        body: &str,
+        limit: Duration,
+    ) -> (Answer, Option<String>) {
+        let mut headers = request_headers(custom, &SignatureHeaders::default(), &self.user_agent);
+        for name in SIGNATURE_HEADERS {
+            headers.remove(name);
+        }
+        for (name, value) in signed {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+        self.send(url, headers, body, limit).await
+    }
+
+    async fn send(
+        &self,
+        url: &HookUrl,
+        headers: HeaderMap,
+        body: &str,
+        limit: Duration,
+    ) -> (Answer, Option<String>) {
         let limit = limit.min(self.timeouts.total);
         let started = Instant::now();
         if let Err(e) = HookUrl::check(url.as_url().clone(), self.url_policy) {
-            return Answer::failed(started, ErrorKind::Blocked, e.to_string());
-        }
-        if self.policy.check_url(url.as_url()).is_err() {
-            return Answer::failed(
-                started,
-                ErrorKind::Blocked,
-                "destination address is not allowed",
+            return (
+                Answer::failed(started, ErrorKind::Blocked, e.to_string()),
+                None,
             );
         }
-        let headers = request_headers(custom, signature, &self.user_agent);
+        if self.policy.check_url(url.as_url()).is_err() {
+            return (
+                Answer::failed(
+                    started,
+                    ErrorKind::Blocked,
+                    "destination address is not allowed",
+                ),
+                None,
+            );
+        }
         // One deadline for the whole attempt. The status decides the outcome once it arrived in
         // time; the body is only captured until the deadline, so a slow body never turns a 2xx
         // into a timeout (reqwest's own total timeout ends the capture the same way).
@@ -156,11 +201,19 @@ impl DeliveryClient {
             .send();
         let mut response = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return classify(started, &e),
+            Ok(Err(e)) => return (classify(started, &e), None),
             Err(_) => {
-                return Answer::failed(started, ErrorKind::Timeout, "no answer within the timeout");
+                return (
+                    Answer::failed(started, ErrorKind::Timeout, "no answer within the timeout"),
+                    None,
+                );
             }
         };
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -191,7 +244,7 @@ impl DeliveryClient {
                 Some(format!("endpoint answered {status}")),
             )
         };
-        Answer {
+        let answer = Answer {
             duration: started.elapsed(),
             status: Some(status),
             body: Some(String::from_utf8_lossy(&captured).into_owned()),
@@ -199,7 +252,8 @@ impl DeliveryClient {
             error,
             retry_after,
             body_complete,
-        }
+        };
+        (answer, location)
     }
 }
 
@@ -219,6 +273,14 @@ fn compiled_in_roots() -> Vec<reqwest::Certificate> {
         .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
         .collect()
 }
+
+/// The headers a signature consists of.
+const SIGNATURE_HEADERS: [&str; 4] = [
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "logto-signature-sha-256",
+];
 
 fn request_headers(
     custom: &CustomHeaders,

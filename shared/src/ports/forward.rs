@@ -41,6 +41,7 @@ pub mod types {
     pub use crate::domain::health::{BatchHealth, HealthCounts, HookHealth};
     pub use crate::domain::hook::{Hook, HookId, HookPosition};
     pub use crate::domain::json::RawJson;
+    pub use crate::domain::receiver_check::{CheckId, CheckReport};
     pub use crate::domain::recovery::{Recovery, RecoveryId};
     pub use crate::ports::{
         AttemptRecord, Count, DeliveryFilter, EventClaim, EventFields, HourlyCount, Page,
@@ -87,6 +88,12 @@ macro_rules! forward_port {
     (impl RecoveryStore for $fake:ty { forward all; $($own:tt)* }) => {
         $crate::forward_port!(impl RecoveryStore for $fake {
             forward create_recovery, get_recovery, advance_recovery;
+            $($own)*
+        });
+    };
+    (impl CheckStore for $fake:ty { forward all; $($own:tt)* }) => {
+        $crate::forward_port!(impl CheckStore for $fake {
+            forward put_check, page_checks;
             $($own)*
         });
     };
@@ -251,4 +258,17 @@ macro_rules! forward_port {
             resent: u64,
             now_ms: i64
         ) -> bool); };
+
+    (@signature put_check, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        put_check(report: &$crate::ports::forward::types::CheckReport, expires_at: i64) -> ()); };
+    (@signature page_checks, $k:tt, $r:tt) => { $crate::forward_port!(@made $k, $r,
+        page_checks(
+            hook: &$crate::ports::forward::types::HookId,
+            after: Option<&$crate::ports::forward::types::CheckId>,
+            limit: usize,
+            now_ms: i64
+        ) -> $crate::ports::forward::types::Page<
+            $crate::ports::forward::types::CheckReport,
+            $crate::ports::forward::types::CheckId,
+        >); };
 }

@@ -2,10 +2,11 @@
 //! DynamoDB/SQS adapters serve AWS; embedded adapters serve the local dev server and tests.
 //!
 //! Each resource is a port of its own ([`HookStore`], [`DeliveryLog`], [`EventClaims`],
-//! [`HealthStore`], [`RecoveryStore`]); [`Store`] is every one of them at once, what the
+//! [`HealthStore`], [`RecoveryStore`], [`CheckStore`]); [`Store`] is every one of them at once, what the
 //! handlers hold as `Arc<dyn Store>`. On `dyn Store` (or a type bound by a port) every port
 //! method resolves as it is; on a concrete adapter, the port's trait must be in scope.
 
+mod checks;
 mod claims;
 mod deliveries;
 pub mod forward;
@@ -14,6 +15,7 @@ mod hooks;
 mod queue;
 mod recoveries;
 
+pub use checks::CheckStore;
 pub use claims::{EventClaim, EventClaims};
 pub use deliveries::{
     AttemptRecord, Count, DeliveryFilter, DeliveryLog, EventFields, MAX_COUNT_READ, RecordOutcome,
@@ -44,10 +46,13 @@ pub enum StoreError {
 
 /// The whole store: every resource port at once. Implemented for every type that implements
 /// them all, so an adapter (or a fake) implements the resource ports and is a `Store`.
-pub trait Store: HookStore + DeliveryLog + EventClaims + HealthStore + RecoveryStore {}
+pub trait Store:
+    HookStore + DeliveryLog + EventClaims + HealthStore + RecoveryStore + CheckStore
+{
+}
 
 impl<T> Store for T where
-    T: HookStore + DeliveryLog + EventClaims + HealthStore + RecoveryStore + ?Sized
+    T: HookStore + DeliveryLog + EventClaims + HealthStore + RecoveryStore + CheckStore + ?Sized
 {
 }
 

@@ -244,6 +244,11 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
         answer.contains("<script>window.__pwned = 1</script>"),
         "{answer}"
     );
+    assert_eq!(seen["checkOutcome"], "FAIL", "{seen}");
+    let rows = &seen["checkRows"];
+    assert_eq!(rows.as_object().unwrap().len(), 13, "{seen}");
+    assert_eq!(rows["signed"], "pass", "{seen}");
+    assert_eq!(rows["wrong-key"], "fail", "{seen}");
     assert!(seen["charts"].as_u64().unwrap() >= 3, "{seen}");
     assert!(seen["bars"].as_u64().unwrap() > 0, "{seen}");
     let table = seen["hookTable"].as_str().unwrap();
@@ -307,6 +312,7 @@ async fn an_operator_uses_the_console_in_headless_chromium() {
         "delivery",
         "hook",
         "health",
+        "check",
         "edit",
     ] {
         let shot = std::path::Path::new(shots).join(format!("{page}.png"));

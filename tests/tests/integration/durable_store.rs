@@ -937,3 +937,55 @@ async fn a_file_of_schema_5_is_upgraded_in_place_and_its_pending_deliveries_are_
     drop((store, db));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A file of schema 6 (before receiver check reports) gains their table and keeps its hooks.
+#[tokio::test]
+async fn a_schema_6_file_gains_the_receiver_checks_table() {
+    use webhooks::domain::receiver_check::{CheckReport, REPORT_RETENTION_MS};
+    use webhooks::ports::CheckStore;
+    let dir = temp_dir("schema6");
+    let hook = webhooks::api::bodies::NewHook::parse(
+        &json!({"name": "h", "events": ["PostSignIn"], "config": {"url": "https://hooks.example.com/x"}}),
+        webhooks::domain::hook::UrlPolicy { allow_http: false },
+    )
+    .unwrap()
+    .into_hook(now_ms());
+    {
+        let db = Database::open(&dir).unwrap();
+        SqliteStore::new(db.clone())
+            .create_hook(&hook)
+            .await
+            .unwrap();
+        drop(db);
+    }
+    {
+        let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+        conn.execute_batch("DROP TABLE receiver_checks; PRAGMA user_version = 6;")
+            .unwrap();
+    }
+    let db = Database::open(&dir).unwrap();
+    let store = SqliteStore::new(db.clone());
+    assert_eq!(store.get_hook(&hook.id).await.unwrap(), Some(hook.clone()));
+    let now = now_ms();
+    let report = CheckReport::new(
+        Some(hook.id.clone()),
+        "https://hooks.example.com/x".into(),
+        now,
+        1_000,
+        vec![],
+    );
+    store
+        .put_check(&report, now + REPORT_RETENTION_MS)
+        .await
+        .unwrap();
+    let page = store.page_checks(&hook.id, None, 10, now).await.unwrap();
+    assert_eq!(page.items, vec![report]);
+    drop((store, db));
+    let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, webhooks::adapters::sqlite::SCHEMA_VERSION);
+    drop(conn);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -29,6 +29,7 @@ mod operator;
 mod panics;
 mod pipeline;
 mod rate_limit;
+mod receiver_check;
 mod recovery;
 mod secrets;
 mod sqs_queue;

@@ -872,6 +872,24 @@ async fn answers_match_the_documented_statuses_and_schemas() {
     assert_eq!(r.body_json()["responseStatus"], 500);
     t.admin(204, test, &at("/test"), sample).await;
 
+    // The receiver check: this receiver accepts everything, so the report fails; it is kept.
+    let r = t
+        .admin(
+            200,
+            "POST /api/hooks/{id}/check",
+            &at("/check"),
+            none.clone(),
+        )
+        .await;
+    assert_eq!(r.body_json()["outcome"], "fail");
+    let checks = "GET /api/hooks/{id}/checks";
+    let r = t
+        .admin(200, checks, &at("/checks?page_size=5"), none.clone())
+        .await;
+    assert_eq!(r.body_json().as_array().unwrap().len(), 1);
+    t.admin(400, checks, &at("/checks?cursor=nope"), none.clone())
+        .await;
+
     let list = "/api/hooks?page=1&page_size=10&includeExecutionStats=true";
     t.admin(200, "GET /api/hooks", list, none.clone()).await;
     t.admin(

@@ -6,6 +6,7 @@
 //!
 //! One file per port; `item` holds what they share (attribute values, reads, error mapping).
 
+mod checks;
 mod claims;
 mod deliveries;
 mod health;

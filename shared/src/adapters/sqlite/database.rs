@@ -228,7 +228,13 @@ impl Database {
                 .map(|(_, sql)| *sql)
                 .collect();
             conn.execute_batch(&format!("BEGIN; {steps}"))
-                .and_then(|()| upgrade::records_to_rows(&conn))
+                .and_then(|()| {
+                    if version <= 5 {
+                        upgrade::records_to_rows(&conn)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|()| {
                     conn.execute_batch(&format!(
                         "PRAGMA user_version = {}; COMMIT;",

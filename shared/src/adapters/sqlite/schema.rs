@@ -4,10 +4,11 @@
 //! stored once, and each attempt is a row of its own, so an attempt appends instead of rewriting.
 
 /// `PRAGMA user_version` of the schema below.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
-/// What brings a file of an earlier version up to version 5, by the version each step starts
-/// from; from there `upgrade.rs` rewrites version 5's JSON delivery records as rows.
+/// What brings a file of an earlier version up to the current one, by the version each step
+/// starts from; a file of version 5 or earlier then has `upgrade.rs` rewrite version 5's JSON
+/// delivery records as rows (version 6), and version 6 gains the receiver checks' table.
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -19,7 +20,21 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         4,
         "ALTER TABLE subscriptions ADD COLUMN sync INTEGER NOT NULL DEFAULT 0;",
     ),
+    (6, RECEIVER_CHECKS),
 ];
+
+/// Receiver check reports, newest first by id (a ULID); expired rows are deleted as new ones
+/// are written.
+const RECEIVER_CHECKS: &str = "
+CREATE TABLE receiver_checks (
+    hook_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (hook_id, id)
+) WITHOUT ROWID;
+CREATE INDEX receiver_checks_by_expiry ON receiver_checks (expires_at);
+";
 
 const RATE_SLOTS: &str = "
 CREATE TABLE rate_slots (
@@ -111,6 +126,14 @@ CREATE TABLE rate_slots (
     hook_id TEXT PRIMARY KEY,
     next_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE receiver_checks (
+    hook_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (hook_id, id)
+) WITHOUT ROWID;
+CREATE INDEX receiver_checks_by_expiry ON receiver_checks (expires_at);
 CREATE TABLE recoveries (
     hook_id TEXT NOT NULL,
     id TEXT NOT NULL,

@@ -1,6 +1,8 @@
 //! `cargo run`: the local dev server (API, sender loop, embedded store and queue).
 //! `webhooks-local import-logto --url URL --token TOKEN`: copies a Logto tenant's hooks.
+//! `webhooks-local check-receiver URL --secret KEY [--logto-key K] [--json]`: checks a receiver.
 
+mod check_receiver;
 mod import_logto;
 
 use webhooks::startup::local::{LocalConfig, LocalServer};
@@ -16,6 +18,9 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("import-logto") {
         std::process::exit(import_logto::run(&args[1..]).await);
+    }
+    if args.first().map(String::as_str) == Some("check-receiver") {
+        std::process::exit(check_receiver::run_command(&args[1..]).await);
     }
     let (config, generated) = match LocalConfig::from_env() {
         Ok(c) => c,

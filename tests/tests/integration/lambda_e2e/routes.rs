@@ -1,6 +1,7 @@
 //! Every route and job of the Lambda path once, under IAM enforcement, so the recording proxy
 //! sees each AWS call the binaries make: `wait=true` with a sync hook, the Logto relay, the
-//! management routes, sender batches with retries and rate limits, and a recovery's steps.
+//! management routes (the receiver check included), sender batches with retries and rate
+//! limits, and a recovery's steps.
 
 use super::delivery::put_secure;
 use super::{Recording, Setup, Watch, sqs_record};
@@ -206,6 +207,25 @@ async fn every_lambda_route_and_job_calls_aws_as_its_role_allows() {
             .await;
         assert_eq!(answer.status, status, "{method} {path}: {}", answer.raw);
     }
+
+    // The receiver check: run by the api function well within its 30 s timeout, the report
+    // kept in the deliveries table and listed back.
+    let started = std::time::Instant::now();
+    let checked = api
+        .request(&http, "POST", &hook(&limited_id, "/check"), ADMIN, None)
+        .await;
+    assert_eq!(checked.status, 200, "{}", checked.raw);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the check took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(checked.body["checks"].as_array().unwrap().len(), 13);
+    let kept = api
+        .request(&http, "GET", &hook(&limited_id, "/checks"), ADMIN, None)
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.raw);
+    assert_eq!(kept.body, json!([checked.body]));
 
     // A failed delivery retried by hand, then a recovery re-sending the hook's failures.
     let logs = api

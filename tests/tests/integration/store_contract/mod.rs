@@ -68,6 +68,7 @@ macro_rules! contract {
 }
 
 // After the macro, so the ports' files can run their cases with it.
+mod checks;
 mod claims;
 mod deliveries;
 mod health;

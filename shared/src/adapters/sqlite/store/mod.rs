@@ -2,6 +2,7 @@
 //! port call one statement or one transaction on the shared connection. One file per port;
 //! this one holds the store and the encoding they share.
 
+mod checks;
 mod claims;
 pub(super) mod deliveries;
 mod health;
